@@ -1,0 +1,223 @@
+"""`greenbench.run()`: resolve a suite, check it, run its cells, store and return the records."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import pandas as pd
+
+from greenbench.backends.torch_device import check_available
+from greenbench.errors import GreenbenchError
+from greenbench.executors.local import CellFailed, run_in_child
+from greenbench.records import COLUMNS, unfinished_records
+from greenbench.runner import cell_context, cell_spec, one_line
+from greenbench.store import RunStore
+from greenbench.suite import DEFAULT_SUITE, Cell, Suite, apply_overrides, load_suite
+from greenbench.variants import get_variant
+from greenbench.workloads import get_preset
+
+
+class Reporter(Protocol):
+    """Progress callbacks; the CLI draws a progress bar from them."""
+
+    def run_started(self, run_id: str, path: Path, cells: list[Cell], windows: int) -> None: ...
+
+    def cell_started(self, cell: Cell) -> None: ...
+
+    def cell_event(self, cell: Cell, event: dict[str, Any]) -> None: ...
+
+    def cell_finished(self, cell: Cell, records: list[dict[str, Any]]) -> None: ...
+
+
+class SilentReporter:
+    def run_started(self, run_id: str, path: Path, cells: list[Cell], windows: int) -> None:
+        pass
+
+    def cell_started(self, cell: Cell) -> None:
+        pass
+
+    def cell_event(self, cell: Cell, event: dict[str, Any]) -> None:
+        pass
+
+    def cell_finished(self, cell: Cell, records: list[dict[str, Any]]) -> None:
+        pass
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    path: Path
+    suite: Suite
+    records: list[dict[str, Any]] = field(default_factory=list)  # latest attempt of each cell
+
+    @property
+    def failed(self) -> list[dict[str, Any]]:
+        return [r for r in self.records if r["status"] == "failed"]
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    def to_frame(self) -> pd.DataFrame:
+        return pd.DataFrame(self.records, columns=COLUMNS)
+
+
+def resolve_suite(
+    suite: Suite | str | None = None,
+    *,
+    workloads: Sequence[str] | None = None,
+    variants: Sequence[str] | None = None,
+    devices: Sequence[str] | None = None,
+    repetitions: int | None = None,
+    min_window_s: float | None = None,
+    zone: str | None = None,
+) -> Suite:
+    """A suite by object, name or path; flags replace its axes. Flags alone make an ad-hoc
+    suite from the quick suite's defaults."""
+    axes_given = any(v is not None for v in (workloads, variants, devices))
+    if isinstance(suite, Suite):
+        base = suite
+    else:
+        base = load_suite(suite or DEFAULT_SUITE)
+        if suite is None and axes_given:
+            base = Suite(**{**base.__dict__, "name": "adhoc", "description": "from flags"})
+    return apply_overrides(base, workloads, variants, devices, repetitions, min_window_s, zone)
+
+
+def run(
+    suite: Suite | str | None = None,
+    *,
+    workloads: Sequence[str] | None = None,
+    variants: Sequence[str] | None = None,
+    devices: Sequence[str] | None = None,
+    repetitions: int | None = None,
+    min_window_s: float | None = None,
+    zone: str | None = None,
+    out: str | os.PathLike = "results",
+    resume: str | None = None,
+    reporter: Reporter | None = None,
+) -> RunResult:
+    """Run a suite (or resume a run) and return its records. Takes what `greenbench run` takes."""
+    reporter = reporter or SilentReporter()
+    if resume is not None:
+        overrides = (suite, workloads, variants, devices, repetitions, min_window_s, zone)
+        if any(v is not None for v in overrides):
+            raise GreenbenchError(
+                "--resume reruns the run's own suite; drop --suite, --workload, --variant, "
+                "--device, --repetitions, --min-window and --zone"
+            )
+        store = RunStore.open(out, resume)
+        meta = store.read_meta()
+        resolved = Suite.from_dict(meta["suite"], source=str(store.path / "run.json"))
+    else:
+        resolved = resolve_suite(
+            suite,
+            workloads=workloads,
+            variants=variants,
+            devices=devices,
+            repetitions=repetitions,
+            min_window_s=min_window_s,
+            zone=zone,
+        )
+    for device in resolved.devices:
+        check_available(device)
+
+    if resume is not None:
+        attempts = _latest_attempts(store.read_records())
+        done = _finished_cells(store.read_records(), resolved)
+        store.update_meta(status="running", resumed_at=_now())
+    else:
+        from greenbench.environment import collect_environment
+
+        attempts, done = {}, set()
+        store = RunStore.create(
+            out,
+            {
+                "status": "running",
+                "started_at": _now(),
+                "suite": resolved.to_dict(),
+                "environment": collect_environment(),
+            },
+        )
+
+    cells = [c for c in resolved.cells() if c.cell_id not in done]
+    windows = sum(
+        len(get_preset(c.workload).phases(c.params)) * resolved.protocol.repetitions for c in cells
+    )
+    reporter.run_started(store.run_id, store.path, cells, windows)
+    try:
+        for cell in cells:
+            reporter.cell_started(cell)
+            attempt = attempts.get(cell.cell_id, 0) + 1
+            records = _run_cell(cell, resolved, store, attempt, reporter)
+            store.append(records)
+            reporter.cell_finished(cell, records)
+    except KeyboardInterrupt:
+        store.update_meta(status="interrupted", ended_at=_now())
+        raise
+    from greenbench.results import load_results
+
+    frame = load_results(store.path)
+    rows = frame.astype(object).where(frame.notna(), None).to_dict("records")
+    status = "failed" if any(r["status"] == "failed" for r in rows) else "complete"
+    store.update_meta(status=status, ended_at=_now())
+    return RunResult(store.run_id, store.path, resolved, rows)
+
+
+def _run_cell(
+    cell: Cell, suite: Suite, store: RunStore, attempt: int, reporter: Reporter
+) -> list[dict[str, Any]]:
+    context = cell_context(cell, store.run_id, attempt, suite.name, suite.zone)
+    phases = get_preset(cell.workload).phases(cell.params)
+    reason = get_variant(cell.variant).skip_reason(cell.workload, cell.device)
+    if reason:
+        return unfinished_records(context, phases, "skipped", reason)
+    spec = cell_spec(cell, suite.protocol, context)
+    log_path = store.log_dir / f"{cell.cell_id.replace('/', '_')}.{attempt}.log"
+    try:
+        return run_in_child(
+            spec,
+            log_path,
+            suite.protocol.cell_timeout_s,
+            lambda event: reporter.cell_event(cell, event),
+        )
+    except CellFailed as e:
+        return unfinished_records(context, phases, "failed", str(e))
+    except OSError as e:
+        return unfinished_records(context, phases, "failed", one_line(e))
+
+
+def _latest_attempts(records: list[dict[str, Any]]) -> dict[str, int]:
+    attempts: dict[str, int] = {}
+    for r in records:
+        attempts[r["cell_id"]] = max(attempts.get(r["cell_id"], 0), int(r.get("attempt") or 1))
+    return attempts
+
+
+def _finished_cells(records: list[dict[str, Any]], suite: Suite) -> set[str]:
+    """Cells whose latest attempt recorded every row it should: all ok, or skipped."""
+    latest = _latest_attempts(records)
+    done = set()
+    for cell in suite.cells():
+        rows = [
+            r
+            for r in records
+            if r["cell_id"] == cell.cell_id and r.get("attempt") == latest.get(cell.cell_id)
+        ]
+        phases = get_preset(cell.workload).phases(cell.params)
+        expected_ok = len(phases) * suite.protocol.repetitions
+        statuses = [r["status"] for r in rows]
+        all_skipped = bool(statuses) and all(s == "skipped" for s in statuses)
+        all_ok = len(rows) == expected_ok and all(s == "ok" for s in statuses)
+        if all_ok or (all_skipped and len(rows) == len(phases)):
+            done.add(cell.cell_id)
+    return done
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")

@@ -1,0 +1,1 @@
+"""Where a cell runs: device names, availability checks and synchronisation."""

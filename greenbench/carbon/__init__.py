@@ -1,0 +1,1 @@
+"""Carbon: grid zones and intensity sources."""

@@ -1,0 +1,185 @@
+"""The `greenbench` command: parse, call one API function, print."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from rich.console import Console
+from rich.table import Table
+
+from greenbench.errors import GreenbenchError
+
+EXIT_OK, EXIT_FAILED_CELLS, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="greenbench",
+        description="Energy benchmarks for ML workloads, with idle baseline and 95%% CIs.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run a suite and record its energy")
+    run.add_argument("--suite", help="built-in suite name or path to a .toml file (default quick)")
+    run.add_argument("--workload", action="append", help="workload preset; repeat or comma-list")
+    run.add_argument("--variant", action="append", help="variant; repeat or comma-list")
+    run.add_argument("--device", action="append", help="device (cpu, cuda, cuda:N, ...)")
+    run.add_argument("--repetitions", type=int, help="measured repetitions per phase")
+    run.add_argument("--min-window", type=float, help="minimum seconds per measured window")
+    run.add_argument("--zone", help="grid zone for carbon, ISO country code (default GB)")
+    run.add_argument("--out", default="results", help="results folder (default results/)")
+    run.add_argument("--resume", metavar="RUN", help="finish the cells a run did not finish")
+
+    sub.add_parser("list", help="list workloads, variants and suites")
+
+    compare = sub.add_parser("compare", help="compare results along one axis")
+    compare.add_argument("paths", nargs="*", default=["results"], help="results folders or runs")
+    compare.add_argument("--by", default="variant", help="variant, device, workload or run")
+    compare.add_argument("--baseline", help="the value of --by that ratios are taken against")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=140)  # logs and pipes: wide rows rather than wrapped ones
+    errors = Console(stderr=True)
+    try:
+        if args.command == "run":
+            return cmd_run(args, console)
+        if args.command == "list":
+            return cmd_list(console)
+        return cmd_compare(args, console)
+    except GreenbenchError as e:
+        errors.print(f"greenbench: error: {e}", markup=False, highlight=False, soft_wrap=True)
+        return EXIT_USAGE
+
+
+def cmd_run(args: argparse.Namespace, console: Console) -> int:
+    import greenbench
+    from greenbench.results import load_results
+    from greenbench.terminal import RichReporter, print_results
+
+    reporter = RichReporter(console)
+    try:
+        result = greenbench.run(
+            args.suite,
+            workloads=args.workload,
+            variants=args.variant,
+            devices=args.device,
+            repetitions=args.repetitions,
+            min_window_s=args.min_window,
+            zone=args.zone,
+            out=args.out,
+            resume=args.resume,
+            reporter=reporter,
+        )
+    except KeyboardInterrupt:
+        reporter.close()
+        console.print(
+            "interrupted: what finished is saved; `greenbench run --resume RUN` finishes the rest",
+            style="yellow",
+        )
+        return EXIT_INTERRUPTED
+    finally:
+        reporter.close()
+    print_results(load_results(result.path), console)
+    console.print(f"records: {result.path}  (compare: greenbench compare {result.path})")
+    if not result.ok:
+        console.print(
+            f"{len({r['cell_id'] for r in result.failed})} cell(s) failed; rerun them with "
+            f"greenbench run --resume {result.run_id} --out {args.out}",
+            style="red",
+        )
+        return EXIT_FAILED_CELLS
+    return EXIT_OK
+
+
+def cmd_list(console: Console) -> int:
+    from greenbench.models import parameter_count
+    from greenbench.suite import builtin_suites
+    from greenbench.variants import VARIANTS
+    from greenbench.workloads import PRESETS
+
+    table = Table(title="workloads", title_justify="left")
+    for header in ("name", "task", "phases", "parameters", "defaults", "description"):
+        table.add_column(header)
+    for preset in PRESETS.values():
+        params = {k: v for k, v in preset.defaults.items() if k != "phases"}
+        table.add_row(
+            preset.name,
+            preset.task,
+            ", ".join(preset.phases(preset.defaults)),
+            f"{parameter_count(preset.architecture) / 1e6:.2f} M",
+            " ".join(f"{k}={v}" for k, v in params.items()),
+            preset.description,
+        )
+    console.print(table)
+    console.print(
+        "variants: " + ", ".join(f"{v.name} ({v.description})" for v in VARIANTS.values())
+    )
+    console.print("suites: " + ", ".join(builtin_suites()))
+    return EXIT_OK
+
+
+def cmd_compare(args: argparse.Namespace, console: Console) -> int:
+    from greenbench.compare import AXES, compare
+    from greenbench.results import load_results
+    from greenbench.terminal import ESTIMATE_MARK, energy_cell, energy_scale, fmt, fmt_pct
+
+    frame = load_results(args.paths)
+    table_data = compare(frame, args.by, args.baseline)
+    if table_data.empty:
+        console.print(f"no successful records under {', '.join(args.paths)}")
+        return EXIT_OK
+    column = AXES[args.by]
+    keys = [k for k in ("workload", "phase", "variant", "device", "run_id") if k in table_data]
+    factor, scale = energy_scale(table_data["j_per_unit"])
+    baseline = table_data["baseline"].iloc[0]
+    table = Table(
+        title=f"by {args.by}: energy per unit net of idle, ratios to {baseline}",
+        title_justify="left",
+    )
+    for key in keys:
+        table.add_column(key, style="bold" if key == column else "")
+    for header in (
+        "n",
+        "unit",
+        f"{scale}/unit ± CI95",
+        "CV",
+        "ratio [95% CI]",
+        "units/s",
+        "W",
+        "gCO2e/1k",
+    ):
+        table.add_column(header, justify="right")
+    table.add_column("methods")
+    for _, row in table_data.iterrows():
+        mark = ESTIMATE_MARK if row["estimated"] else ""
+        ratio_text = f"{fmt(row['ratio'])} [{fmt(row['ratio_low'])}, {fmt(row['ratio_high'])}]"
+        if row["significant"]:
+            ratio_text += " *"
+        table.add_row(
+            *[str(row[k]) for k in keys],
+            str(row["n"]),
+            row["unit"],
+            energy_cell(row["j_per_unit"], row["j_per_unit_ci95"], row["estimated"], factor),
+            fmt_pct(row["j_per_unit_cv"]),
+            ratio_text,
+            fmt(row["throughput"]),
+            f"{mark}{fmt(row['power_w'])}",
+            f"{mark}{fmt(row['g_per_1k_units'])}",
+            row["methods"],
+        )
+    console.print(table)
+    console.print("* the 95% CI of the ratio excludes 1: a difference beyond the noise")
+    if table_data["estimated"].any():
+        console.print(f"{ESTIMATE_MARK} estimate: modelled, not read from a counter")
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

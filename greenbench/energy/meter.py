@@ -1,0 +1,34 @@
+"""The meter interface: `begin_window()` / `end_window()` around work, one Measurement out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+COMPONENTS = ("cpu", "gpu", "ram")
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """Energy of one window, per component, with each component's measurement method.
+
+    The window's duration is the caller's to time: it knows where the work began and ended.
+    """
+
+    energy_j: dict[str, float]  # component -> joules, for every name in COMPONENTS
+    methods: dict[str, str]  # component -> label from energy.methods
+    emissions_g: float
+    carbon_intensity_g_per_kwh: float
+    carbon_source: str
+
+    @property
+    def total_j(self) -> float:
+        return sum(self.energy_j.values())
+
+
+class Meter(Protocol):
+    def begin_window(self) -> None: ...
+
+    def end_window(self) -> Measurement: ...
+
+    def close(self) -> None: ...

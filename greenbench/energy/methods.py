@@ -1,0 +1,28 @@
+"""Measurement-method labels, and which of them are estimates rather than readings."""
+
+from __future__ import annotations
+
+# label -> what it means; shown in docs and `greenbench list`
+METHODS: dict[str, str] = {
+    "rapl": "CPU package energy counter (Intel/AMD RAPL)",
+    "nvml-counter": "NVIDIA total-energy counter (NVML)",
+    "nvml-power": "NVIDIA power readings integrated over time (NVML)",
+    "powermetrics": "Apple powermetrics readings",
+    "power-gadget": "Intel Power Gadget readings",
+    "windows-emi": "Windows Energy Meter Interface counter",
+    "amdsmi-counter": "AMD GPU energy counter (AMD SMI)",
+    "cpu-load-estimate": "estimate: CPU TDP scaled by CPU load",
+    "tdp-estimate": "estimate: a fixed share of the CPU's TDP",
+    "ram-estimate": "estimate: power per GB or DIMM of RAM",
+    "none": "component not used by this cell",
+}
+
+ESTIMATES = frozenset({"cpu-load-estimate", "tdp-estimate", "ram-estimate"})
+
+
+def is_estimate(method: str) -> bool:
+    """True for labels that are modelled rather than read from a counter or sensor.
+
+    Unknown labels count as estimates: a figure is only called measured when we know it is.
+    """
+    return method in ESTIMATES or method not in METHODS

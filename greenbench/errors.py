@@ -1,0 +1,14 @@
+"""Errors a user can fix. The CLI prints them as one line and exits with code 2."""
+
+
+class GreenbenchError(Exception):
+    """A problem with the user's input or machine, with the fix named in the message."""
+
+
+class SuiteError(GreenbenchError):
+    """A suite file or flag that does not validate: where, which key, and what to do."""
+
+    def __init__(self, source: str, key: str | None, problem: str) -> None:
+        self.source, self.key, self.problem = source, key, problem
+        where = f"{source}: key '{key}'" if key else source
+        super().__init__(f"{where}: {problem}")

@@ -1,0 +1,122 @@
+"""Run cells one after another, each in its own child process, with a timeout."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import greenbench
+
+OnEvent = Callable[[dict[str, Any]], None]
+
+
+class CellFailed(Exception):
+    """The child did not return records; the message is the reason, one line."""
+
+
+def run_in_child(spec: dict[str, Any], log_path: Path, timeout_s: float, on_event: OnEvent) -> list:
+    """The cell's records, from a fresh `python -m greenbench.runner` process.
+
+    Raises CellFailed with the reason when the child raises, is killed or times out.
+    """
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+        json.dump(spec, f)
+        spec_path = f.name
+    try:
+        with open(log_path, "ab") as log:
+            return _supervise(spec_path, log, log_path, timeout_s, on_event)
+    finally:
+        os.unlink(spec_path)
+
+
+def _child_env() -> dict[str, str]:
+    env = dict(os.environ)
+    source_root = str(Path(greenbench.__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (source_root, env.get("PYTHONPATH")) if p)
+    env.setdefault("TOKENIZERS_PARALLELISM", "false")
+    env.setdefault("HF_HUB_OFFLINE", "1")
+    return env
+
+
+def _supervise(spec_path: str, log: Any, log_path: Path, timeout_s: float, on_event: OnEvent):
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "greenbench.runner", spec_path],
+        stdout=subprocess.PIPE,
+        stderr=log,
+        stdin=subprocess.DEVNULL,
+        env=_child_env(),
+        start_new_session=True,  # its own process group, so a kill takes its helpers too
+        text=True,
+    )
+    lines: queue.Queue[str | None] = queue.Queue()
+
+    def pump() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.put(line)
+        lines.put(None)
+
+    threading.Thread(target=pump, daemon=True).start()
+    deadline = time.monotonic() + timeout_s
+    records: list | None = None
+    error: str | None = None
+    try:
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                _kill(proc)
+                raise CellFailed(
+                    f"timed out after {timeout_s:.0f} s; raise protocol.cell_timeout_s "
+                    "or shrink the workload"
+                )
+            try:
+                line = lines.get(timeout=min(remaining, 0.5))
+            except queue.Empty:
+                continue
+            if line is None:
+                break
+            try:
+                event = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if event.get("type") == "records":
+                records = event["records"]
+            elif event.get("type") == "error":
+                error = event["error"]
+            else:
+                on_event(event)
+    except BaseException:
+        _kill(proc)
+        raise
+    code = proc.wait()
+    if records is not None:
+        return records
+    if error is not None:
+        raise CellFailed(error)
+    raise CellFailed(_exit_reason(code, log_path))
+
+
+def _kill(proc: subprocess.Popen) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+def _exit_reason(code: int, log_path: Path) -> str:
+    if code < 0:
+        name = signal.Signals(-code).name
+        hint = " (often the out-of-memory killer: try a smaller batch)" if name == "SIGKILL" else ""
+        return f"child process killed by {name}{hint}; log: {log_path}"
+    return f"child process exited with code {code} without a result; log: {log_path}"

@@ -1,0 +1,152 @@
+"""The measurement protocol for one cell: idle baseline, warmup, measured windows, repetitions.
+
+Pure control flow over a Meter, a clock and the phases' step functions, so its rules are tested
+with a fake meter and a fake clock.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from greenbench.energy.meter import COMPONENTS, Measurement, Meter
+
+# Counters update about every 100 ms and CodeCarbon samples load every second: windows shorter
+# than this give figures we call less reliable.
+RELIABLE_WINDOW_S = 5.0
+
+
+@dataclass(frozen=True)
+class ProtocolSettings:
+    repetitions: int = 3
+    min_window_s: float = 5.0
+    min_calls: int = 2
+    warmup_calls: int = 1
+    idle_s: float = 3.0
+    cell_timeout_s: float = 1800.0
+
+    @property
+    def reliable(self) -> bool:
+        return self.min_window_s >= RELIABLE_WINDOW_S
+
+
+def _no_reset() -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One measured activity of a workload, e.g. decode of N tokens."""
+
+    name: str
+    unit: str  # what a unit of useful work is: "token", "image", "sample"
+    units_per_call: int
+    step: Callable[[], object]  # one call of the work
+    reset: Callable[[], None] = _no_reset  # unmeasured, before warmup and before each window
+
+
+@dataclass(frozen=True)
+class Window:
+    phase: str
+    unit: str
+    repetition: int  # 1-based
+    calls: int
+    unit_count: int
+    duration_s: float
+    measurement: Measurement
+
+
+@dataclass(frozen=True)
+class IdleBaseline:
+    duration_s: float
+    measurement: Measurement
+
+    def power_w(self, component: str | None = None) -> float:
+        """Mean idle power of one component, or of all of them."""
+        if self.duration_s <= 0:
+            return 0.0
+        energy = (
+            self.measurement.total_j if component is None else self.measurement.energy_j[component]
+        )
+        return energy / self.duration_s
+
+
+@dataclass(frozen=True)
+class ProtocolResult:
+    idle: IdleBaseline
+    windows: list[Window]
+
+
+def run_protocol(
+    phases: Sequence[Phase],
+    meter: Meter,
+    settings: ProtocolSettings,
+    sync: Callable[[], None] = _no_reset,
+    clock: Callable[[], float] = time.perf_counter,
+    sleep: Callable[[float], None] = time.sleep,
+    on_window: Callable[[Window], None] | None = None,
+) -> ProtocolResult:
+    """Measure every phase `settings.repetitions` times, after an idle baseline and a warmup.
+
+    Repetitions are interleaved across phases (prefill, decode, prefill, decode, ...) so slow
+    drift such as heating spreads evenly over the phases instead of biasing the last one.
+    """
+    sync()
+    meter.begin_window()
+    started = clock()
+    sleep(settings.idle_s)
+    idle = IdleBaseline(duration_s=clock() - started, measurement=meter.end_window())
+
+    for phase in phases:
+        phase.reset()
+        for _ in range(settings.warmup_calls):
+            phase.step()
+        sync()
+
+    windows: list[Window] = []
+    for repetition in range(1, settings.repetitions + 1):
+        for phase in phases:
+            window = _measure_window(phase, repetition, meter, settings, sync, clock)
+            windows.append(window)
+            if on_window is not None:
+                on_window(window)
+    return ProtocolResult(idle=idle, windows=windows)
+
+
+def _measure_window(
+    phase: Phase,
+    repetition: int,
+    meter: Meter,
+    settings: ProtocolSettings,
+    sync: Callable[[], None],
+    clock: Callable[[], float],
+) -> Window:
+    """Repeat the phase until both the minimum call count and the minimum duration are met."""
+    phase.reset()
+    sync()
+    meter.begin_window()
+    started = clock()
+    calls = 0
+    while True:
+        phase.step()
+        calls += 1
+        if calls >= settings.min_calls:
+            sync()  # the clock must see finished work, not queued work
+            if clock() - started >= settings.min_window_s:
+                break
+    duration = clock() - started
+    measurement = meter.end_window()
+    return Window(
+        phase=phase.name,
+        unit=phase.unit,
+        repetition=repetition,
+        calls=calls,
+        unit_count=calls * phase.units_per_call,
+        duration_s=duration,
+        measurement=measurement,
+    )
+
+
+def idle_power_by_component(idle: IdleBaseline) -> dict[str, float]:
+    return {c: idle.power_w(c) for c in COMPONENTS}

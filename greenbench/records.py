@@ -1,0 +1,142 @@
+"""The record schema: one row per (cell, phase, repetition), built from a protocol result.
+
+Totals (energy_j, emissions_g) are gross: what the machine drew. Per-unit figures are net of the
+idle baseline: what the work itself cost.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from greenbench.energy.meter import COMPONENTS
+from greenbench.energy.methods import is_estimate
+from greenbench.protocol import ProtocolResult, Window
+
+KWH_TO_J = 3.6e6
+
+# Identity of a cell and its row; filled by the runner for every record, failed ones included.
+CONTEXT_COLUMNS = [
+    "run_id",
+    "cell_id",
+    "attempt",
+    "suite",
+    "workload",
+    "architecture",
+    "task",
+    "phase",
+    "variant",
+    "device",
+    "repetition",
+    "params",
+    "zone",
+]
+
+MEASURE_COLUMNS = [
+    "unit",
+    "unit_count",
+    "calls",
+    "duration_s",
+    "energy_j",
+    "energy_cpu_j",
+    "energy_gpu_j",
+    "energy_ram_j",
+    "idle_power_w",
+    "idle_power_cpu_w",
+    "idle_power_gpu_w",
+    "idle_power_ram_w",
+    "net_energy_j",
+    "energy_per_unit_j",
+    "gross_energy_per_unit_j",
+    "throughput",
+    "power_w",
+    "emissions_g",
+    "emissions_per_1k_units_g",
+    "carbon_intensity_g_per_kwh",
+    "carbon_source",
+    "method_cpu",
+    "method_gpu",
+    "method_ram",
+    "estimated",
+    "reliable",
+]
+
+STATUS_COLUMNS = ["status", "error", "recorded_at"]
+
+COLUMNS = CONTEXT_COLUMNS + MEASURE_COLUMNS + STATUS_COLUMNS
+
+STATUSES = ("ok", "failed", "skipped")
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+def window_record(
+    context: Mapping[str, Any], result: ProtocolResult, window: Window, reliable: bool
+) -> dict[str, Any]:
+    m = window.measurement
+    idle_w = result.idle.power_w()
+    gross = m.total_j
+    net = gross - idle_w * window.duration_s
+    units = window.unit_count
+    intensity = m.carbon_intensity_g_per_kwh
+    net_per_unit = net / units
+    record: dict[str, Any] = {
+        **context,
+        "phase": window.phase,
+        "repetition": window.repetition,
+        "unit": window.unit,
+        "unit_count": units,
+        "calls": window.calls,
+        "duration_s": window.duration_s,
+        "energy_j": gross,
+        "idle_power_w": idle_w,
+        "net_energy_j": net,
+        "energy_per_unit_j": net_per_unit,
+        "gross_energy_per_unit_j": gross / units,
+        "throughput": units / window.duration_s,
+        "power_w": gross / window.duration_s,
+        "emissions_g": m.emissions_g,
+        "emissions_per_1k_units_g": (
+            net_per_unit * 1000 / KWH_TO_J * intensity if math.isfinite(intensity) else None
+        ),
+        "carbon_intensity_g_per_kwh": intensity,
+        "carbon_source": m.carbon_source,
+        "estimated": any(is_estimate(m.methods[c]) for c in COMPONENTS if m.energy_j[c] > 0),
+        "reliable": reliable,
+        "status": "ok",
+        "error": None,
+        "recorded_at": _now(),
+    }
+    for c in COMPONENTS:
+        record[f"energy_{c}_j"] = m.energy_j[c]
+        record[f"idle_power_{c}_w"] = result.idle.power_w(c)
+        record[f"method_{c}"] = m.methods[c]
+    return {col: record.get(col) for col in COLUMNS}
+
+
+def measured_records(
+    context: Mapping[str, Any], result: ProtocolResult, reliable: bool
+) -> list[dict[str, Any]]:
+    return [window_record(context, result, w, reliable) for w in result.windows]
+
+
+def unfinished_records(
+    context: Mapping[str, Any], phases: Iterable[str], status: str, error: str
+) -> list[dict[str, Any]]:
+    """One row per phase for a cell that failed or was skipped, carrying the reason."""
+    assert status in ("failed", "skipped")
+    rows = []
+    for phase in phases:
+        record = {
+            **context,
+            "phase": phase,
+            "status": status,
+            "error": error,
+            "recorded_at": _now(),
+        }
+        rows.append({col: record.get(col) for col in COLUMNS})
+    return rows

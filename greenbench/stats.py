@@ -1,0 +1,140 @@
+"""Statistics over repetitions, computed in one place: mean, 95% CI, CV, and ratios with CIs."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+import pandas as pd
+
+# Student's t, two-sided 95% (0.975 quantile), for 1..30 degrees of freedom.
+_T975 = [
+    12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
+    2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
+    2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
+]  # fmt: skip
+_Z975 = 1.959964
+
+
+def t975(df: float) -> float:
+    """The 0.975 quantile of Student's t with `df` (possibly fractional) degrees of freedom."""
+    if not df >= 1:
+        return math.nan
+    if df <= 30:
+        low = int(df)
+        frac = df - low
+        high = min(low + 1, 30)
+        return _T975[low - 1] + frac * (_T975[high - 1] - _T975[low - 1])
+    z = _Z975  # Cornish-Fisher expansion: accurate to 1e-4 beyond 30 df
+    return z + (z**3 + z) / (4 * df) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * df**2)
+
+
+@dataclass(frozen=True)
+class Summary:
+    n: int
+    mean: float
+    std: float  # sample standard deviation (n - 1)
+    ci95: float  # half-width of the 95% confidence interval of the mean
+    cv: float  # std / |mean|
+
+    @property
+    def low(self) -> float:
+        return self.mean - self.ci95
+
+    @property
+    def high(self) -> float:
+        return self.mean + self.ci95
+
+
+def summarize(values: Iterable[float]) -> Summary:
+    data = [float(v) for v in values if v is not None and math.isfinite(float(v))]
+    n = len(data)
+    if n == 0:
+        return Summary(0, math.nan, math.nan, math.nan, math.nan)
+    mean = sum(data) / n
+    if n == 1:
+        return Summary(1, mean, math.nan, math.nan, math.nan)
+    std = math.sqrt(sum((x - mean) ** 2 for x in data) / (n - 1))
+    ci95 = t975(n - 1) * std / math.sqrt(n)
+    cv = std / abs(mean) if mean else math.nan
+    return Summary(n, mean, std, ci95, cv)
+
+
+@dataclass(frozen=True)
+class Ratio:
+    value: float
+    low: float
+    high: float
+
+    @property
+    def significant(self) -> bool:
+        """The 95% interval excludes 1: a change beyond the noise."""
+        return math.isfinite(self.low) and (self.low > 1 or self.high < 1)
+
+
+def ratio(a: Summary, b: Summary) -> Ratio:
+    """a.mean / b.mean with a 95% CI: delta method on the log ratio, Welch degrees of freedom."""
+    if not (a.n and b.n) or a.mean <= 0 or b.mean <= 0:
+        value = a.mean / b.mean if b.n and b.mean else math.nan
+        return Ratio(value, math.nan, math.nan)
+    value = a.mean / b.mean
+    if a.n < 2 or b.n < 2:
+        return Ratio(value, math.nan, math.nan)
+    va = (a.std / a.mean) ** 2 / a.n
+    vb = (b.std / b.mean) ** 2 / b.n
+    se = math.sqrt(va + vb)
+    if se == 0:
+        return Ratio(value, value, value)
+    df = (va + vb) ** 2 / (va**2 / (a.n - 1) + vb**2 / (b.n - 1))
+    spread = math.exp(t975(df) * se)
+    return Ratio(value, value / spread, value * spread)
+
+
+SUMMARY_KEYS = ["workload", "phase", "variant", "device"]
+
+
+def summarize_frame(frame: pd.DataFrame, keys: Sequence[str] = SUMMARY_KEYS) -> pd.DataFrame:
+    """One row per group of `ok` records: J/unit (net) mean, CI95, CV and the other means."""
+    ok = frame[frame["status"] == "ok"]
+    rows = []
+    for group, part in ok.groupby(list(keys), sort=True, dropna=False):
+        per_unit = summarize(part["energy_per_unit_j"])
+        methods = sorted(
+            {
+                f"{c}:{m}"
+                for c in ("cpu", "gpu", "ram")
+                for m in part[f"method_{c}"].dropna().unique()
+                if m != "none"
+            }
+        )
+        rows.append(
+            {
+                **dict(zip(keys, group if isinstance(group, tuple) else (group,), strict=True)),
+                "n": per_unit.n,
+                "unit": part["unit"].iloc[0],
+                "j_per_unit": per_unit.mean,
+                "j_per_unit_ci95": per_unit.ci95,
+                "j_per_unit_cv": per_unit.cv,
+                "j_per_unit_std": per_unit.std,
+                "gross_j_per_unit": part["gross_energy_per_unit_j"].mean(),
+                "throughput": part["throughput"].mean(),
+                "power_w": part["power_w"].mean(),
+                "g_per_1k_units": part["emissions_per_1k_units_g"].mean(),
+                "methods": " ".join(methods),
+                "estimated": bool(part["estimated"].astype(bool).any()),
+                "reliable": bool(part["reliable"].astype(bool).all()),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def summary_of(row: Mapping[str, float]) -> Summary:
+    """The J/unit Summary back from a summarize_frame row."""
+    return Summary(
+        n=int(row["n"]),
+        mean=row["j_per_unit"],
+        std=row["j_per_unit_std"],
+        ci95=row["j_per_unit_ci95"],
+        cv=row["j_per_unit_cv"],
+    )

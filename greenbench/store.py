@@ -1,0 +1,146 @@
+"""results/: one folder per run, records appended one JSON line at a time.
+
+Layout of a run folder:
+    run.json       the run: id, status, times, resolved suite, environment (replaced atomically)
+    records.jsonl  one record per line, appended and fsynced; never rewritten
+    logs/          one log per cell child process
+
+Crash safety: a line is written with one write() and fsynced before the next cell starts, and
+run.json is replaced with os.replace. A kill at any point leaves every earlier line intact; a
+torn last line is ignored when reading and cut off before the next append.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import secrets
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from greenbench.errors import GreenbenchError
+
+RECORDS_FILE = "records.jsonl"
+RUN_FILE = "run.json"
+
+
+def new_run_id() -> str:
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S")
+    return f"{stamp}-{secrets.token_hex(2)}"
+
+
+class RunStore:
+    """One run's folder."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._tail_checked = False
+
+    @property
+    def run_id(self) -> str:
+        return self.path.name
+
+    @property
+    def records_path(self) -> Path:
+        return self.path / RECORDS_FILE
+
+    @property
+    def log_dir(self) -> Path:
+        return self.path / "logs"
+
+    @classmethod
+    def create(cls, out_dir: str | os.PathLike, meta: dict[str, Any]) -> RunStore:
+        run_id = new_run_id()
+        path = Path(out_dir) / run_id
+        path.mkdir(parents=True, exist_ok=False)
+        store = cls(path)
+        store.write_meta({"run_id": run_id, **meta})
+        store.records_path.touch()
+        return store
+
+    @classmethod
+    def open(cls, out_dir: str | os.PathLike, run: str) -> RunStore:
+        """A run by id (under out_dir) or by folder path."""
+        for candidate in (Path(run), Path(out_dir) / run):
+            if (candidate / RUN_FILE).is_file():
+                return cls(candidate)
+        raise GreenbenchError(
+            f"no run '{run}' in {out_dir}; give a run id from {out_dir}/ or the run's folder path"
+        )
+
+    def read_meta(self) -> dict[str, Any]:
+        return json.loads((self.path / RUN_FILE).read_text())
+
+    def write_meta(self, meta: dict[str, Any]) -> None:
+        target = self.path / RUN_FILE
+        tmp = target.with_suffix(".json.tmp")
+        with open(tmp, "w") as f:
+            json.dump(meta, f, indent=2, sort_keys=True, default=str)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+
+    def update_meta(self, **fields: Any) -> None:
+        self.write_meta({**self.read_meta(), **fields})
+
+    def append(self, records: Iterable[dict[str, Any]]) -> None:
+        data = "".join(json.dumps(r, default=str) + "\n" for r in records).encode()
+        if not data:
+            return
+        self._cut_torn_tail()
+        fd = os.open(self.records_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def _cut_torn_tail(self) -> None:
+        """Drop a partial last line left by a writer killed mid-write, once per store."""
+        if self._tail_checked:
+            return
+        self._tail_checked = True
+        if not self.records_path.exists():
+            return
+        with open(self.records_path, "rb+") as f:
+            content = f.read()
+            if content and not content.endswith(b"\n"):
+                f.truncate(content.rfind(b"\n") + 1)
+
+    def read_records(self) -> list[dict[str, Any]]:
+        return read_records_file(self.records_path)
+
+
+def read_records_file(path: Path) -> list[dict[str, Any]]:
+    """Every complete record in a records file; a torn or corrupt line is skipped."""
+    records = []
+    try:
+        lines = Path(path).read_bytes().splitlines()
+    except FileNotFoundError:
+        return []
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            continue
+        if isinstance(record, dict):
+            records.append(record)
+    return records
+
+
+def find_record_files(paths: Iterable[str | os.PathLike]) -> list[Path]:
+    """Records files named by paths: a records file, a run folder, or a folder of runs."""
+    found: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_file():
+            found.append(path)
+        elif (path / RECORDS_FILE).is_file():
+            found.append(path / RECORDS_FILE)
+        elif path.is_dir():
+            found.extend(sorted(path.glob(f"*/{RECORDS_FILE}")))
+        else:
+            raise GreenbenchError(f"no results at '{path}'; give a results folder, run or file")
+    return found

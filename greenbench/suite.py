@@ -1,0 +1,280 @@
+"""Suites: a matrix of workloads x variants x devices plus protocol settings, from TOML or flags.
+
+Validation is strict and happens before anything runs or is written: every error is one line
+naming where it came from (a file or a flag), the key, and the fix.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+import tomllib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from greenbench.backends.torch_device import parse_device
+from greenbench.carbon.zones import default_zone, resolve_zone
+from greenbench.errors import SuiteError
+from greenbench.protocol import ProtocolSettings
+from greenbench.variants import get_variant
+from greenbench.workloads import get_preset
+
+DEFAULT_SUITE = "quick"
+SUITE_KEYS = (
+    "name",
+    "description",
+    "workloads",
+    "variants",
+    "devices",
+    "zone",
+    "protocol",
+    "params",
+)
+PROTOCOL_FIELDS = {f.name: f for f in dataclasses.fields(ProtocolSettings)}
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One workload x variant x device, with the workload's resolved parameters."""
+
+    workload: str
+    variant: str
+    device: str
+    params: Mapping[str, Any]
+
+    @property
+    def cell_id(self) -> str:
+        return f"{self.workload}/{self.variant}/{self.device}"
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    workloads: tuple[str, ...]
+    variants: tuple[str, ...] = ("fp32",)
+    devices: tuple[str, ...] = ("cpu",)
+    protocol: ProtocolSettings = field(default_factory=ProtocolSettings)
+    params: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # per-workload overrides
+    zone: str = field(default_factory=default_zone)
+    description: str = ""
+
+    def cells(self) -> list[Cell]:
+        return [
+            Cell(w, v, d, get_preset(w).resolve_params(self.params.get(w, {})))
+            for w, v, d in itertools.product(self.workloads, self.variants, self.devices)
+        ]
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["params"] = {k: dict(v) for k, v in self.params.items()}
+        return json.loads(json.dumps(data))
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], source: str = "<python>") -> Suite:
+        return parse_suite(data, source)
+
+
+def builtin_suite_dirs() -> list[Path]:
+    """Where the suites shipped with greenbench live: in the wheel, or in a source checkout."""
+    here = Path(__file__).resolve().parent
+    return [d for d in (here / "suites", here.parent / "workloads") if d.is_dir()]
+
+
+def builtin_suites() -> dict[str, Path]:
+    found: dict[str, Path] = {}
+    for directory in builtin_suite_dirs():
+        for path in sorted(directory.glob("*.toml")):
+            found.setdefault(path.stem, path)
+    return found
+
+
+def load_suite(name_or_path: str) -> Suite:
+    """A suite by built-in name (`quick`) or from a TOML file path."""
+    path = Path(name_or_path)
+    if not (path.suffix == ".toml" or path.exists()):
+        suites = builtin_suites()
+        if name_or_path not in suites:
+            known = ", ".join(suites) or "none found"
+            raise SuiteError(
+                "--suite",
+                None,
+                f"unknown suite '{name_or_path}' (built-in: {known}); "
+                "or give the path of a .toml file",
+            )
+        path = suites[name_or_path]
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise SuiteError("--suite", None, f"no such file '{path}'; check the path") from None
+    except tomllib.TOMLDecodeError as e:
+        raise SuiteError(str(path), None, f"not valid TOML ({e}); fix the syntax") from None
+    data.setdefault("name", path.stem)
+    return parse_suite(data, str(path))
+
+
+def parse_suite(data: Mapping[str, Any], source: str) -> Suite:
+    """Validate a suite's raw mapping (from TOML, JSON or Python) into a Suite."""
+
+    def fail(key: str, problem: str) -> SuiteError:
+        return SuiteError(source, key, problem)
+
+    for key in data:
+        if key not in SUITE_KEYS:
+            raise fail(key, f"unknown key; allowed keys are {', '.join(SUITE_KEYS)}")
+    for key in ("workloads",):
+        if key not in data:
+            raise fail(key, 'missing; list the workloads to run, e.g. workloads = ["resnet50"]')
+
+    name = data.get("name", "suite")
+    if not isinstance(name, str) or not name:
+        raise fail("name", "must be a non-empty string")
+    description = data.get("description", "")
+    if not isinstance(description, str):
+        raise fail("description", "must be a string")
+
+    workloads = _names(data["workloads"], "workloads", fail, _check_workload)
+    variants = _names(data.get("variants", ["fp32"]), "variants", fail, _check_variant)
+    devices = _names(data.get("devices", ["cpu"]), "devices", fail, parse_device)
+    protocol = _protocol(data.get("protocol", {}), fail)
+    params = _params(data.get("params", {}), fail)
+    zone = data.get("zone", default_zone())
+    if not isinstance(zone, str):
+        raise fail("zone", 'must be a string such as "GB"')
+    try:
+        zone = resolve_zone(zone).code
+    except ValueError as e:
+        raise fail("zone", str(e)) from None
+
+    return Suite(
+        name=name,
+        workloads=workloads,
+        variants=variants,
+        devices=devices,
+        protocol=protocol,
+        params=params,
+        zone=zone,
+        description=description,
+    )
+
+
+def _check_workload(name: str) -> str:
+    try:
+        get_preset(name)
+    except KeyError as e:
+        raise ValueError(f"{e.args[0]}; see `greenbench list`") from None
+    return name
+
+
+def _check_variant(name: str) -> str:
+    try:
+        get_variant(name)
+    except KeyError as e:
+        raise ValueError(e.args[0]) from None
+    return name
+
+
+def _names(value: Any, key: str, fail: Any, check: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        raise fail(key, "must be a non-empty list of names")
+    names: list[str] = []
+    for raw in value:
+        try:
+            name = check(raw.strip())
+        except ValueError as e:
+            raise fail(key, str(e)) from None
+        if name not in names:
+            names.append(name)
+    return tuple(names)
+
+
+def _protocol(value: Any, fail: Any) -> ProtocolSettings:
+    if not isinstance(value, Mapping):
+        raise fail("protocol", "must be a table, e.g. [protocol] repetitions = 3")
+    settings: dict[str, Any] = {}
+    for key, raw in value.items():
+        if key not in PROTOCOL_FIELDS:
+            raise fail(f"protocol.{key}", f"unknown key; allowed: {', '.join(PROTOCOL_FIELDS)}")
+        settings[key] = _protocol_value(key, raw, fail)
+    return ProtocolSettings(**settings)
+
+
+def _protocol_value(key: str, raw: Any, fail: Any) -> int | float:
+    integer = key in ("repetitions", "min_calls", "warmup_calls")
+    if isinstance(raw, bool) or not isinstance(raw, int | float) or (integer and raw != int(raw)):
+        kind = "a whole number" if integer else "a number of seconds"
+        raise fail(f"protocol.{key}", f"must be {kind}, got {raw!r}")
+    minimum = {"repetitions": 1, "min_calls": 1, "warmup_calls": 0}.get(key)
+    if minimum is not None and raw < minimum:
+        raise fail(f"protocol.{key}", f"must be >= {minimum}, got {raw}")
+    if minimum is None and raw <= 0:
+        raise fail(f"protocol.{key}", f"must be > 0 seconds, got {raw}")
+    return int(raw) if integer else float(raw)
+
+
+def _params(value: Any, fail: Any) -> dict[str, dict[str, Any]]:
+    if not isinstance(value, Mapping):
+        raise fail("params", "must be a table of tables, e.g. [params.resnet50] batch = 8")
+    params: dict[str, dict[str, Any]] = {}
+    for workload, overrides in value.items():
+        try:
+            preset = get_preset(workload)
+        except KeyError as e:
+            raise fail(f"params.{workload}", e.args[0]) from None
+        if not isinstance(overrides, Mapping):
+            raise fail(f"params.{workload}", "must be a table of parameter = value")
+        try:
+            preset.resolve_params(overrides)
+        except ValueError as e:
+            raise fail(f"params.{workload}", str(e)) from None
+        params[workload] = dict(overrides)
+    return params
+
+
+def split_values(values: Iterable[str] | None) -> list[str] | None:
+    """Repeatable flags also take comma-separated values: ['a,b', 'c'] -> ['a', 'b', 'c']."""
+    if values is None:
+        return None
+    if isinstance(values, str):
+        values = [values]
+    return [part.strip() for value in values for part in value.split(",") if part.strip()]
+
+
+FLAG_FOR_KEY = {
+    "workloads": "--workload",
+    "variants": "--variant",
+    "devices": "--device",
+    "zone": "--zone",
+    "protocol.repetitions": "--repetitions",
+    "protocol.min_window_s": "--min-window",
+}
+
+
+def apply_overrides(
+    suite: Suite,
+    workloads: Sequence[str] | None = None,
+    variants: Sequence[str] | None = None,
+    devices: Sequence[str] | None = None,
+    repetitions: int | None = None,
+    min_window_s: float | None = None,
+    zone: str | None = None,
+) -> Suite:
+    """The suite with flag values replacing its axes and settings, validated like a file."""
+    data = suite.to_dict()
+    for key, value in (("workloads", workloads), ("variants", variants), ("devices", devices)):
+        if value is not None:
+            data[key] = split_values(value)
+    if zone is not None:
+        data["zone"] = zone
+    if repetitions is not None:
+        data["protocol"]["repetitions"] = repetitions
+    if min_window_s is not None:
+        data["protocol"]["min_window_s"] = min_window_s
+    try:
+        return parse_suite(data, "flags")
+    except SuiteError as e:
+        raise SuiteError(FLAG_FOR_KEY.get(e.key or "", "flags"), None, e.problem) from None

@@ -1,0 +1,177 @@
+"""What the terminal shows: a progress bar while cells run, then tables of results."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from rich.text import Text
+
+from greenbench.protocol import RELIABLE_WINDOW_S
+from greenbench.stats import summarize_frame
+from greenbench.suite import Cell
+
+ESTIMATE_MARK = "~"
+
+
+def fmt(value: Any, digits: int = 3) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "-"
+    if abs(value) >= 1000:
+        return f"{value:,.0f}"
+    return f"{value:.{digits}g}"
+
+
+def fmt_pct(value: Any) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "-"
+    return f"{value * 100:.1f}%"
+
+
+SCALES = ((1.0, "J"), (1e-3, "mJ"), (1e-6, "µJ"), (1e-9, "nJ"))
+PHASE_ORDER = ("prefill", "decode", "forward", "train")
+
+
+def energy_scale(values: pd.Series) -> tuple[float, str]:
+    """The unit (J, mJ, ...) that puts the typical value between 1 and 1000."""
+    typical = values.abs().median()
+    for factor, name in SCALES:
+        if typical >= factor:
+            return factor, name
+    return SCALES[-1]
+
+
+def energy_cell(mean: float, ci95: float, estimated: bool, factor: float = 1.0) -> Text:
+    mark = ESTIMATE_MARK if estimated else ""
+    text = f"{mark}{fmt(mean / factor)}"
+    if math.isfinite(ci95):
+        text += f" ± {fmt(ci95 / factor, 2)}"
+    return Text(text, style="yellow" if estimated else "")
+
+
+def results_tables(frame: pd.DataFrame) -> list[Table]:
+    """One table per phase, rows per workload x variant x device."""
+    summary = summarize_frame(frame)
+    if summary.empty:
+        return []
+    tables = []
+    phases = sorted(
+        summary["phase"].unique(),
+        key=lambda p: (p not in PHASE_ORDER, PHASE_ORDER.index(p) if p in PHASE_ORDER else 0, p),
+    )
+    for phase in phases:
+        part = summary[summary["phase"] == phase]
+        unit = part["unit"].iloc[0]
+        factor, scale = energy_scale(part["j_per_unit"])
+        same_methods = part["methods"].nunique() == 1
+        table = Table(
+            title=f"{phase}: energy per {unit}, net of idle",
+            title_justify="left",
+            caption=f"methods: {part['methods'].iloc[0]}" if same_methods else None,
+            caption_justify="left",
+        )
+        for header in ("workload", "variant", "device", "n"):
+            table.add_column(header)
+        table.add_column(f"{scale}/{unit} ± CI95", justify="right")
+        table.add_column("CV", justify="right")
+        table.add_column(f"{unit}s/s", justify="right")
+        table.add_column("W", justify="right")
+        table.add_column(f"gCO2e/1k {unit}s", justify="right")
+        if not same_methods:
+            table.add_column("methods")
+        for _, row in part.iterrows():
+            mark = ESTIMATE_MARK if row["estimated"] else ""
+            cells = [
+                row["workload"],
+                row["variant"],
+                row["device"],
+                str(row["n"]),
+                energy_cell(row["j_per_unit"], row["j_per_unit_ci95"], row["estimated"], factor),
+                fmt_pct(row["j_per_unit_cv"]),
+                fmt(row["throughput"]),
+                f"{mark}{fmt(row['power_w'])}",
+                f"{mark}{fmt(row['g_per_1k_units'])}",
+            ]
+            if not same_methods:
+                cells.append(row["methods"])
+            table.add_row(*cells)
+        tables.append(table)
+    return tables
+
+
+def print_results(frame: pd.DataFrame, console: Console) -> None:
+    for table in results_tables(frame):
+        console.print(table)
+    ok = frame[frame["status"] == "ok"]
+    if not ok.empty and ok["estimated"].astype(bool).any():
+        console.print(
+            f"{ESTIMATE_MARK} estimate: at least one component was modelled, not read from an "
+            "energy counter (see the method labels)",
+            style="yellow",
+        )
+    if not ok.empty and not ok["reliable"].astype(bool).all():
+        console.print(
+            f"windows shorter than {RELIABLE_WINDOW_S:g} s (--min-window): "
+            "these numbers are less reliable",
+            style="yellow",
+        )
+    print_unfinished(frame, console)
+
+
+def print_unfinished(frame: pd.DataFrame, console: Console) -> None:
+    bad = frame[frame["status"].isin(["failed", "skipped"])]
+    for (cell_id, status), part in bad.groupby(["cell_id", "status"], sort=False):
+        style = "red" if status == "failed" else "dim"
+        console.print(
+            f"{status}: {cell_id}: {part['error'].iloc[0]}",
+            style=style,
+            markup=False,
+            soft_wrap=True,
+        )
+
+
+class RichReporter:
+    """Progress bar over measured windows, one line per finished cell."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+        )
+        self.task: Any = None
+
+    def run_started(self, run_id: str, path: Path, cells: list[Cell], windows: int) -> None:
+        self.console.print(f"run {run_id}: {len(cells)} cell(s), results in {path}")
+        self.progress.start()
+        self.task = self.progress.add_task("starting", total=max(windows, 1))
+
+    def cell_started(self, cell: Cell) -> None:
+        self.progress.update(self.task, description=f"{cell.cell_id}: starting")
+
+    def cell_event(self, cell: Cell, event: dict[str, Any]) -> None:
+        if event.get("type") == "stage":
+            self.progress.update(self.task, description=f"{cell.cell_id}: {event['stage']}")
+        elif event.get("type") == "window":
+            self.progress.update(
+                self.task,
+                advance=1,
+                description=f"{cell.cell_id}: {event['phase']} rep {event['repetition']}",
+            )
+
+    def cell_finished(self, cell: Cell, records: list[dict[str, Any]]) -> None:
+        status = records[0]["status"] if records else "failed"
+        style = {"ok": "green", "failed": "red", "skipped": "dim"}.get(status, "")
+        self.console.print(f"{status:>7} {cell.cell_id}", style=style, markup=False)
+
+    def close(self) -> None:
+        self.progress.stop()

@@ -1,0 +1,159 @@
+import pytest
+
+from greenbench.errors import SuiteError
+from greenbench.suite import apply_overrides, builtin_suites, load_suite, split_values
+
+VALID = """
+name = "mine"
+workloads = ["slm-tiny", "resnet-tiny"]
+variants = ["fp32"]
+devices = ["cpu"]
+zone = "DE"
+
+[protocol]
+repetitions = 2
+min_window_s = 0.5
+
+[params.slm-tiny]
+new_tokens = 4
+phases = ["decode"]
+"""
+
+
+def write(tmp_path, text, name="suite.toml"):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_valid_suite_expands_to_cells(tmp_path):
+    suite = load_suite(str(write(tmp_path, VALID)))
+    assert suite.name == "mine" and suite.zone == "DE"
+    assert suite.protocol.repetitions == 2 and suite.protocol.min_window_s == 0.5
+    cells = suite.cells()
+    assert [c.cell_id for c in cells] == ["slm-tiny/fp32/cpu", "resnet-tiny/fp32/cpu"]
+    assert cells[0].params == {
+        "batch": 1,
+        "prompt_tokens": 16,
+        "new_tokens": 4,
+        "phases": ["decode"],
+    }
+
+
+def test_builtin_suites_load():
+    assert {"quick", "tiny"} <= set(builtin_suites())
+    quick = load_suite("quick")
+    assert quick.workloads == ("slm-135m", "resnet50")
+    assert quick.variants == ("fp32",) and quick.devices == ("cpu",)
+
+
+def test_suite_round_trips_through_dict(tmp_path):
+    suite = load_suite(str(write(tmp_path, VALID)))
+    assert type(suite).from_dict(suite.to_dict()) == suite
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "fix"),
+    [
+        ('workloads = ["slm-tiny"]\ncolour = 1', "colour", "allowed keys"),
+        ('variants = ["fp32"]', "workloads", "list the workloads"),
+        ('workloads = ["gpt-9"]', "workloads", "greenbench list"),
+        ("workloads = []", "workloads", "non-empty list"),
+        ('workloads = ["slm-tiny"]\nvariants = ["int3"]', "variants", "known: fp32"),
+        ('workloads = ["slm-tiny"]\ndevices = ["tpu"]', "devices", "known: cpu"),
+        ('workloads = ["slm-tiny"]\ndevices = ["cpu:1"]', "devices", "use 'cpu'"),
+        ('workloads = ["slm-tiny"]\nzone = "XX"', "zone", "ISO-3166"),
+        ('workloads = ["slm-tiny"]\n[protocol]\nrepeats = 3', "protocol.repeats", "allowed"),
+        ('workloads = ["slm-tiny"]\n[protocol]\nrepetitions = 0', "protocol.repetitions", ">= 1"),
+        (
+            'workloads = ["slm-tiny"]\n[protocol]\nrepetitions = 1.5',
+            "protocol.repetitions",
+            "whole number",
+        ),
+        ('workloads = ["slm-tiny"]\n[protocol]\nmin_window_s = -1', "protocol.min_window_s", "> 0"),
+        (
+            'workloads = ["slm-tiny"]\n[protocol]\nidle_s = "long"',
+            "protocol.idle_s",
+            "number of seconds",
+        ),
+        (
+            'workloads = ["slm-tiny"]\n[params.slm-tiny]\nheads = 2',
+            "params.slm-tiny",
+            "unknown parameter 'heads'",
+        ),
+        ('workloads = ["slm-tiny"]\n[params.slm-tiny]\nbatch = 0', "params.slm-tiny", ">= 1"),
+        (
+            'workloads = ["slm-tiny"]\n[params.slm-tiny]\nphases = ["train"]',
+            "params.slm-tiny",
+            "phases",
+        ),
+        (
+            'workloads = ["slm-tiny"]\n[params.resnet-tiny]\nimage_size = 8',
+            "params.resnet-tiny",
+            ">= 32",
+        ),
+        ('workloads = ["slm-tiny"]\n[params.bert]\nbatch = 2', "params.bert", "unknown workload"),
+    ],
+)
+def test_every_validation_error_names_file_key_and_fix(tmp_path, text, key, fix):
+    path = write(tmp_path, text)
+    with pytest.raises(SuiteError) as info:
+        load_suite(str(path))
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith(f"{path}: key '{key}':")
+    assert fix in message
+
+
+def test_toml_syntax_error_names_the_file(tmp_path):
+    path = write(tmp_path, "workloads = [")
+    with pytest.raises(SuiteError, match=rf"^{path}: not valid TOML"):
+        load_suite(str(path))
+
+
+def test_unknown_suite_name_lists_builtins():
+    with pytest.raises(SuiteError, match="unknown suite 'nightlyx'.*built-in: .*quick"):
+        load_suite("nightlyx")
+
+
+def test_missing_suite_file():
+    with pytest.raises(SuiteError, match="no such file"):
+        load_suite("does/not/exist.toml")
+
+
+def test_flags_take_comma_separated_and_repeated_values():
+    assert split_values(["slm-tiny,resnet-tiny", "resnet50"]) == [
+        "slm-tiny",
+        "resnet-tiny",
+        "resnet50",
+    ]
+
+
+def test_overrides_replace_axes_and_settings():
+    suite = apply_overrides(
+        load_suite("quick"),
+        workloads=["resnet-tiny,slm-tiny"],
+        repetitions=5,
+        min_window_s=0.2,
+        zone="fr",
+    )
+    assert suite.workloads == ("resnet-tiny", "slm-tiny")
+    assert suite.protocol.repetitions == 5 and suite.protocol.min_window_s == 0.2
+    assert suite.zone == "FR"
+    assert suite.params["slm-135m"]["prompt_tokens"] == 128  # the file's params are kept
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "flag"),
+    [
+        ({"workloads": ["nope"]}, "--workload"),
+        ({"variants": ["int3"]}, "--variant"),
+        ({"devices": ["tpu"]}, "--device"),
+        ({"repetitions": 0}, "--repetitions"),
+        ({"min_window_s": 0}, "--min-window"),
+        ({"zone": "Atlantis"}, "--zone"),
+    ],
+)
+def test_bad_flags_name_the_flag(kwargs, flag):
+    with pytest.raises(SuiteError, match=rf"^{flag}: "):
+        apply_overrides(load_suite("quick"), **kwargs)
