@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import os
 from collections.abc import Sequence
@@ -67,28 +68,6 @@ class RunResult:
         return pd.DataFrame(self.records, columns=COLUMNS)
 
 
-def resolve_suite(
-    suite: Suite | str | None = None,
-    *,
-    workloads: Sequence[str] | None = None,
-    variants: Sequence[str] | None = None,
-    devices: Sequence[str] | None = None,
-    repetitions: int | None = None,
-    min_window_s: float | None = None,
-    zone: str | None = None,
-) -> Suite:
-    """A suite by object, name or path; flags replace its axes. Flags alone make an ad-hoc
-    suite from the quick suite's defaults."""
-    axes_given = any(v is not None for v in (workloads, variants, devices))
-    if isinstance(suite, Suite):
-        base = suite
-    else:
-        base = load_suite(suite or DEFAULT_SUITE)
-        if suite is None and axes_given:
-            base = Suite(**{**base.__dict__, "name": "adhoc", "description": "from flags"})
-    return apply_overrides(base, workloads, variants, devices, repetitions, min_window_s, zone)
-
-
 def run(
     suite: Suite | str | None = None,
     *,
@@ -115,21 +94,23 @@ def run(
         meta = store.read_meta()
         resolved = Suite.from_dict(meta["suite"], source=str(store.path / "run.json"))
     else:
-        resolved = resolve_suite(
-            suite,
-            workloads=workloads,
-            variants=variants,
-            devices=devices,
-            repetitions=repetitions,
-            min_window_s=min_window_s,
-            zone=zone,
+        if isinstance(suite, Suite):
+            base = suite
+        else:
+            base = load_suite(suite or DEFAULT_SUITE)
+            if suite is None and any(v is not None for v in (workloads, variants, devices)):
+                # flags alone: an ad-hoc suite from the quick suite's defaults
+                base = dataclasses.replace(base, name="adhoc", description="from flags")
+        resolved = apply_overrides(
+            base, workloads, variants, devices, repetitions, min_window_s, zone
         )
     for device in resolved.devices:
         check_available(device)
 
     if resume is not None:
-        attempts = _latest_attempts(store.read_records())
-        done = _finished_cells(store.read_records(), resolved)
+        earlier = store.read_records()
+        attempts = _latest_attempts(earlier)
+        done = _finished_cells(earlier, resolved)
         store.update_meta(status="running", resumed_at=_now())
     else:
         from greenbench.environment import collect_environment

@@ -60,7 +60,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def cmd_run(args: argparse.Namespace, console: Console) -> int:
     import greenbench
-    from greenbench.results import load_results
     from greenbench.terminal import RichReporter, print_results
 
     reporter = RichReporter(console)
@@ -86,7 +85,7 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
         return EXIT_INTERRUPTED
     finally:
         reporter.close()
-    print_results(load_results(result.path), console)
+    print_results(result.to_frame(), console)
     console.print(f"records: {result.path}  (compare: greenbench compare {result.path})")
     if not result.ok:
         console.print(

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from greenbench.energy.meter import COMPONENTS, Measurement, Meter
+from greenbench.energy.meter import Measurement, Meter
 
 # Counters update about every 100 ms and CodeCarbon samples load every second: windows shorter
 # than this give figures we call less reliable.
@@ -146,7 +146,3 @@ def _measure_window(
         duration_s=duration,
         measurement=measurement,
     )
-
-
-def idle_power_by_component(idle: IdleBaseline) -> dict[str, float]:
-    return {c: idle.power_w(c) for c in COMPONENTS}

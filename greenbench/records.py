@@ -11,11 +11,9 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from greenbench.energy.meter import COMPONENTS
+from greenbench.energy.meter import COMPONENTS, KWH_TO_J
 from greenbench.energy.methods import is_estimate
 from greenbench.protocol import ProtocolResult, Window
-
-KWH_TO_J = 3.6e6
 
 # Identity of a cell and its row; filled by the runner for every record, failed ones included.
 CONTEXT_COLUMNS = [

@@ -7,6 +7,7 @@ to its standard output; anything libraries print goes to standard error (the cel
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -49,7 +50,7 @@ def cell_spec(cell: Cell, protocol: ProtocolSettings, context: Mapping[str, Any]
             "device": cell.device,
             "params": dict(cell.params),
         },
-        "protocol": protocol.__dict__,
+        "protocol": dataclasses.asdict(protocol),
         "context": dict(context),
     }
 

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from greenbench.energy.meter import COMPONENTS
+
 # Student's t, two-sided 95% (0.975 quantile), for 1..30 degrees of freedom.
 _T975 = [
     12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
@@ -103,7 +105,7 @@ def summarize_frame(frame: pd.DataFrame, keys: Sequence[str] = SUMMARY_KEYS) -> 
         methods = sorted(
             {
                 f"{c}:{m}"
-                for c in ("cpu", "gpu", "ram")
+                for c in COMPONENTS
                 for m in part[f"method_{c}"].dropna().unique()
                 if m != "none"
             }

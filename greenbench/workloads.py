@@ -54,57 +54,47 @@ def _check_param(key: str, value: Any) -> Any:
     return value
 
 
-def _lm(name: str, architecture: str, description: str, **defaults: Any) -> WorkloadPreset:
-    return WorkloadPreset(
-        name=name,
-        architecture=architecture,
-        kind="lm-inference",
-        task="inference",
-        defaults={"phases": list(LM_PHASES), **defaults},
-        description=description,
-    )
-
-
-def _vision(name: str, architecture: str, description: str, **defaults: Any) -> WorkloadPreset:
-    return WorkloadPreset(
-        name=name,
-        architecture=architecture,
-        kind="vision-inference",
-        task="inference",
-        defaults=defaults,
-        description=description,
-    )
+def _preset(
+    name: str, architecture: str, kind: str, description: str, **defaults: Any
+) -> WorkloadPreset:
+    if kind == "lm-inference":
+        defaults = {"phases": list(LM_PHASES), **defaults}
+    return WorkloadPreset(name, architecture, kind, "inference", defaults, description)
 
 
 PRESETS: dict[str, WorkloadPreset] = {
     p.name: p
     for p in (
-        _lm(
+        _preset(
             "slm-135m",
             "smollm2-135m",
+            "lm-inference",
             "SmolLM2-135M architecture: prefill and greedy decode",
             batch=1,
             prompt_tokens=128,
             new_tokens=32,
         ),
-        _lm(
+        _preset(
             "slm-tiny",
             "tiny-llama",
+            "lm-inference",
             "2-layer Llama for tests: prefill and greedy decode",
             batch=1,
             prompt_tokens=16,
             new_tokens=8,
         ),
-        _vision(
+        _preset(
             "resnet50",
             "resnet50",
+            "vision-inference",
             "ResNet-50, 1000 classes: image classification",
             batch=8,
             image_size=224,
         ),
-        _vision(
+        _preset(
             "resnet-tiny",
             "tiny-resnet",
+            "vision-inference",
             "2-stage ResNet for tests: image classification",
             batch=2,
             image_size=64,

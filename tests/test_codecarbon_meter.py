@@ -1,5 +1,7 @@
 import time
 
+import pytest
+
 from greenbench.carbon.zones import resolve_zone
 from greenbench.energy.codecarbon_meter import CodeCarbonMeter
 from greenbench.energy.methods import METHODS
@@ -20,9 +22,7 @@ def test_real_meter_labels_every_component_and_measures_a_window():
     assert all(label in METHODS for label in m.methods.values())
     assert m.methods["gpu"] == "none" and m.energy_j["gpu"] == 0.0  # a CPU cell counts no GPU
     assert m.energy_j["cpu"] > 0 and m.energy_j["ram"] > 0
-    assert m.carbon_intensity_g_per_kwh == __import__("pytest").approx(
-        zone.intensity_g_per_kwh, rel=1e-6
-    )
+    assert m.carbon_intensity_g_per_kwh == pytest.approx(zone.intensity_g_per_kwh, rel=1e-6)
     assert "United Kingdom" in m.carbon_source
 
 

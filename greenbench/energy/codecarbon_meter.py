@@ -10,9 +10,7 @@ import itertools
 import logging
 from typing import Any
 
-from greenbench.energy.meter import COMPONENTS, Measurement
-
-KWH_TO_J = 3.6e6
+from greenbench.energy.meter import COMPONENTS, KWH_TO_J, Measurement
 
 _CPU_MODE_LABELS = {
     "intel_rapl": "rapl",

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 COMPONENTS = ("cpu", "gpu", "ram")
+KWH_TO_J = 3.6e6
 
 
 @dataclass(frozen=True)
