@@ -16,11 +16,11 @@ from greenbench.backends.torch_device import check_available
 from greenbench.errors import GreenbenchError
 from greenbench.executors.local import CellFailed, run_in_child
 from greenbench.records import COLUMNS, unfinished_records
+from greenbench.results import load_results
 from greenbench.runner import cell_context, cell_spec, one_line
 from greenbench.store import RunStore
 from greenbench.suite import DEFAULT_SUITE, Cell, Suite, apply_overrides, load_suite
 from greenbench.variants import get_variant
-from greenbench.workloads import get_preset
 
 
 class Reporter(Protocol):
@@ -108,8 +108,8 @@ def run(
         check_available(device)
 
     if resume is not None:
-        earlier = store.read_records()
-        attempts = _latest_attempts(earlier)
+        earlier = load_results(store.path)  # each cell's latest attempt
+        attempts = earlier.groupby("cell_id")["attempt"].max().astype(int).to_dict()
         done = _finished_cells(earlier, resolved)
         store.update_meta(status="running", resumed_at=_now())
     else:
@@ -127,9 +127,7 @@ def run(
         )
 
     cells = [c for c in resolved.cells() if c.cell_id not in done]
-    windows = sum(
-        len(get_preset(c.workload).phases(c.params)) * resolved.protocol.repetitions for c in cells
-    )
+    windows = sum(len(c.phases) * resolved.protocol.repetitions for c in cells)
     reporter.run_started(store.run_id, store.path, cells, windows)
     try:
         for cell in cells:
@@ -141,8 +139,6 @@ def run(
     except KeyboardInterrupt:
         store.update_meta(status="interrupted", ended_at=_now())
         raise
-    from greenbench.results import load_results
-
     frame = load_results(store.path)
     rows = frame.astype(object).where(frame.notna(), None).to_dict("records")
     status = "failed" if any(r["status"] == "failed" for r in rows) else "complete"
@@ -154,7 +150,7 @@ def _run_cell(
     cell: Cell, suite: Suite, store: RunStore, attempt: int, reporter: Reporter
 ) -> list[dict[str, Any]]:
     context = cell_context(cell, store.run_id, attempt, suite.name, suite.zone)
-    phases = get_preset(cell.workload).phases(cell.params)
+    phases = cell.phases
     reason = get_variant(cell.variant).skip_reason(cell.workload, cell.device)
     if reason:
         return unfinished_records(context, phases, "skipped", reason)
@@ -173,29 +169,15 @@ def _run_cell(
         return unfinished_records(context, phases, "failed", one_line(e))
 
 
-def _latest_attempts(records: list[dict[str, Any]]) -> dict[str, int]:
-    attempts: dict[str, int] = {}
-    for r in records:
-        attempts[r["cell_id"]] = max(attempts.get(r["cell_id"], 0), int(r.get("attempt") or 1))
-    return attempts
-
-
-def _finished_cells(records: list[dict[str, Any]], suite: Suite) -> set[str]:
-    """Cells whose latest attempt recorded every row it should: all ok, or skipped."""
-    latest = _latest_attempts(records)
+def _finished_cells(latest: pd.DataFrame, suite: Suite) -> set[str]:
+    """Cells whose latest attempt recorded every row it should: all ok, or all skipped."""
     done = set()
     for cell in suite.cells():
-        rows = [
-            r
-            for r in records
-            if r["cell_id"] == cell.cell_id and r.get("attempt") == latest.get(cell.cell_id)
-        ]
-        phases = get_preset(cell.workload).phases(cell.params)
-        expected_ok = len(phases) * suite.protocol.repetitions
-        statuses = [r["status"] for r in rows]
-        all_skipped = bool(statuses) and all(s == "skipped" for s in statuses)
-        all_ok = len(rows) == expected_ok and all(s == "ok" for s in statuses)
-        if all_ok or (all_skipped and len(rows) == len(phases)):
+        statuses = list(latest.loc[latest["cell_id"] == cell.cell_id, "status"])
+        expected_ok = len(cell.phases) * suite.protocol.repetitions
+        all_ok = len(statuses) == expected_ok and all(s == "ok" for s in statuses)
+        all_skipped = len(statuses) == len(cell.phases) and all(s == "skipped" for s in statuses)
+        if statuses and (all_ok or all_skipped):
             done.add(cell.cell_id)
     return done
 

@@ -77,7 +77,6 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
             reporter=reporter,
         )
     except KeyboardInterrupt:
-        reporter.close()
         console.print(
             "interrupted: what finished is saved; `greenbench run --resume RUN` finishes the rest",
             style="yellow",

@@ -49,6 +49,10 @@ class Cell:
     def cell_id(self) -> str:
         return f"{self.workload}/{self.variant}/{self.device}"
 
+    @property
+    def phases(self) -> tuple[str, ...]:
+        return get_preset(self.workload).phases(self.params)
+
 
 @dataclass(frozen=True)
 class Suite:
@@ -124,9 +128,8 @@ def parse_suite(data: Mapping[str, Any], source: str) -> Suite:
     for key in data:
         if key not in SUITE_KEYS:
             raise fail(key, f"unknown key; allowed keys are {', '.join(SUITE_KEYS)}")
-    for key in ("workloads",):
-        if key not in data:
-            raise fail(key, 'missing; list the workloads to run, e.g. workloads = ["resnet50"]')
+    if "workloads" not in data:
+        raise fail("workloads", 'missing; list the workloads to run, e.g. workloads = ["resnet50"]')
 
     name = data.get("name", "suite")
     if not isinstance(name, str) or not name:
