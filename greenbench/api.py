@@ -15,12 +15,14 @@ import pandas as pd
 from greenbench.backends.torch_device import check_available
 from greenbench.errors import GreenbenchError
 from greenbench.executors.local import CellFailed, run_in_child
+from greenbench.models import family
 from greenbench.records import COLUMNS, unfinished_records
 from greenbench.results import load_results
-from greenbench.runner import cell_context, cell_spec, one_line
+from greenbench.runner import CellSkipped, cell_context, cell_spec, one_line
 from greenbench.store import RunStore
 from greenbench.suite import DEFAULT_SUITE, Cell, Suite, apply_overrides, load_suite
 from greenbench.variants import get_variant
+from greenbench.workloads import get_preset
 
 
 class Reporter(Protocol):
@@ -127,7 +129,9 @@ def run(
         )
 
     cells = [c for c in resolved.cells() if c.cell_id not in done]
-    windows = sum(len(c.phases) * resolved.protocol.repetitions for c in cells)
+    windows = sum(
+        len(c.phases) * resolved.protocol.repetitions for c in cells if not skip_reason(c)
+    )
     reporter.run_started(store.run_id, store.path, cells, windows)
     try:
         for cell in cells:
@@ -151,7 +155,7 @@ def _run_cell(
 ) -> list[dict[str, Any]]:
     context = cell_context(cell, store.run_id, attempt, suite.name, suite.zone)
     phases = cell.phases
-    reason = get_variant(cell.variant).skip_reason(cell.workload, cell.device)
+    reason = skip_reason(cell)
     if reason:
         return unfinished_records(context, phases, "skipped", reason)
     spec = cell_spec(cell, suite.protocol, context)
@@ -163,10 +167,20 @@ def _run_cell(
             suite.protocol.cell_timeout_s,
             lambda event: reporter.cell_event(cell, event),
         )
+    except CellSkipped as e:
+        return unfinished_records(context, phases, "skipped", str(e))
     except CellFailed as e:
         return unfinished_records(context, phases, "failed", str(e))
     except OSError as e:
         return unfinished_records(context, phases, "failed", one_line(e))
+
+
+def skip_reason(cell: Cell) -> str | None:
+    """Why the cell's variant cannot run its workload on its device, known without running."""
+    preset = get_preset(cell.workload)
+    return get_variant(cell.variant).skip_reason(
+        preset.task, family(preset.architecture), cell.device
+    )
 
 
 def _finished_cells(latest: pd.DataFrame, suite: Suite) -> set[str]:

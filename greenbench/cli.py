@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from collections.abc import Sequence
 
@@ -38,10 +39,14 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("paths", nargs="*", default=["results"], help="results folders or runs")
     compare.add_argument("--by", default="variant", help="variant, device, workload or run")
     compare.add_argument("--baseline", help="the value of --by that ratios are taken against")
+
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from greenbench.quiet import quiet_library_logs
+
+    quiet_library_logs()
     args = build_parser().parse_args(argv)
     console = Console()
     if not console.is_terminal:
@@ -99,7 +104,7 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
 def cmd_list(console: Console) -> int:
     from greenbench.models import parameter_count
     from greenbench.suite import builtin_suites
-    from greenbench.variants import VARIANTS
+    from greenbench.variants import COMPILE_SUFFIX, known_variants
     from greenbench.workloads import PRESETS
 
     table = Table(title="workloads", title_justify="left")
@@ -116,9 +121,19 @@ def cmd_list(console: Console) -> int:
             preset.description,
         )
     console.print(table)
-    console.print(
-        "variants: " + ", ".join(f"{v.name} ({v.description})" for v in VARIANTS.values())
-    )
+    variants = Table(title="variants", title_justify="left")
+    for header in ("name", "training", "devices", "what it does"):
+        variants.add_column(header)
+    for variant in known_variants():
+        base = variant.base
+        variants.add_row(
+            base.name,
+            "yes" if base.training else "no",
+            ", ".join(base.device_types),
+            base.description,
+        )
+    console.print(variants)
+    console.print(f"add {COMPILE_SUFFIX} to any variant for torch.compile: bf16{COMPILE_SUFFIX}")
     console.print("suites: " + ", ".join(builtin_suites()))
     return EXIT_OK
 
@@ -126,7 +141,14 @@ def cmd_list(console: Console) -> int:
 def cmd_compare(args: argparse.Namespace, console: Console) -> int:
     from greenbench.compare import AXES, compare
     from greenbench.results import load_results
-    from greenbench.terminal import ESTIMATE_MARK, energy_cell, energy_scale, fmt, fmt_pct
+    from greenbench.terminal import (
+        ESTIMATE_MARK,
+        energy_cell,
+        energy_scale,
+        fidelity_cells,
+        fmt,
+        fmt_pct,
+    )
 
     frame = load_results(args.paths)
     table_data = compare(frame, args.by, args.baseline)
@@ -135,42 +157,46 @@ def cmd_compare(args: argparse.Namespace, console: Console) -> int:
         return EXIT_OK
     column = AXES[args.by]
     keys = [k for k in ("workload", "phase", "variant", "device", "run_id") if k in table_data]
+    # a column with one value for every row goes into the title instead
+    constant = [k for k in keys if k not in (column, "phase") and table_data[k].nunique() == 1]
+    keys = [k for k in keys if k not in constant]
+    scope = "".join(f", {k} {table_data[k].iloc[0]}" for k in constant)
     factor, scale = energy_scale(table_data["j_per_unit"])
     baseline = table_data["baseline"].iloc[0]
+    same_methods = table_data["methods"].nunique() == 1
     table = Table(
-        title=f"by {args.by}: energy per unit net of idle, ratios to {baseline}",
+        title=f"by {args.by}{scope}: energy per unit net of idle, ratios to {baseline}",
         title_justify="left",
+        caption=f"methods: {table_data['methods'].iloc[0]}" if same_methods else None,
+        caption_justify="left",
     )
     for key in keys:
-        table.add_column(key, style="bold" if key == column else "")
-    for header in (
-        "n",
-        "unit",
-        f"{scale}/unit ± CI95",
-        "CV",
-        "ratio [95% CI]",
-        "units/s",
-        "W",
-        "gCO2e/1k",
-    ):
+        table.add_column(key, style="bold" if key == column else "", no_wrap=True)
+    table.add_column("n", justify="right")
+    table.add_column(f"{scale}/unit ± CI95", justify="right", no_wrap=True)
+    table.add_column("CV", justify="right")
+    table.add_column("ratio [95% CI]", justify="right", no_wrap=True)
+    for header in ("units/s", "top-1", "KL"):  # W and gCO2e: in the run's own tables
         table.add_column(header, justify="right")
-    table.add_column("methods")
+    if not same_methods:
+        table.add_column("methods")
     for _, row in table_data.iterrows():
-        mark = ESTIMATE_MARK if row["estimated"] else ""
-        ratio_text = f"{fmt(row['ratio'])} [{fmt(row['ratio_low'])}, {fmt(row['ratio_high'])}]"
+        ratio_text = fmt(row["ratio"])
+        if math.isfinite(row["ratio_low"]):
+            ratio_text += f" [{fmt(row['ratio_low'])}, {fmt(row['ratio_high'])}]"
         if row["significant"]:
             ratio_text += " *"
+        names = {k: str(row[k]) for k in keys}
+        names["phase"] = f"{row['phase']} ({row['unit']})"
         table.add_row(
-            *[str(row[k]) for k in keys],
+            *names.values(),
             str(row["n"]),
-            row["unit"],
             energy_cell(row["j_per_unit"], row["j_per_unit_ci95"], row["estimated"], factor),
             fmt_pct(row["j_per_unit_cv"]),
             ratio_text,
             fmt(row["throughput"]),
-            f"{mark}{fmt(row['power_w'])}",
-            f"{mark}{fmt(row['g_per_1k_units'])}",
-            row["methods"],
+            *fidelity_cells(row),
+            *([] if same_methods else [row["methods"]]),
         )
     console.print(table)
     console.print("* the 95% CI of the ratio excludes 1: a difference beyond the noise")

@@ -6,6 +6,7 @@ import pandas as pd
 
 from greenbench.errors import GreenbenchError
 from greenbench.stats import SUMMARY_KEYS, ratio, summarize_frame, summary_of
+from greenbench.variants import variant_order
 
 AXES = {"variant": "variant", "device": "device", "workload": "workload", "run": "run_id"}
 
@@ -53,4 +54,7 @@ def compare(frame: pd.DataFrame, by: str, baseline: str | None = None) -> pd.Dat
     summary["ratio_low"] = lows
     summary["ratio_high"] = highs
     summary["significant"] = flags
-    return summary.sort_values([*match, column]).reset_index(drop=True)
+    return summary.sort_values(
+        [*match, column],
+        key=lambda col: col.map(variant_order) if col.name == "variant" else col,
+    ).reset_index(drop=True)

@@ -76,6 +76,7 @@ def collect_environment() -> dict[str, Any]:
         "gpu_driver": gpu_driver(),
         "cuda": torch.version.cuda,
         "versions": {
-            p: _version(p) for p in ("greenbench", "torch", "transformers", "codecarbon", "pandas")
+            p: _version(p)
+            for p in ("greenbench", "torch", "transformers", "torchao", "codecarbon", "pandas")
         },
     }

@@ -1,30 +1,36 @@
-"""Model architectures built from transformers configs, with random weights.
+"""Model architectures built from transformers configs, with random weights by default.
 
 Nothing is downloaded: every preset is a config written out here, so a run is offline and
-reproducible. The `slm-*` configs follow SmolLM2's published architectures.
+reproducible. The `slm-*` configs follow SmolLM2's published architectures, the CNNs torchvision's
+ResNet and MobileNetV2 (1000 ImageNet classes). Real weights are loaded only when a suite names a
+local directory or a Hugging Face id that is already in the local cache.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 
-def _smollm2_135m() -> Any:
-    from transformers import LlamaConfig
+def _smollm2(hidden: int, intermediate: int, layers: int, heads: int, kv_heads: int, rope: float):
+    def config() -> Any:
+        from transformers import LlamaConfig
 
-    return LlamaConfig(
-        vocab_size=49152,
-        hidden_size=576,
-        intermediate_size=1536,
-        num_hidden_layers=30,
-        num_attention_heads=9,
-        num_key_value_heads=3,
-        max_position_embeddings=8192,
-        rms_norm_eps=1e-5,
-        rope_theta=100000.0,
-        tie_word_embeddings=True,
-    )
+        return LlamaConfig(
+            vocab_size=49152,
+            hidden_size=hidden,
+            intermediate_size=intermediate,
+            num_hidden_layers=layers,
+            num_attention_heads=heads,
+            num_key_value_heads=kv_heads,
+            max_position_embeddings=8192,
+            rms_norm_eps=1e-5,
+            rope_theta=rope,
+            tie_word_embeddings=True,
+        )
+
+    return config
 
 
 def _tiny_llama() -> Any:
@@ -42,39 +48,48 @@ def _tiny_llama() -> Any:
     )
 
 
-def _resnet50() -> Any:
-    from transformers import ResNetConfig
+def _resnet(
+    hidden_sizes: list[int], depths: list[int], layer_type: str, embedding: int = 64, labels=1000
+):
+    def config() -> Any:
+        from transformers import ResNetConfig
 
-    return ResNetConfig(
-        num_channels=3,
-        embedding_size=64,
-        hidden_sizes=[256, 512, 1024, 2048],
-        depths=[3, 4, 6, 3],
-        layer_type="bottleneck",
-        num_labels=1000,
-    )
+        return ResNetConfig(
+            num_channels=3,
+            embedding_size=embedding,
+            hidden_sizes=hidden_sizes,
+            depths=depths,
+            layer_type=layer_type,
+            num_labels=labels,
+        )
+
+    return config
 
 
-def _tiny_resnet() -> Any:
-    from transformers import ResNetConfig
+def _mobilenet_v2() -> Any:
+    from transformers import MobileNetV2Config
 
-    return ResNetConfig(
-        num_channels=3,
-        embedding_size=16,
-        hidden_sizes=[16, 32],
-        depths=[1, 1],
-        layer_type="basic",
-        num_labels=10,
-    )
+    return MobileNetV2Config(depth_multiplier=1.0, image_size=224, num_labels=1000)
 
 
 # architecture name -> (model family, config factory)
 ARCHITECTURES: dict[str, tuple[str, Callable[[], Any]]] = {
-    "smollm2-135m": ("causal-lm", _smollm2_135m),
+    "smollm2-135m": ("causal-lm", _smollm2(576, 1536, 30, 9, 3, 100000.0)),
+    "smollm2-360m": ("causal-lm", _smollm2(960, 2560, 32, 15, 5, 100000.0)),
+    "smollm2-1.7b": ("causal-lm", _smollm2(2048, 8192, 24, 32, 32, 130000.0)),
     "tiny-llama": ("causal-lm", _tiny_llama),
-    "resnet50": ("image-classification", _resnet50),
-    "tiny-resnet": ("image-classification", _tiny_resnet),
+    "resnet18": ("image-classification", _resnet([64, 128, 256, 512], [2, 2, 2, 2], "basic")),
+    "resnet50": (
+        "image-classification",
+        _resnet([256, 512, 1024, 2048], [3, 4, 6, 3], "bottleneck"),
+    ),
+    "mobilenet_v2": ("image-classification", _mobilenet_v2),
+    "tiny-resnet": ("image-classification", _resnet([16, 32], [1, 1], "basic", 16, 10)),
 }
+
+
+def family(architecture: str) -> str:
+    return ARCHITECTURES[architecture][0]
 
 
 def _model_class(family: str) -> Any:
@@ -90,21 +105,53 @@ def build_config(architecture: str) -> Any:
     return ARCHITECTURES[architecture][1]()
 
 
-def build_model(architecture: str, seed: int = 0) -> Any:
-    """Build the architecture with seeded random weights, in eval mode, on the CPU."""
+def build_model(architecture: str, seed: int = 0, weights: str | None = None) -> Any:
+    """The architecture in eval mode on the CPU, in float32.
+
+    With `weights` (a local directory or an already-cached hub id) the real weights are loaded,
+    offline; otherwise the weights are random, seeded by `seed`.
+    """
     import torch
 
-    family, make_config = ARCHITECTURES[architecture]
+    model_class = _model_class(family(architecture))
+    if weights:
+        check_weights(weights)
+        model = model_class.from_pretrained(weights, local_files_only=True)
+        return model.float().eval()  # transformers 5 keeps the checkpoint's dtype otherwise
     torch.manual_seed(seed)
-    model = _model_class(family).from_config(make_config())
-    return model.eval()
+    return model_class.from_config(build_config(architecture)).eval()
+
+
+def check_weights(weights: str) -> str:
+    """ValueError with the fix unless `weights` can be loaded without a download."""
+    path = Path(weights).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise ValueError(
+                f"weights '{weights}' is a directory without config.json; give the folder "
+                "that save_pretrained wrote"
+            )
+        return weights
+    if path.is_absolute() or weights.startswith((".", "~")) or weights.count("/") > 1:
+        raise ValueError(f"weights '{weights}': no such directory; check the path")
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        cached = try_to_load_from_cache(weights, "config.json")
+    except ValueError:  # not a valid repo id
+        cached = None
+    if not isinstance(cached, str):
+        raise ValueError(
+            f"weights '{weights}' is neither a local directory nor in the Hugging Face cache; "
+            "greenbench never downloads: fetch it once (huggingface-cli download) or give a path"
+        )
+    return weights
 
 
 def parameter_count(architecture: str) -> int:
     """Count parameters without allocating them (built on torch's meta device)."""
     import torch
 
-    family, make_config = ARCHITECTURES[architecture]
     with torch.device("meta"):
-        model = _model_class(family).from_config(make_config())
+        model = _model_class(family(architecture)).from_config(build_config(architecture))
     return sum(p.numel() for p in model.parameters())

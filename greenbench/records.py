@@ -48,6 +48,7 @@ MEASURE_COLUMNS = [
     "net_energy_j",
     "energy_per_unit_j",
     "gross_energy_per_unit_j",
+    "energy_per_call_j",
     "throughput",
     "power_w",
     "emissions_g",
@@ -59,6 +60,10 @@ MEASURE_COLUMNS = [
     "method_ram",
     "estimated",
     "reliable",
+    # inference variants other than fp32: agreement with the fp32 model (see fidelity.py)
+    "fidelity_top1",
+    "fidelity_kl",
+    "fidelity_n",
 ]
 
 STATUS_COLUMNS = ["status", "error", "recorded_at"]
@@ -73,8 +78,13 @@ def _now() -> str:
 
 
 def window_record(
-    context: Mapping[str, Any], result: ProtocolResult, window: Window, reliable: bool
+    context: Mapping[str, Any],
+    result: ProtocolResult,
+    window: Window,
+    reliable: bool,
+    extra: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """One measured row; `extra` holds per-cell values such as fidelity."""
     m = window.measurement
     idle_w = result.idle.power_w()
     gross = m.total_j
@@ -95,6 +105,7 @@ def window_record(
         "net_energy_j": net,
         "energy_per_unit_j": net_per_unit,
         "gross_energy_per_unit_j": gross / units,
+        "energy_per_call_j": net / window.calls,
         "throughput": units / window.duration_s,
         "power_w": gross / window.duration_s,
         "emissions_g": m.emissions_g,
@@ -108,6 +119,7 @@ def window_record(
         "status": "ok",
         "error": None,
         "recorded_at": _now(),
+        **(extra or {}),
     }
     for c in COMPONENTS:
         record[f"energy_{c}_j"] = m.energy_j[c]
@@ -117,9 +129,12 @@ def window_record(
 
 
 def measured_records(
-    context: Mapping[str, Any], result: ProtocolResult, reliable: bool
+    context: Mapping[str, Any],
+    result: ProtocolResult,
+    reliable: bool,
+    extra: Mapping[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
-    return [window_record(context, result, w, reliable) for w in result.windows]
+    return [window_record(context, result, w, reliable, extra) for w in result.windows]
 
 
 def unfinished_records(

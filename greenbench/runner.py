@@ -15,7 +15,8 @@ import traceback
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from greenbench.protocol import ProtocolSettings, Window
+from greenbench.fidelity import Fidelity, score
+from greenbench.protocol import Phase, ProtocolSettings, Window
 from greenbench.records import measured_records
 from greenbench.suite import Cell
 from greenbench.workloads import get_preset
@@ -55,25 +56,30 @@ def cell_spec(cell: Cell, protocol: ProtocolSettings, context: Mapping[str, Any]
     }
 
 
+class CellSkipped(Exception):
+    """The cell cannot run here (its variant on this device, or its memory); the message is why."""
+
+
 def run_cell(spec: Mapping[str, Any], emit: Emit) -> list[dict[str, Any]]:
     """Build, measure and record one cell in this process."""
     from greenbench.backends.torch_device import gpu_indices, synchronize
     from greenbench.carbon.zones import resolve_zone
     from greenbench.energy.codecarbon_meter import CodeCarbonMeter
-    from greenbench.models import build_model
     from greenbench.protocol import run_protocol
-    from greenbench.tasks import make_phases
     from greenbench.variants import get_variant
 
     cell = Cell(**spec["cell"])
     protocol = ProtocolSettings(**spec["protocol"])
     context = spec["context"]
     preset = get_preset(cell.workload)
+    variant = get_variant(cell.variant)
     zone = resolve_zone(context["zone"])
+    reason = variant.device_skip_reason(cell.device) or memory_skip_reason(cell, preset.task)
+    if reason:
+        raise CellSkipped(reason)
 
     emit({"type": "stage", "stage": "building model"})
-    model = get_variant(cell.variant).apply(build_model(preset.architecture)).to(cell.device)
-    phases = make_phases(preset.kind, model, cell.params, cell.device)
+    phases, fidelity = prepare(cell, emit)
     meter = CodeCarbonMeter(zone.iso3, gpu_indices(cell.device), zone.source)
 
     def on_window(window: Window) -> None:
@@ -86,7 +92,52 @@ def run_cell(spec: Mapping[str, Any], emit: Emit) -> list[dict[str, Any]]:
         )
     finally:
         meter.close()
-    return measured_records(context, result, protocol.reliable)
+    extra = fidelity.as_record() if fidelity else {}
+    return measured_records(context, result, protocol.reliable, extra)
+
+
+def prepare(cell: Cell, emit: Emit) -> tuple[list[Phase], Fidelity | None]:
+    """The variant's model on the device, its phases, and for inference its fidelity to fp32."""
+    from greenbench.models import build_model
+    from greenbench.tasks import fidelity_logits, make_phases
+    from greenbench.variants import get_variant
+
+    preset = get_preset(cell.workload)
+    variant = get_variant(cell.variant)
+    model = build_model(preset.architecture, weights=cell.params.get("weights")).to(cell.device)
+    if preset.task == "training":
+        model = variant.prepare_for_training(model)
+        autocast = variant.autocast_dtype()
+        return make_phases(preset.kind, model, cell.params, cell.device, autocast), None
+
+    reference = None
+    if not variant.is_baseline:
+        reference = fidelity_logits(preset.kind, model, cell.params, cell.device).cpu()
+    model = variant.prepare_for_inference(model, cell.device)
+    fidelity = None
+    if reference is not None:
+        emit({"type": "stage", "stage": "scoring fidelity"})
+        fidelity = score(reference, fidelity_logits(preset.kind, model, cell.params, cell.device))
+    return make_phases(preset.kind, model, cell.params, cell.device), fidelity
+
+
+def memory_skip_reason(cell: Cell, task: str) -> str | None:
+    """A reason to skip when the model's weights (and for training, gradients and optimizer
+    state) clearly cannot fit in the device's free memory; activations are not counted."""
+    from greenbench.backends.torch_device import free_memory_bytes
+    from greenbench.models import parameter_count
+
+    preset = get_preset(cell.workload)
+    copies = 1 if task == "inference" else (4 if preset.kind == "lm-training" else 3)
+    needed = parameter_count(preset.architecture) * 4 * copies  # fp32 bytes
+    free = free_memory_bytes(cell.device)
+    if free is None or needed <= free:
+        return None
+    what = "weights" if task == "inference" else "weights, gradients and optimizer state"
+    return (
+        f"needs about {needed / 2**30:.1f} GiB for fp32 {what}; {cell.device} has "
+        f"{free / 2**30:.1f} GiB free: use a device with more memory or a smaller preset"
+    )
 
 
 def one_line(error: BaseException) -> str:
@@ -95,6 +146,9 @@ def one_line(error: BaseException) -> str:
 
 
 def main(argv: list[str]) -> int:
+    from greenbench.quiet import quiet_library_logs
+
+    quiet_library_logs()
     with open(argv[0]) as f:
         spec = json.load(f)
     events = os.fdopen(os.dup(1), "w", buffering=1)
@@ -106,6 +160,9 @@ def main(argv: list[str]) -> int:
 
     try:
         records = run_cell(spec, emit)
+    except CellSkipped as e:
+        emit({"type": "skipped", "reason": str(e)})
+        return 0
     except BaseException as e:  # noqa: BLE001 - any failure becomes a failed cell, with its reason
         traceback.print_exc()
         emit({"type": "error", "error": one_line(e)})

@@ -120,6 +120,9 @@ def summarize_frame(frame: pd.DataFrame, keys: Sequence[str] = SUMMARY_KEYS) -> 
                 "j_per_unit_cv": per_unit.cv,
                 "j_per_unit_std": per_unit.std,
                 "gross_j_per_unit": part["gross_energy_per_unit_j"].mean(),
+                "j_per_call": _mean(part, "energy_per_call_j"),
+                "fidelity_top1": _mean(part, "fidelity_top1"),
+                "fidelity_kl": _mean(part, "fidelity_kl"),
                 "throughput": part["throughput"].mean(),
                 "power_w": part["power_w"].mean(),
                 "g_per_1k_units": part["emissions_per_1k_units_g"].mean(),
@@ -129,6 +132,13 @@ def summarize_frame(frame: pd.DataFrame, keys: Sequence[str] = SUMMARY_KEYS) -> 
             }
         )
     return pd.DataFrame(rows)
+
+
+def _mean(part: pd.DataFrame, column: str) -> float:
+    """Mean of a column that older records or some variants lack (NaN when absent)."""
+    if column not in part:
+        return math.nan
+    return float(pd.to_numeric(part[column], errors="coerce").mean())
 
 
 def summary_of(row: Mapping[str, float]) -> Summary:

@@ -20,7 +20,7 @@ from greenbench.carbon.zones import default_zone, resolve_zone
 from greenbench.errors import SuiteError
 from greenbench.protocol import ProtocolSettings
 from greenbench.variants import get_variant
-from greenbench.workloads import get_preset
+from greenbench.workloads import PRESETS, get_preset
 
 DEFAULT_SUITE = "quick"
 SUITE_KEYS = (
@@ -227,6 +227,13 @@ def _params(value: Any, fail: Any) -> dict[str, dict[str, Any]]:
         try:
             preset = get_preset(workload)
         except KeyError as e:
+            nested = overrides if isinstance(overrides, Mapping) else {}
+            hint = next((f"{workload}.{k}" for k in nested if f"{workload}.{k}" in PRESETS), None)
+            if hint:
+                raise fail(
+                    f"params.{workload}",
+                    f'TOML splits names at dots: write [params."{hint}"] with quotes',
+                ) from None
             raise fail(f"params.{workload}", e.args[0]) from None
         if not isinstance(overrides, Mapping):
             raise fail(f"params.{workload}", "must be a table of parameter = value")

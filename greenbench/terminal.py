@@ -15,12 +15,17 @@ from rich.text import Text
 from greenbench.protocol import RELIABLE_WINDOW_S
 from greenbench.stats import summarize_frame
 from greenbench.suite import Cell
+from greenbench.variants import variant_order
 
 ESTIMATE_MARK = "~"
 
 
+def missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and not math.isfinite(value))
+
+
 def fmt(value: Any, digits: int = 3) -> str:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+    if missing(value):
         return "-"
     if abs(value) >= 1000:
         return f"{value:,.0f}"
@@ -28,9 +33,13 @@ def fmt(value: Any, digits: int = 3) -> str:
 
 
 def fmt_pct(value: Any) -> str:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+    return "-" if missing(value) else f"{value * 100:.1f}%"
+
+
+def fmt_kl(value: Any) -> str:
+    if missing(value):
         return "-"
-    return f"{value * 100:.1f}%"
+    return "0" if value == 0 else f"{value:.2g}"
 
 
 SCALES = ((1.0, "J"), (1e-3, "mJ"), (1e-6, "µJ"), (1e-9, "nJ"))
@@ -54,6 +63,11 @@ def energy_cell(mean: float, ci95: float, estimated: bool, factor: float = 1.0) 
     return Text(text, style="yellow" if estimated else "")
 
 
+def fidelity_cells(row: Any) -> list[str]:
+    """Top-1 agreement and KL divergence to fp32; blank for fp32 itself and for training."""
+    return [fmt_pct(row["fidelity_top1"]), fmt_kl(row["fidelity_kl"])]
+
+
 def results_tables(frame: pd.DataFrame) -> list[Table]:
     """One table per phase, rows per workload x variant x device."""
     summary = summarize_frame(frame)
@@ -66,6 +80,10 @@ def results_tables(frame: pd.DataFrame) -> list[Table]:
     )
     for phase in phases:
         part = summary[summary["phase"] == phase]
+        part = part.sort_values(
+            ["workload", "variant", "device"],
+            key=lambda col: col.map(variant_order) if col.name == "variant" else col,
+        )
         unit = part["unit"].iloc[0]
         factor, scale = energy_scale(part["j_per_unit"])
         same_methods = part["methods"].nunique() == 1
@@ -82,6 +100,13 @@ def results_tables(frame: pd.DataFrame) -> list[Table]:
         table.add_column(f"{unit}s/s", justify="right")
         table.add_column("W", justify="right")
         table.add_column(f"gCO2e/1k {unit}s", justify="right")
+        per_step = phase == "train"
+        if per_step:
+            table.add_column("J/step", justify="right")
+        scored = part["fidelity_top1"].notna().any()
+        if scored:
+            table.add_column("top-1 vs fp32", justify="right")
+            table.add_column("KL", justify="right")
         if not same_methods:
             table.add_column("methods")
         for _, row in part.iterrows():
@@ -97,6 +122,10 @@ def results_tables(frame: pd.DataFrame) -> list[Table]:
                 f"{mark}{fmt(row['power_w'])}",
                 f"{mark}{fmt(row['g_per_1k_units'])}",
             ]
+            if per_step:
+                cells.append(f"{mark}{fmt(row['j_per_call'])}")
+            if scored:
+                cells += fidelity_cells(row)
             if not same_methods:
                 cells.append(row["methods"])
             table.add_row(*cells)

@@ -1,39 +1,238 @@
-"""Variants: what is done to a built model before it is measured (precision, quantization, ...).
+"""Variants: what is done to a built fp32 model before it is measured.
 
-Only `fp32` exists so far; each variant knows when it does not apply, so a suite records a
-skip with the reason instead of failing.
+A variant name is a base (precision or quantization) with an optional `+compile` suffix:
+`fp32`, `bf16+compile`, `int8-dynamic`. Precision bases cast the model for inference and use
+autocast for training (the weights stay fp32 there, as mixed-precision training does).
+Quantization bases are inference-only.
+
+A variant that does not apply is skipped with the reason, never failed. Reasons known from the
+names alone (task, model family, device type) are found before a child process starts;
+reasons that need the device itself (compute capability) are found in the child.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import importlib.util
+import warnings
 from dataclasses import dataclass
 from typing import Any
+
+from greenbench.backends.torch_device import device_type
+
+COMPILE_SUFFIX = "+compile"
+BASELINE = "fp32"
+
+
+@dataclass(frozen=True)
+class Base:
+    name: str
+    description: str
+    training: bool = True  # whether training workloads can use it
+    linear_only: bool = False  # quantizes nn.Linear layers only (LMs, not CNNs)
+    device_types: tuple[str, ...] = ("cpu", "cuda", "mps", "xpu", "npu")
+    needs: str | None = None  # an importable package
+
+
+BASES: dict[str, Base] = {
+    b.name: b
+    for b in (
+        Base("fp32", "float32 weights and activations"),
+        Base("bf16", "bfloat16: weights cast for inference, autocast for training"),
+        Base("fp16", "float16: weights cast for inference, autocast (+ grad scaling) for training"),
+        Base(
+            "int8-dynamic",
+            "int8 weights, activations quantized per call (torch dynamic quantization)",
+            training=False,
+            linear_only=True,
+            device_types=("cpu",),
+        ),
+        Base(
+            "int8-wo",
+            "int8 weight-only (torchao); activations bf16 on GPUs, fp32 on the CPU",
+            training=False,
+            linear_only=True,
+            device_types=("cpu", "cuda"),
+            needs="torchao",
+        ),
+        Base(
+            "int4-wo",
+            "int4 weight-only, groups of 128 on GPUs (tinygemm) and 32 on the CPU (torchao)",
+            training=False,
+            linear_only=True,
+            device_types=("cpu", "cuda"),
+            needs="torchao",
+        ),
+        Base(
+            "fp8",
+            "float8 e4m3 weights and activations, per-row scales (torchao)",
+            training=False,
+            linear_only=True,
+            device_types=("cuda",),
+            needs="torchao",
+        ),
+    )
+}
+
+# base -> the smallest CUDA compute capability it runs on
+MIN_CUDA_CAPABILITY = {"bf16": (8, 0), "int4-wo": (8, 0), "fp8": (8, 9)}
 
 
 @dataclass(frozen=True)
 class Variant:
     name: str
-    description: str
-    apply: Callable[[Any], Any]  # model -> model, still on the CPU
-    skip_reason: Callable[[str, str], str | None]  # (workload, device) -> reason or None
+    base: Base
+    compiled: bool
+
+    @property
+    def description(self) -> str:
+        suffix = ", torch.compile" if self.compiled else ", eager"
+        return self.base.description + suffix
+
+    @property
+    def is_baseline(self) -> bool:
+        """fp32 eager is what every other variant's fidelity is scored against."""
+        return self.name == BASELINE
+
+    def skip_reason(self, task: str, family: str, device: str) -> str | None:
+        """Why this variant cannot run `task` on a `family` model on `device`, or None."""
+        base, kind = self.base, device_type(device)
+        if task == "training" and not base.training:
+            return f"{base.name} is an inference variant; training runs fp32, bf16 or fp16"
+        if base.linear_only and family != "causal-lm":
+            return (
+                f"{base.name} quantizes Linear layers only; a convolutional network would stay "
+                "fp32 in its convolutions"
+            )
+        if kind not in base.device_types:
+            return f"{base.name} runs on {' and '.join(base.device_types)}, not {kind}"
+        if base.needs and importlib.util.find_spec(base.needs) is None:
+            return f"{base.name} needs the {base.needs} package: pip install {base.needs}"
+        return None
+
+    def device_skip_reason(self, device: str) -> str | None:
+        """Why this device itself cannot run the variant; call where the device is usable."""
+        if device_type(device) != "cuda" or self.base.name not in MIN_CUDA_CAPABILITY:
+            return None
+        import torch
+
+        need = MIN_CUDA_CAPABILITY[self.base.name]
+        have = torch.cuda.get_device_capability(device)
+        if have < need:
+            return (
+                f"{self.base.name} needs compute capability >= {need[0]}.{need[1]}; "
+                f"{torch.cuda.get_device_name(device)} has {have[0]}.{have[1]}"
+            )
+        return None
+
+    def autocast_dtype(self) -> Any:
+        """The autocast dtype for training, or None for full fp32."""
+        import torch
+
+        return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.base.name)
+
+    def prepare_for_inference(self, model: Any, device: str) -> Any:
+        """The fp32 `model`, already on `device`, turned into this variant (in place if it can)."""
+        model = _INFERENCE[self.base.name](model, device)
+        return compile_model(model) if self.compiled else model
+
+    def prepare_for_training(self, model: Any) -> Any:
+        return compile_model(model) if self.compiled else model
 
 
-def _fp32(model: Any) -> Any:
-    return model.float()
+def compile_model(model: Any) -> Any:
+    import torch
+
+    return torch.compile(model)
 
 
-def _always_applies(workload: str, device: str) -> None:
-    return None
+def _cast(dtype_name: str):
+    def apply(model: Any, device: str) -> Any:
+        import torch
+
+        return model.to(getattr(torch, dtype_name))
+
+    return apply
 
 
-VARIANTS: dict[str, Variant] = {
-    "fp32": Variant("fp32", "float32 weights and activations, eager", _fp32, _always_applies),
+def _int8_dynamic(model: Any, device: str) -> Any:
+    import torch
+
+    with warnings.catch_warnings():  # deprecated in favour of torchao, still the fast CPU path
+        warnings.simplefilter("ignore")
+        quantize_dynamic = getattr(torch.ao.quantization, "quantize_dynamic", None)
+        if quantize_dynamic is not None:
+            return quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8, inplace=True)
+    # removed from newer torch: torchao's equivalent (slower on CPUs without compile)
+    from torchao.quantization import Int8DynamicActivationInt8WeightConfig, quantize_
+
+    quantize_(model, Int8DynamicActivationInt8WeightConfig())
+    return model
+
+
+def _torchao(make_config: Any):
+    def apply(model: Any, device: str) -> Any:
+        import torch
+        from torchao.quantization import quantize_
+
+        if device_type(device) == "cuda":
+            model = model.to(torch.bfloat16)  # torchao's GPU kernels take bf16 activations
+        quantize_(model, make_config(device_type(device)))
+        return model
+
+    return apply
+
+
+def _int8_wo_config(kind: str) -> Any:
+    from torchao.quantization import Int8WeightOnlyConfig
+
+    return Int8WeightOnlyConfig()
+
+
+def _int4_wo_config(kind: str) -> Any:
+    if kind == "cuda":
+        from torchao.quantization import Int4WeightOnlyConfig
+
+        return Int4WeightOnlyConfig(group_size=128, int4_packing_format="tile_packed_to_4d")
+    import torch
+    from torchao.quantization import IntxWeightOnlyConfig, PerGroup
+
+    return IntxWeightOnlyConfig(weight_dtype=torch.int4, granularity=PerGroup(32))
+
+
+def _fp8_config(kind: str) -> Any:
+    from torchao.quantization import Float8DynamicActivationFloat8WeightConfig, PerRow
+
+    return Float8DynamicActivationFloat8WeightConfig(granularity=PerRow())
+
+
+_INFERENCE = {
+    "fp32": _cast("float32"),
+    "bf16": _cast("bfloat16"),
+    "fp16": _cast("float16"),
+    "int8-dynamic": _int8_dynamic,
+    "int8-wo": _torchao(_int8_wo_config),
+    "int4-wo": _torchao(_int4_wo_config),
+    "fp8": _torchao(_fp8_config),
 }
 
 
 def get_variant(name: str) -> Variant:
-    try:
-        return VARIANTS[name]
-    except KeyError:
-        raise KeyError(f"unknown variant '{name}' (known: {', '.join(VARIANTS)})") from None
+    """`bf16+compile` -> Variant(bf16, compiled); KeyError naming the known ones."""
+    base_name, suffix, rest = name.partition(COMPILE_SUFFIX)
+    if base_name not in BASES or rest:
+        raise KeyError(
+            f"unknown variant '{name}' (known: {', '.join(BASES)}; "
+            f"add {COMPILE_SUFFIX} to any for torch.compile)"
+        )
+    return Variant(name, BASES[base_name], compiled=bool(suffix))
+
+
+def variant_order(name: str) -> tuple[int, bool, str]:
+    """Sort key: fp32 first, then the catalogue's order, eager before compiled."""
+    base, suffix, _ = name.partition(COMPILE_SUFFIX)
+    names = list(BASES)
+    return (names.index(base) if base in names else len(names), bool(suffix), name)
+
+
+def known_variants() -> list[Variant]:
+    return [get_variant(name) for name in BASES]

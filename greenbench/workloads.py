@@ -1,4 +1,9 @@
-"""The workload catalogue: named presets, their parameters, phases and units of work."""
+"""The workload catalogue: named presets, their parameters, phases and units of work.
+
+Inference presets carry the model's name (`slm-135m`, `resnet50`); training presets add `-train`
+(`slm-135m-train`). Every preset also takes `weights`, a local directory or a cached hub id, to
+measure real weights instead of random ones.
+"""
 
 from __future__ import annotations
 
@@ -7,26 +12,33 @@ from dataclasses import dataclass, field
 from typing import Any
 
 LM_PHASES = ("prefill", "decode")
-
-# phase -> the unit its energy is stated per
-PHASE_UNITS = {"prefill": "token", "decode": "token", "forward": "image", "train": "sample"}
+KINDS = ("lm-inference", "vision-inference", "lm-training", "vision-training")
+OPTIONAL_PARAMS = ("weights",)  # accepted by every preset, absent by default
 
 
 @dataclass(frozen=True)
 class WorkloadPreset:
     name: str
     architecture: str  # a key of models.ARCHITECTURES
-    kind: str  # "lm-inference" | "vision-inference"; picks the task module
-    task: str  # "inference" | "training"
+    kind: str  # one of KINDS; picks the task module
     defaults: Mapping[str, Any] = field(default_factory=dict)
     description: str = ""
+
+    @property
+    def task(self) -> str:
+        """ "inference" or "training"."""
+        return self.kind.split("-", 1)[1]
+
+    @property
+    def unit(self) -> str:
+        return "token" if self.kind.startswith("lm-") else "image"
 
     def resolve_params(self, overrides: Mapping[str, Any]) -> dict[str, Any]:
         """Defaults updated by `overrides`; raises ValueError naming the bad key."""
         params = dict(self.defaults)
         for key, value in overrides.items():
-            if key not in self.defaults:
-                known = ", ".join(sorted(self.defaults))
+            if key not in self.defaults and key not in OPTIONAL_PARAMS:
+                known = ", ".join(sorted([*self.defaults, *OPTIONAL_PARAMS]))
                 raise ValueError(f"unknown parameter '{key}' for {self.name} (known: {known})")
             params[key] = _check_param(key, value)
         return params
@@ -34,7 +46,7 @@ class WorkloadPreset:
     def phases(self, params: Mapping[str, Any]) -> tuple[str, ...]:
         if self.kind == "lm-inference":
             return tuple(params["phases"])
-        return ("forward",)
+        return ("train",) if self.task == "training" else ("forward",)
 
 
 def _check_param(key: str, value: Any) -> Any:
@@ -47,6 +59,12 @@ def _check_param(key: str, value: Any) -> Any:
         ):
             raise ValueError(f"'phases' must be a non-empty list drawn from {list(LM_PHASES)}")
         return [p for p in LM_PHASES if p in value]
+    if key == "weights":
+        from greenbench.models import check_weights
+
+        if not isinstance(value, str) or not value.strip():
+            raise ValueError("'weights' must be a local directory or a cached hub id")
+        return check_weights(value.strip())
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"'{key}' must be a whole number >= 1, got {value!r}")
     if key == "image_size" and value < 32:
@@ -54,52 +72,68 @@ def _check_param(key: str, value: Any) -> Any:
     return value
 
 
-def _preset(
-    name: str, architecture: str, kind: str, description: str, **defaults: Any
-) -> WorkloadPreset:
+def _preset(name: str, architecture: str, kind: str, description: str, **defaults: Any):
     if kind == "lm-inference":
         defaults = {"phases": list(LM_PHASES), **defaults}
-    return WorkloadPreset(name, architecture, kind, "inference", defaults, description)
+    return WorkloadPreset(name, architecture, kind, defaults, description)
+
+
+def _lm(name: str, architecture: str, label: str, batch=1, prompt=128, new=32, train_seq=128):
+    return (
+        _preset(
+            name,
+            architecture,
+            "lm-inference",
+            f"{label}: prefill and greedy decode",
+            batch=batch,
+            prompt_tokens=prompt,
+            new_tokens=new,
+        ),
+        _preset(
+            f"{name}-train",
+            architecture,
+            "lm-training",
+            f"{label}: AdamW fine-tuning steps on random tokens",
+            batch=batch,
+            seq_len=train_seq,
+        ),
+    )
+
+
+def _cnn(name: str, architecture: str, label: str, batch=8, size=224, train_batch=8):
+    return (
+        _preset(
+            name,
+            architecture,
+            "vision-inference",
+            f"{label}: image classification",
+            batch=batch,
+            image_size=size,
+        ),
+        _preset(
+            f"{name}-train",
+            architecture,
+            "vision-training",
+            f"{label}: SGD steps on synthetic images",
+            batch=train_batch,
+            image_size=size,
+        ),
+    )
 
 
 PRESETS: dict[str, WorkloadPreset] = {
     p.name: p
-    for p in (
-        _preset(
-            "slm-135m",
-            "smollm2-135m",
-            "lm-inference",
-            "SmolLM2-135M architecture: prefill and greedy decode",
-            batch=1,
-            prompt_tokens=128,
-            new_tokens=32,
-        ),
-        _preset(
-            "slm-tiny",
-            "tiny-llama",
-            "lm-inference",
-            "2-layer Llama for tests: prefill and greedy decode",
-            batch=1,
-            prompt_tokens=16,
-            new_tokens=8,
-        ),
-        _preset(
-            "resnet50",
-            "resnet50",
-            "vision-inference",
-            "ResNet-50, 1000 classes: image classification",
-            batch=8,
-            image_size=224,
-        ),
-        _preset(
-            "resnet-tiny",
-            "tiny-resnet",
-            "vision-inference",
-            "2-stage ResNet for tests: image classification",
-            batch=2,
-            image_size=64,
-        ),
+    for pair in (
+        _lm("slm-135m", "smollm2-135m", "SmolLM2-135M architecture"),
+        _lm("slm-360m", "smollm2-360m", "SmolLM2-360M architecture"),
+        _lm("slm-1.7b", "smollm2-1.7b", "SmolLM2-1.7B architecture"),
+        _lm("slm-tiny", "tiny-llama", "2-layer Llama for tests", 1, 16, 8, 16),
+        _cnn("resnet18", "resnet18", "ResNet-18, 1000 classes"),
+        _cnn("resnet50", "resnet50", "ResNet-50, 1000 classes"),
+        _cnn("mobilenet_v2", "mobilenet_v2", "MobileNetV2 1.0, 1000 classes"),
+        _cnn("resnet-tiny", "tiny-resnet", "2-stage ResNet for tests", 2, 64, 2),
     )
+    for p in pair
 }
 
 

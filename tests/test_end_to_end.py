@@ -159,3 +159,45 @@ def test_killed_run_keeps_finished_cells_and_resume_finishes_the_rest(tmp_path):
 def test_resume_rejects_suite_flags(tmp_path):
     with pytest.raises(greenbench.errors.GreenbenchError, match="--resume reruns"):
         greenbench.run(resume="x", workloads=["slm-tiny"], out=tmp_path)
+
+
+def test_variants_record_fidelity_training_j_per_step_and_skips(tmp_path, capsys):
+    suite = suite_file(tmp_path, '"slm-tiny", "slm-tiny-train"')
+    code = main(
+        ["run", "--suite", suite, "--variant", "fp32,int8-dynamic", "--out", str(tmp_path / "r")]
+    )
+    assert code == 0  # a skip is not a failure
+    out = capsys.readouterr().out
+    assert "top-1 vs fp32" in out and "J/step" in out
+    assert "skipped: slm-tiny-train/int8-dynamic/cpu: int8-dynamic is an inference variant" in out
+
+    frame = greenbench.load_results(tmp_path / "r")
+    ok = frame[frame["status"] == "ok"]
+    int8 = ok[ok["variant"] == "int8-dynamic"]
+    assert len(int8) == 4 and int8["fidelity_top1"].between(0, 1).all()
+    assert (int8["fidelity_kl"] >= 0).all() and (int8["fidelity_n"] == 8).all()
+    assert ok[ok["variant"] == "fp32"]["fidelity_top1"].isna().all()
+    train = ok[ok["phase"] == "train"]
+    assert (
+        len(train) == 2 and set(train["task"]) == {"training"} and set(train["unit"]) == {"token"}
+    )
+    assert (train["energy_per_call_j"] * train["calls"] - train["net_energy_j"]).abs().max() < 1e-9
+    skipped = frame[frame["status"] == "skipped"]
+    assert list(skipped["cell_id"]) == ["slm-tiny-train/int8-dynamic/cpu"]
+
+    assert main(["compare", str(tmp_path / "r"), "--by", "variant"]) == 0
+    assert "top-1" in capsys.readouterr().out
+
+
+def test_a_model_too_large_for_memory_is_skipped_by_its_child(tmp_path):
+    import psutil
+
+    needed = 1711.4e6 * 4 * 4  # slm-1.7b: fp32 weights, gradients and two AdamW moments
+    if psutil.virtual_memory().available > needed:
+        pytest.skip("this machine could train slm-1.7b; the skip needs less memory than that")
+    suite = suite_file(tmp_path, '"slm-1.7b-train"')
+    result = greenbench.run(suite, out=tmp_path / "r")
+    assert result.ok
+    (record,) = result.records
+    assert record["status"] == "skipped"
+    assert record["error"].startswith("needs about 25.5 GiB for fp32 weights, gradients and")

@@ -65,3 +65,13 @@ def test_unfinished_records_one_row_per_phase_with_reason():
         ("decode", "failed", "OOM"),
     ]
     assert rows[0]["energy_j"] is None
+
+
+def test_per_cell_extras_such_as_fidelity_land_in_every_row(clock, meter):
+    extra = {"fidelity_top1": 0.75, "fidelity_kl": 0.01, "fidelity_n": 32}
+    rows = measured_records(CONTEXT, measure(clock, meter), True, extra)
+    assert [r["fidelity_top1"] for r in rows] == [0.75, 0.75]
+    assert all(r["energy_per_call_j"] == r["net_energy_j"] / r["calls"] for r in rows)
+    assert all(
+        r["fidelity_top1"] is None for r in measured_records(CONTEXT, measure(clock, meter), True)
+    )

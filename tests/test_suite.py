@@ -41,10 +41,27 @@ def test_valid_suite_expands_to_cells(tmp_path):
 
 
 def test_builtin_suites_load():
-    assert {"quick", "tiny"} <= set(builtin_suites())
+    assert {"quick", "tiny", "standard", "gpu", "nightly"} <= set(builtin_suites())
     quick = load_suite("quick")
     assert quick.workloads == ("slm-135m", "resnet50")
-    assert quick.variants == ("fp32",) and quick.devices == ("cpu",)
+    assert quick.variants == ("fp32", "int8-dynamic") and quick.devices == ("cpu",)
+    standard = load_suite("standard")
+    from greenbench.workloads import PRESETS
+
+    catalogue = {n for n in PRESETS if "tiny" not in n}
+    assert set(standard.workloads) == catalogue
+    assert standard.params["slm-1.7b"] == {"new_tokens": 8}
+    assert load_suite("gpu").devices == ("cuda",)
+    for name in builtin_suites():
+        first_line = builtin_suites()[name].read_text().splitlines()[0]
+        assert first_line.startswith(f"# {name}: "), "each suite says what it is for"
+
+
+def test_dotted_workload_names_in_params_get_the_quoting_hint(tmp_path):
+    path = tmp_path / "dots.toml"
+    path.write_text('workloads = ["slm-1.7b"]\n[params.slm-1.7b]\nbatch = 2\n')
+    with pytest.raises(SuiteError, match=r'write \[params."slm-1.7b"\] with quotes'):
+        load_suite(str(path))
 
 
 def test_suite_round_trips_through_dict(tmp_path):

@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from greenbench.models import build_model, parameter_count
@@ -52,3 +53,64 @@ def test_vision_phase_counts_images():
 def test_random_weights_are_seeded():
     a, b = build_model("tiny-resnet"), build_model("tiny-resnet")
     assert all(torch.equal(x, y) for x, y in zip(a.parameters(), b.parameters(), strict=True))
+
+
+def test_new_catalogue_architectures_match_their_published_sizes():
+    assert abs(parameter_count("smollm2-360m") - 361.8e6) < 0.1e6
+    assert abs(parameter_count("smollm2-1.7b") - 1711.4e6) < 0.1e6
+    assert abs(parameter_count("resnet18") - 11.69e6) < 0.01e6
+    assert abs(parameter_count("mobilenet_v2") - 3.50e6) < 0.01e6
+
+
+def test_every_inference_preset_has_a_training_preset():
+    inference = {n for n, p in PRESETS.items() if p.task == "inference"}
+    training = {n for n, p in PRESETS.items() if p.task == "training"}
+    assert {f"{n}-train" for n in inference} == training
+    assert PRESETS["resnet18-train"].phases(PRESETS["resnet18-train"].defaults) == ("train",)
+
+
+def test_mobilenet_forward_counts_images():
+    params = PRESETS["mobilenet_v2"].resolve_params({"batch": 2, "image_size": 64})
+    (forward,) = make_phases("vision-inference", build_model("mobilenet_v2"), params, "cpu")
+    assert forward.step().shape == (2, 1000)
+
+
+def test_real_weights_load_from_a_local_directory(tmp_path):
+    saved = build_model("tiny-llama", seed=7)
+    saved.save_pretrained(tmp_path / "tiny")
+    params = PRESETS["slm-tiny"].resolve_params({"weights": str(tmp_path / "tiny")})
+    loaded = build_model("tiny-llama", weights=params["weights"])
+    assert all(
+        torch.equal(a, b) for a, b in zip(saved.parameters(), loaded.parameters(), strict=True)
+    )
+    assert not torch.equal(next(build_model("tiny-llama").parameters()), next(loaded.parameters()))
+
+
+def fake_hub_cache(root, repo_id):
+    """The layout huggingface_hub leaves after a download: refs/main -> snapshots/HASH/."""
+    repo = root / f"models--{repo_id.replace('/', '--')}"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text("abc123")
+    (repo / "snapshots" / "abc123").mkdir(parents=True)
+    (repo / "snapshots" / "abc123" / "config.json").write_text("{}")
+
+
+def test_missing_weights_are_a_clear_error_and_nothing_is_downloaded(tmp_path, monkeypatch):
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "cache"))
+    preset = PRESETS["slm-135m"]
+    with pytest.raises(ValueError, match="no such directory"):
+        preset.resolve_params({"weights": str(tmp_path / "nowhere")})
+    with pytest.raises(ValueError, match="without config.json"):
+        preset.resolve_params({"weights": str(tmp_path)})
+    with pytest.raises(ValueError, match="never downloads"):
+        preset.resolve_params({"weights": "HuggingFaceTB/SmolLM2-135M"})
+
+
+def test_a_hub_id_already_in_the_cache_is_accepted(tmp_path, monkeypatch):
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
+    fake_hub_cache(tmp_path, "org/model")
+    assert PRESETS["slm-135m"].resolve_params({"weights": "org/model"})["weights"] == "org/model"

@@ -92,3 +92,17 @@ def synchronize(device: str) -> None:
 def gpu_indices(device: str) -> list[int]:
     """The CUDA indices (as torch numbers them) that a cell on `device` uses."""
     return [device_index(device)] if device_type(device) == "cuda" else []
+
+
+def free_memory_bytes(device: str) -> int | None:
+    """Memory free for a new model on `device`, or None where we cannot tell."""
+    kind = device_type(device)
+    if kind == "cpu":
+        import psutil
+
+        return psutil.virtual_memory().available
+    if kind == "cuda":
+        import torch
+
+        return torch.cuda.mem_get_info(device)[0]
+    return None

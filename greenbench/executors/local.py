@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import greenbench
+from greenbench.runner import CellSkipped
 
 OnEvent = Callable[[dict[str, Any]], None]
 
@@ -28,7 +29,8 @@ class CellFailed(Exception):
 def run_in_child(spec: dict[str, Any], log_path: Path, timeout_s: float, on_event: OnEvent) -> list:
     """The cell's records, from a fresh `python -m greenbench.runner` process.
 
-    Raises CellFailed with the reason when the child raises, is killed or times out.
+    Raises CellFailed with the reason when the child raises, is killed or times out, and
+    CellSkipped when the child finds the device cannot run the cell's variant.
     """
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
@@ -72,6 +74,7 @@ def _supervise(spec_path: str, log: Any, log_path: Path, timeout_s: float, on_ev
     deadline = time.monotonic() + timeout_s
     records: list | None = None
     error: str | None = None
+    skipped: str | None = None
     try:
         while True:
             remaining = deadline - time.monotonic()
@@ -95,6 +98,8 @@ def _supervise(spec_path: str, log: Any, log_path: Path, timeout_s: float, on_ev
                 records = event["records"]
             elif event.get("type") == "error":
                 error = event["error"]
+            elif event.get("type") == "skipped":
+                skipped = event["reason"]
             else:
                 on_event(event)
     except BaseException:
@@ -103,6 +108,8 @@ def _supervise(spec_path: str, log: Any, log_path: Path, timeout_s: float, on_ev
     code = proc.wait()
     if records is not None:
         return records
+    if skipped is not None:
+        raise CellSkipped(skipped)
     if error is not None:
         raise CellFailed(error)
     raise CellFailed(_exit_reason(code, log_path))

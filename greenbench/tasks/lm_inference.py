@@ -18,16 +18,26 @@ import torch
 from greenbench.protocol import Phase
 
 
+def make_prompt(model: Any, params: Mapping[str, Any], device: str) -> torch.Tensor:
+    """The fixed batch of random prompts (seeded: every variant sees the same tokens)."""
+    generator = torch.Generator().manual_seed(0)
+    shape = (params["batch"], params["prompt_tokens"])
+    return torch.randint(0, model.config.vocab_size, shape, generator=generator).to(device)
+
+
+@torch.inference_mode()
+def fidelity_logits(model: Any, params: Mapping[str, Any], device: str) -> torch.Tensor:
+    """Next-token logits at every prompt position (teacher-forced), shape (batch, P, vocab)."""
+    return model(input_ids=make_prompt(model, params, device)).logits
+
+
 def make_phases(model: Any, params: Mapping[str, Any], device: str) -> list[Phase]:
     batch, prompt_tokens, new_tokens = (
         params["batch"],
         params["prompt_tokens"],
         params["new_tokens"],
     )
-    generator = torch.Generator().manual_seed(0)
-    prompt = torch.randint(
-        0, model.config.vocab_size, (batch, prompt_tokens), generator=generator
-    ).to(device)
+    prompt = make_prompt(model, params, device)
 
     @torch.inference_mode()
     def prefill() -> Any:
