@@ -94,6 +94,11 @@ def run(
             )
         store = RunStore.open(out, resume)
         meta = store.read_meta()
+        if "suite" not in meta:
+            raise GreenbenchError(
+                f"run '{resume}' was imported ({meta.get('source', 'not run here')}); "
+                "there is nothing to resume"
+            )
         resolved = Suite.from_dict(meta["suite"], source=str(store.path / "run.json"))
     else:
         if isinstance(suite, Suite):

@@ -40,6 +40,12 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--by", default="variant", help="variant, device, workload or run")
     compare.add_argument("--baseline", help="the value of --by that ratios are taken against")
 
+    imports = sub.add_parser(
+        "import-pytest-benchmark",
+        help="turn a --benchmark-json file of energy_benchmark tests into greenbench records",
+    )
+    imports.add_argument("file", help="the JSON file pytest --benchmark-json wrote")
+    imports.add_argument("--out", default="results", help="results folder (default results/)")
     return parser
 
 
@@ -57,6 +63,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_run(args, console)
         if args.command == "list":
             return cmd_list(console)
+        if args.command == "import-pytest-benchmark":
+            return cmd_import_pytest_benchmark(args, console)
         return cmd_compare(args, console)
     except GreenbenchError as e:
         errors.print(f"greenbench: error: {e}", markup=False, highlight=False, soft_wrap=True)
@@ -202,6 +210,16 @@ def cmd_compare(args: argparse.Namespace, console: Console) -> int:
     console.print("* the 95% CI of the ratio excludes 1: a difference beyond the noise")
     if table_data["estimated"].any():
         console.print(f"{ESTIMATE_MARK} estimate: modelled, not read from a counter")
+    return EXIT_OK
+
+
+def cmd_import_pytest_benchmark(args: argparse.Namespace, console: Console) -> int:
+    from greenbench.import_pytest_benchmark import import_pytest_benchmark
+
+    store = import_pytest_benchmark(args.file, args.out)
+    count = sum(1 for _ in store.records_path.open())
+    console.print(f"imported {count} record(s) into {store.path}")
+    console.print(f"compare: greenbench compare {store.path} --by workload")
     return EXIT_OK
 
 

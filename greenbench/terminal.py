@@ -55,6 +55,15 @@ def energy_scale(values: pd.Series) -> tuple[float, str]:
     return SCALES[-1]
 
 
+def fmt_joules(value: float, ci95: float | None = None) -> str:
+    """`63.5 ± 1.8 µJ`: one value (and its CI) in the unit that suits it."""
+    factor, name = energy_scale(pd.Series([value]))
+    text = fmt(value / factor)
+    if ci95 is not None and math.isfinite(ci95):
+        text += f" ± {fmt(ci95 / factor, 2)}"
+    return f"{text} {name}"
+
+
 def energy_cell(mean: float, ci95: float, estimated: bool, factor: float = 1.0) -> Text:
     mark = ESTIMATE_MARK if estimated else ""
     text = f"{mark}{fmt(mean / factor)}"

@@ -1,0 +1,150 @@
+"""Energy per call of a Python function, measured with greenbench's protocol and meter.
+
+The pytest plugin uses it: an idle baseline, a warmup call, then windows of repeated calls
+until each window lasts `min_window_s`; J per call is net of idle, with a 95% CI over windows.
+Its results travel in pytest-benchmark's `extra_info`, so they are flat JSON values under
+`energy_*` keys.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from greenbench.energy.meter import COMPONENTS, KWH_TO_J, Meter
+from greenbench.energy.methods import is_estimate
+from greenbench.protocol import Phase, ProtocolResult, ProtocolSettings, run_protocol
+from greenbench.stats import Ratio, Summary, ratio, summarize
+
+PREFIX = "energy_"
+
+
+@dataclass(frozen=True)
+class CallEnergy:
+    """Net J per call over the measured windows, and how it was measured."""
+
+    per_call: Summary
+    methods: Mapping[str, str]  # component -> method label, measured components only
+    estimated: bool
+    idle_power_w: float
+    carbon_intensity_g_per_kwh: float
+    carbon_source: str
+    zone: str
+    windows: list[dict[str, float]]
+
+    @property
+    def g_co2e_per_call(self) -> float:
+        return self.per_call.mean / KWH_TO_J * self.carbon_intensity_g_per_kwh
+
+    def extra_info(self) -> dict[str, Any]:
+        """The flat `energy_*` fields stored in pytest-benchmark's extra_info."""
+        s = self.per_call
+        return {
+            f"{PREFIX}j_per_call": s.mean,
+            f"{PREFIX}j_per_call_ci95": _json_number(s.ci95),
+            f"{PREFIX}j_per_call_std": _json_number(s.std),
+            f"{PREFIX}n": s.n,
+            f"{PREFIX}methods": " ".join(f"{c}:{m}" for c, m in sorted(self.methods.items())),
+            f"{PREFIX}estimated": self.estimated,
+            f"{PREFIX}idle_power_w": self.idle_power_w,
+            f"{PREFIX}gco2e_per_call": self.g_co2e_per_call,
+            f"{PREFIX}carbon_intensity_g_per_kwh": self.carbon_intensity_g_per_kwh,
+            f"{PREFIX}carbon_source": self.carbon_source,
+            f"{PREFIX}zone": self.zone,
+            f"{PREFIX}windows": self.windows,
+        }
+
+
+def _json_number(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+def measure_calls(
+    call: Callable[[], object], meter: Meter, settings: ProtocolSettings, zone: str
+) -> CallEnergy:
+    """Run `call` under the protocol and summarise its net energy per call."""
+    result = run_protocol([Phase("call", "call", 1, call)], meter, settings)
+    return summarize_calls(result, zone)
+
+
+def summarize_calls(result: ProtocolResult, zone: str) -> CallEnergy:
+    idle_w = result.idle.power_w()
+    windows = []
+    for w in result.windows:
+        net = w.measurement.total_j - idle_w * w.duration_s
+        windows.append(
+            {
+                "calls": w.calls,
+                "duration_s": w.duration_s,
+                "energy_j": w.measurement.total_j,
+                "net_energy_j": net,
+                "j_per_call": net / w.calls,
+            }
+        )
+    last = result.windows[-1].measurement
+    measured = {c: last.methods[c] for c in COMPONENTS if last.energy_j[c] > 0}
+    return CallEnergy(
+        per_call=summarize([w["j_per_call"] for w in windows]),
+        methods=measured,
+        estimated=any(is_estimate(m) for m in measured.values()),
+        idle_power_w=idle_w,
+        carbon_intensity_g_per_kwh=last.carbon_intensity_g_per_kwh,
+        carbon_source=last.carbon_source,
+        zone=zone,
+        windows=windows,
+    )
+
+
+def summary_from_extra_info(info: Mapping[str, Any]) -> Summary | None:
+    """The J/call Summary back from extra_info, or None when it has no energy fields."""
+    if f"{PREFIX}j_per_call" not in info:
+        return None
+    mean = float(info[f"{PREFIX}j_per_call"])
+    n = int(info.get(f"{PREFIX}n", 1))
+    std = info.get(f"{PREFIX}j_per_call_std")
+    ci95 = info.get(f"{PREFIX}j_per_call_ci95")
+    std = math.nan if std is None else float(std)
+    return Summary(
+        n=n,
+        mean=mean,
+        std=std,
+        ci95=math.nan if ci95 is None else float(ci95),
+        cv=std / mean if mean else math.nan,
+    )
+
+
+@dataclass(frozen=True)
+class Regression:
+    name: str
+    ratio: Ratio  # now / before, J per call
+
+    def describe(self) -> str:
+        r = self.ratio
+        return (
+            f"{self.name}: J per call x{r.value:.3g} "
+            f"(95% CI {r.low:.3g} to {r.high:.3g}) against the saved run"
+        )
+
+
+def find_regressions(
+    now: Mapping[str, Mapping[str, Any]], before: Mapping[str, Mapping[str, Any]], pct: float
+) -> list[Regression]:
+    """Benchmarks whose J per call grew by more than `pct` percent beyond the noise.
+
+    `now` and `before` map a benchmark's full name to its extra_info. A regression is a ratio
+    whose whole 95% interval lies above 1 + pct/100, so a change within the noise never fails.
+    """
+    found = []
+    for name, info in now.items():
+        current = summary_from_extra_info(info)
+        earlier = summary_from_extra_info(before.get(name, {}))
+        if current is None or earlier is None:
+            continue
+        r = ratio(current, earlier)
+        threshold = 1 + pct / 100
+        low = r.low if math.isfinite(r.low) else r.value
+        if low > threshold:
+            found.append(Regression(name, r))
+    return found

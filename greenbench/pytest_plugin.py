@@ -1,0 +1,252 @@
+"""pytest plugin: the `energy_benchmark` fixture, pytest-benchmark's `benchmark` plus energy.
+
+`energy_benchmark(fn, *args, **kwargs)` and `energy_benchmark.pedantic(...)` time `fn` exactly
+as pytest-benchmark does, then measure its energy per call with greenbench's protocol and store
+the figures in the benchmark's `extra_info` (keys `energy_*`), which pytest-benchmark writes to
+--benchmark-json and saved runs. `--energy-fail-on-regression PCT` fails the session when a
+benchmark's J per call grew by more than PCT percent beyond the noise, against the run given by
+--benchmark-compare.
+
+Installed with greenbench (entry point pytest11), so this module imports nothing heavy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+ZONE_HELP = "grid zone for gCO2e, ISO country code (default GB or $GREENBENCH_ZONE)"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("greenbench", "greenbench: energy per call for energy_benchmark")
+    group.addoption(
+        "--energy-min-window",
+        type=float,
+        default=1.0,
+        metavar="SECONDS",
+        help="shortest measured window of repeated calls (default 1; 5 or more is reliable)",
+    )
+    group.addoption(
+        "--energy-repetitions",
+        type=int,
+        default=3,
+        metavar="N",
+        help="measured windows per benchmark, for the CI95 (default 3)",
+    )
+    group.addoption(
+        "--energy-idle",
+        type=float,
+        default=1.0,
+        metavar="SECONDS",
+        help="idle baseline before each benchmark (default 1)",
+    )
+    group.addoption("--energy-zone", default=None, metavar="ZONE", help=ZONE_HELP)
+    group.addoption(
+        "--energy-fail-on-regression",
+        type=float,
+        default=None,
+        metavar="PCT",
+        help="fail when J per call grew by more than PCT %% beyond the noise, against the run "
+        "that --benchmark-compare loads",
+    )
+
+
+class EnergySession:
+    """Options, the meter (made on first use) and every benchmark's energy in this session."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        from greenbench.protocol import ProtocolSettings
+
+        opt = config.getoption
+        self._zone_name: str | None = opt("energy_zone")
+        self._zone: Any = None
+        if self._zone_name is not None:
+            self.zone  # noqa: B018 - a bad zone given on the command line fails now, not later
+        if opt("energy_min_window") <= 0 or opt("energy_idle") <= 0:
+            raise pytest.UsageError("--energy-min-window and --energy-idle must be > 0 seconds")
+        if opt("energy_repetitions") < 1:
+            raise pytest.UsageError("--energy-repetitions must be >= 1")
+        self.fail_pct: float | None = opt("energy_fail_on_regression")
+        if self.fail_pct is not None and not config.getoption("benchmark_compare", None):
+            raise pytest.UsageError(
+                "--energy-fail-on-regression needs a saved run to compare with: add "
+                "--benchmark-compare (save runs with --benchmark-autosave)"
+            )
+        self.settings = ProtocolSettings(
+            repetitions=opt("energy_repetitions"),
+            min_window_s=opt("energy_min_window"),
+            min_calls=1,
+            warmup_calls=1,
+            idle_s=opt("energy_idle"),
+        )
+        self.results: dict[str, dict[str, Any]] = {}  # benchmark fullname -> energy extra_info
+        self.compared: dict[str, dict[str, Any]] = {}  # the same, from the compared run
+        self.regressions: list[Any] = []
+        self._meter: Any = None
+
+    @property
+    def zone(self) -> Any:
+        """The resolved zone; resolved on first use (it reads CodeCarbon's data)."""
+        if self._zone is None:
+            from greenbench.carbon.zones import default_zone, resolve_zone
+
+            try:
+                self._zone = resolve_zone(self._zone_name or default_zone())
+            except ValueError as e:
+                raise pytest.UsageError(f"--energy-zone: {e}") from None
+        return self._zone
+
+    def meter(self) -> Any:
+        if self._meter is None:
+            from greenbench.energy.codecarbon_meter import CodeCarbonMeter
+
+            self._meter = CodeCarbonMeter(self.zone.iso3, [], self.zone.source)
+        return self._meter
+
+    def measure(self, fullname: str, call: Callable[[], object]) -> dict[str, Any]:
+        from greenbench.call_energy import measure_calls
+
+        info = measure_calls(call, self.meter(), self.settings, self.zone.code).extra_info()
+        self.results[fullname] = info
+        return info
+
+    def close(self) -> None:
+        if self._meter is not None:
+            self._meter.close()
+            self._meter = None
+
+
+class EnergyBenchmarkFixture:
+    """Used like pytest-benchmark's `benchmark`; every other attribute is the wrapped fixture's."""
+
+    def __init__(self, benchmark: Any, session: EnergySession) -> None:
+        self._benchmark = benchmark
+        self._session = session
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._benchmark, name)
+
+    def __call__(self, function_to_benchmark: Callable[..., Any], *args: Any, **kwargs: Any):
+        result = self._benchmark(function_to_benchmark, *args, **kwargs)
+        if self._benchmark.enabled:
+            self._measure(lambda: function_to_benchmark(*args, **kwargs), includes_setup=False)
+        return result
+
+    def pedantic(
+        self,
+        target: Callable[..., Any],
+        args: tuple = (),
+        kwargs: dict | None = None,
+        setup: Callable[[], Any] | None = None,
+        teardown: Callable[..., Any] | None = None,
+        rounds: int = 1,
+        warmup_rounds: int = 0,
+        iterations: int = 1,
+    ):
+        result = self._benchmark.pedantic(
+            target,
+            args=args,
+            kwargs=kwargs,
+            setup=setup,
+            teardown=teardown,
+            rounds=rounds,
+            warmup_rounds=warmup_rounds,
+            iterations=iterations,
+        )
+        if self._benchmark.enabled:
+
+            def call() -> None:
+                call_args, call_kwargs = args, kwargs or {}
+                if setup is not None:
+                    made = setup()
+                    if made:
+                        call_args, call_kwargs = made
+                target(*call_args, **call_kwargs)
+                if teardown is not None:
+                    teardown(*call_args, **call_kwargs)
+
+            # energy windows cannot pause around setup and teardown: they are included, and say so
+            self._measure(call, includes_setup=setup is not None or teardown is not None)
+        return result
+
+    def _measure(self, call: Callable[[], object], includes_setup: bool) -> None:
+        info = self._session.measure(self._benchmark.fullname, call)
+        info["energy_includes_setup"] = includes_setup
+        self._benchmark.extra_info.update(info)  # in place: pytest-benchmark holds this dict
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config._greenbench_energy = EnergySession(config)  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def energy_benchmark(request: pytest.FixtureRequest) -> EnergyBenchmarkFixture:
+    """pytest-benchmark's `benchmark`, plus energy per call in its extra_info."""
+    try:
+        benchmark = request.getfixturevalue("benchmark")
+    except pytest.FixtureLookupError:
+        raise pytest.UsageError(
+            "energy_benchmark needs pytest-benchmark: pip install pytest-benchmark"
+        ) from None
+    return EnergyBenchmarkFixture(benchmark, request.config._greenbench_energy)  # type: ignore[attr-defined]
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    energy: EnergySession | None = getattr(session.config, "_greenbench_energy", None)
+    if energy is None:
+        return
+    energy.close()
+    benchmarks = getattr(session.config, "_benchmarksession", None)
+    for mapping in (getattr(benchmarks, "compared_mapping", None) or {}).values():
+        for name, bench in mapping.items():
+            energy.compared[name] = bench.get("extra_info") or {}
+    if energy.fail_pct is None or not energy.results:
+        return
+    from greenbench.call_energy import find_regressions
+
+    energy.regressions = find_regressions(energy.results, energy.compared, energy.fail_pct)
+    if energy.regressions:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def summary_lines(
+    results: dict[str, dict[str, Any]],
+    compared: dict[str, dict[str, Any]],
+    regressions: list[Any],
+) -> list[tuple[str, dict[str, bool]]]:
+    """The terminal summary: J per call per benchmark, its ratio to the compared run, verdicts."""
+    from greenbench.call_energy import summary_from_extra_info
+    from greenbench.stats import ratio
+    from greenbench.terminal import ESTIMATE_MARK, fmt, fmt_joules
+
+    lines: list[tuple[str, dict[str, bool]]] = []
+    for name, info in results.items():
+        mark = ESTIMATE_MARK if info["energy_estimated"] else ""
+        joules = fmt_joules(info["energy_j_per_call"], info["energy_j_per_call_ci95"])
+        text = f"{name}: {mark}{joules}/call (n={info['energy_n']}; {info['energy_methods']};"
+        text += (
+            f" {mark}{fmt(info['energy_gco2e_per_call'])} gCO2e/call, zone {info['energy_zone']})"
+        )
+        before = summary_from_extra_info(compared.get(name, {}))
+        if before is not None:
+            r = ratio(summary_from_extra_info(info), before)
+            text += f"; x{fmt(r.value)} of the compared run"
+        lines.append((text, {}))
+    if any(info["energy_estimated"] for info in results.values()):
+        lines.append((f"{ESTIMATE_MARK} estimate: modelled, not read from an energy counter", {}))
+    for regression in regressions:
+        lines.append((f"energy regression: {regression.describe()}", {"red": True, "bold": True}))
+    return lines
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    energy: EnergySession | None = getattr(config, "_greenbench_energy", None)
+    if energy is None or not energy.results:
+        return
+    terminalreporter.section("energy per call (greenbench)")
+    for line, style in summary_lines(energy.results, energy.compared, energy.regressions):
+        terminalreporter.write_line(line, **style)
