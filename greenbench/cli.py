@@ -40,6 +40,15 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--by", default="variant", help="variant, device, workload or run")
     compare.add_argument("--baseline", help="the value of --by that ratios are taken against")
 
+    report = sub.add_parser("report", help="write an HTML dashboard of results (Plotly)")
+    report.add_argument("paths", nargs="*", default=["results"], help="results folders or runs")
+    report.add_argument("-o", "--output", default="report.html", help="(default report.html)")
+    report.add_argument("--baseline", help="a run id or results path to compare against")
+    report.add_argument("--open", action="store_true", help="open the page in a browser")
+    report.add_argument("--serve", action="store_true", help="serve the page until Ctrl-C")
+    report.add_argument("--host", default="127.0.0.1", help="address to serve on (127.0.0.1)")
+    report.add_argument("--port", type=int, default=8000, help="port to serve on (8000)")
+
     imports = sub.add_parser(
         "import-pytest-benchmark",
         help="turn a --benchmark-json file of energy_benchmark tests into greenbench records",
@@ -63,6 +72,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_run(args, console)
         if args.command == "list":
             return cmd_list(console)
+        if args.command == "report":
+            return cmd_report(args, console)
         if args.command == "import-pytest-benchmark":
             return cmd_import_pytest_benchmark(args, console)
         return cmd_compare(args, console)
@@ -210,6 +221,30 @@ def cmd_compare(args: argparse.Namespace, console: Console) -> int:
     console.print("* the 95% CI of the ratio excludes 1: a difference beyond the noise")
     if table_data["estimated"].any():
         console.print(f"{ESTIMATE_MARK} estimate: modelled, not read from a counter")
+    return EXIT_OK
+
+
+def cmd_report(args: argparse.Namespace, console: Console) -> int:
+    from greenbench.report.build import write_report
+
+    path, count = write_report(args.paths, args.output, args.baseline)
+    console.print(f"report: {path} ({count} records, {path.stat().st_size / 1e6:.1f} MB)")
+    if args.open:
+        import webbrowser
+
+        webbrowser.open(path.resolve().as_uri())
+    if args.serve:
+        from greenbench.report.serve import make_server
+
+        server = make_server(path, args.host, args.port)
+        host, port = server.server_address[:2]
+        console.print(f"serving on http://{host}:{port}/ (Ctrl-C stops)")
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            server.server_close()
     return EXIT_OK
 
 

@@ -55,6 +55,7 @@ class Window:
     unit_count: int
     duration_s: float
     measurement: Measurement
+    started_at: float = 0.0  # wall-clock (Unix) time the window began, for power-over-time views
 
 
 @dataclass(frozen=True)
@@ -126,6 +127,7 @@ def _measure_window(
     phase.reset()
     sync()
     meter.begin_window()
+    started_at = time.time()
     started = clock()
     calls = 0
     while True:
@@ -145,4 +147,5 @@ def _measure_window(
         unit_count=calls * phase.units_per_call,
         duration_s=duration,
         measurement=measurement,
+        started_at=started_at,
     )

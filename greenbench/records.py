@@ -33,6 +33,7 @@ CONTEXT_COLUMNS = [
 ]
 
 MEASURE_COLUMNS = [
+    "window_start",  # UTC, ISO 8601
     "unit",
     "unit_count",
     "calls",
@@ -96,6 +97,9 @@ def window_record(
         **context,
         "phase": window.phase,
         "repetition": window.repetition,
+        "window_start": dt.datetime.fromtimestamp(window.started_at, dt.UTC).isoformat(
+            timespec="milliseconds"
+        ),
         "unit": window.unit,
         "unit_count": units,
         "calls": window.calls,

@@ -1,0 +1,45 @@
+"""From paths on disk to a written report: load, pick the baseline, write the page."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from greenbench.errors import GreenbenchError
+from greenbench.report.page import build_report
+from greenbench.results import load_results
+
+
+def load_baseline(baseline: str, paths: list[str]) -> pd.DataFrame:
+    """A baseline given as a path (results folder, run folder, records file) or a run id."""
+    if Path(baseline).exists():
+        return load_results(baseline)
+    for root in paths:
+        candidate = Path(root) / baseline
+        if candidate.is_dir():
+            return load_results(candidate)
+    raise GreenbenchError(
+        f"--baseline: no run '{baseline}' under {', '.join(paths)} and no such path; give a run "
+        "id or a results path"
+    )
+
+
+def write_report(
+    paths: list[str], output: str | os.PathLike, baseline: str | None = None
+) -> tuple[Path, int]:
+    """Write the report for the records under `paths`; returns its path and record count."""
+    frame = load_results(paths)
+    before = None
+    if baseline is not None:
+        before = load_baseline(baseline, paths)
+        if not frame.empty and not before.empty:
+            frame = frame[~frame["run_id"].isin(set(before["run_id"]))].reset_index(drop=True)
+    html = build_report(frame, [str(p) for p in paths], before, baseline or "")
+    out = Path(output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(out.suffix + ".tmp")
+    tmp.write_text(html, encoding="utf-8")
+    tmp.replace(out)
+    return out, len(frame)

@@ -1,0 +1,161 @@
+"""The tables the report's views are drawn from, derived from the records frame.
+
+Every label that comes from user data is escaped here, once, before it reaches a figure or the
+page: Plotly renders a subset of HTML in its labels, and the page embeds them in markup.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from typing import Any
+
+import pandas as pd
+
+from greenbench.stats import SUMMARY_KEYS, ratio, summarize_frame, summary_of
+from greenbench.terminal import PHASE_ORDER
+from greenbench.variants import BASELINE, variant_order
+
+LABEL_COLUMNS = [
+    "workload",
+    "phase",
+    "variant",
+    "device",
+    "suite",
+    "run_id",
+    "cell_id",
+    "error",
+    "unit",
+    "zone",
+    "carbon_source",
+    "params",
+]
+
+
+def escape(value: Any) -> str:
+    return html.escape("" if value is None or value is pd.NA else str(value), quote=True)
+
+
+def escaped(frame: pd.DataFrame) -> pd.DataFrame:
+    """A copy whose user-data label columns are HTML-escaped strings."""
+    out = frame.copy()
+    for column in LABEL_COLUMNS:
+        if column in out:
+            out[column] = out[column].map(lambda v: None if _missing(v) else escape(v))
+    return out
+
+
+def _missing(value: Any) -> bool:
+    return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
+
+
+def phase_order(phase: str) -> tuple[int, str]:
+    return (PHASE_ORDER.index(phase) if phase in PHASE_ORDER else len(PHASE_ORDER), phase)
+
+
+def cell_summary(frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per workload x phase x variant x device (ok records).
+
+    `panel` groups rows that share a phase and a unit (training is per token for language
+    models and per image for CNNs), so one chart never mixes units.
+    """
+    summary = summarize_frame(frame)
+    if summary.empty:
+        return summary
+    summary["label"] = summary["workload"] + " / " + summary["variant"] + " / " + summary["device"]
+    summary["panel"] = summary["phase"] + ": J per " + summary["unit"]
+    order = {
+        "phase": phase_order,
+        "variant": variant_order,
+    }
+    return summary.sort_values(
+        ["workload", "phase", "variant", "device"],
+        key=lambda col: col.map(order[col.name]) if col.name in order else col,
+    ).reset_index(drop=True)
+
+
+def panels(summary: pd.DataFrame) -> list[str]:
+    """The summary's panels, prefill before decode before forward before train."""
+    firsts = summary.drop_duplicates("panel")
+    keyed = sorted(
+        zip(firsts["phase"], firsts["panel"], strict=True), key=lambda p: (phase_order(p[0]), p[1])
+    )
+    return [panel for _, panel in keyed]
+
+
+def unfinished_cells(frame: pd.DataFrame) -> pd.DataFrame:
+    """Failed and skipped cells, one row each, with the reason."""
+    bad = frame[frame["status"].isin(["failed", "skipped"])]
+    if bad.empty:
+        return pd.DataFrame(columns=["cell_id", "run_id", "status", "error"])
+    return bad.drop_duplicates(["run_id", "cell_id"])[["cell_id", "run_id", "status", "error"]]
+
+
+def pareto_front(points: pd.DataFrame) -> pd.DataFrame:
+    """Rows not beaten by another on both J/unit (lower) and throughput (higher)."""
+    keep = []
+    for i, row in points.iterrows():
+        dominated = (
+            (points["j_per_unit"] <= row["j_per_unit"])
+            & (points["throughput"] >= row["throughput"])
+            & (
+                (points["j_per_unit"] < row["j_per_unit"])
+                | (points["throughput"] > row["throughput"])
+            )
+        ).any()
+        if not dominated:
+            keep.append(i)
+    return points.loc[keep].sort_values("throughput")
+
+
+def tradeoffs(summary: pd.DataFrame) -> pd.DataFrame:
+    """Each non-fp32 inference variant: energy saved against fp32, beside its fidelity."""
+    rows = []
+    scored = summary[summary["fidelity_top1"].notna()]
+    for _, row in scored.iterrows():
+        base = summary[
+            (summary["workload"] == row["workload"])
+            & (summary["phase"] == row["phase"])
+            & (summary["device"] == row["device"])
+            & (summary["variant"] == BASELINE)
+        ]
+        if base.empty:
+            continue
+        r = ratio(summary_of(row), summary_of(base.iloc[0]))
+        rows.append(
+            {
+                **{k: row[k] for k in ("workload", "phase", "variant", "device", "label")},
+                "saving": 1 - r.value,
+                "saving_low": 1 - r.high,
+                "saving_high": 1 - r.low,
+                "fidelity_top1": row["fidelity_top1"],
+                "fidelity_kl": row["fidelity_kl"],
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def comparison(now: pd.DataFrame, before: pd.DataFrame) -> pd.DataFrame:
+    """J/unit ratios of `now` to `before` for every cell both have, with 95% CIs."""
+    a, b = summarize_frame(now), summarize_frame(before)
+    if a.empty or b.empty:
+        return pd.DataFrame()
+    joined = a.merge(b, on=SUMMARY_KEYS, suffixes=("", "_before"))
+    rows = []
+    for _, row in joined.iterrows():
+        earlier = {k: row[f"{k}_before"] for k in ("n", "j_per_unit", "j_per_unit_std")}
+        earlier |= {"j_per_unit_ci95": row["j_per_unit_ci95_before"]}
+        earlier |= {"j_per_unit_cv": row["j_per_unit_cv_before"]}
+        r = ratio(summary_of(row), summary_of(earlier))
+        rows.append(
+            {
+                **{k: row[k] for k in SUMMARY_KEYS},
+                "label": f"{row['workload']} / {row['phase']} / {row['variant']} / {row['device']}",
+                "ratio": r.value,
+                "low": r.low,
+                "high": r.high,
+                "regression": math.isfinite(r.low) and r.low > 1,
+                "improvement": math.isfinite(r.high) and r.high < 1,
+            }
+        )
+    return pd.DataFrame(rows)

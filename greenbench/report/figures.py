@@ -1,0 +1,373 @@
+"""One function per view of the report, each from a pandas frame to a Plotly figure.
+
+A view with nothing to show returns Missing with the reason, which the page prints instead of a
+chart. Every point carries customdata [workload, variant, device], which the page's filters use.
+Inputs are escaped frames (report.data.escaped): labels here are already safe to render.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.colors import qualitative
+from plotly.subplots import make_subplots
+
+from greenbench.report.data import panels, pareto_front
+from greenbench.variants import BASES, variant_order
+
+FILTER_KEYS = ["workload", "variant", "device"]
+PHASE_COLORS = {"prefill": "#a6cee3", "decode": "#b2df8a", "forward": "#fdbf6f", "train": "#cab2d6"}
+COMPONENT_COLORS = {"total": "#222222", "cpu": "#1f77b4", "gpu": "#2ca02c", "ram": "#ff7f0e"}
+
+
+@dataclass(frozen=True)
+class Missing:
+    """A view that cannot be drawn from these records, and why."""
+
+    reason: str
+
+
+def _customdata(part: pd.DataFrame) -> list[list[str]]:
+    return part[FILTER_KEYS].astype(str).values.tolist()
+
+
+def _series_name(variant: str, device: str, devices: int) -> str:
+    return variant if devices == 1 else f"{variant} · {device}"
+
+
+PALETTE = qualitative.Plotly + qualitative.D3
+PATTERNS = ["", "/", ".", "x", "\\", "+"]
+SYMBOLS = ["circle", "diamond", "square", "triangle-up", "cross", "star"]
+
+
+def variant_color(variant: str) -> str:
+    """The same colour for a variant in every figure: by its place in the catalogue."""
+    base, compiled, _ = variant_order(variant)
+    return PALETTE[(base + (len(BASES) if compiled else 0)) % len(PALETTE)]
+
+
+def _device_index(summary: pd.DataFrame) -> dict[str, int]:
+    return {d: i for i, d in enumerate(sorted(summary["device"].unique()))}
+
+
+def _log_axis(values: pd.Series) -> bool:
+    """Log scale only where values span more than 100x (bars on log axes mislead otherwise)."""
+    positive = values[values > 0]
+    return not positive.empty and positive.max() / positive.min() > 100
+
+
+def energy_per_unit(summary: pd.DataFrame) -> go.Figure | Missing:
+    """Net J per unit by workload, one panel per phase, bars per variant, CI95 error bars."""
+    if summary.empty:
+        return Missing("no successful measurements in these records")
+    names = panels(summary)
+    titles = [f"{p}, net of idle" for p in names]
+    fig = make_subplots(rows=len(names), cols=1, subplot_titles=titles, vertical_spacing=0.12)
+    devices = summary["device"].nunique()
+    device_index = _device_index(summary)
+    shown: set[str] = set()
+    for row, panel in enumerate(names, start=1):
+        part = summary[summary["panel"] == panel]
+        for (variant, device), group in part.groupby(["variant", "device"], sort=False):
+            name = _series_name(variant, device, devices)
+            fig.add_trace(
+                go.Bar(
+                    x=group["workload"],
+                    y=group["j_per_unit"],
+                    error_y={"type": "data", "array": group["j_per_unit_ci95"].fillna(0)},
+                    name=name,
+                    marker_color=variant_color(variant),
+                    marker_pattern_shape=PATTERNS[device_index[device] % len(PATTERNS)],
+                    legendgroup=name,
+                    showlegend=name not in shown,
+                    customdata=_customdata(group),
+                    hovertemplate="%{x}<br>%{y:.3s}J per unit ± %{error_y.array:.2s}J"
+                    f"<extra>{name}</extra>",
+                ),
+                row=row,
+                col=1,
+            )
+            shown.add(name)
+        scale = "log" if _log_axis(part["j_per_unit"]) else "linear"
+        fig.update_yaxes(title_text="J / unit", type=scale, tickformat="~s", row=row, col=1)
+    fig.update_layout(barmode="group", height=320 * len(names) + 80, legend_title="variant")
+    return fig
+
+
+def efficiency_frontier(summary: pd.DataFrame) -> go.Figure | Missing:
+    """Throughput against J per unit, one point per cell, Pareto frontier drawn per phase."""
+    if summary.empty:
+        return Missing("no successful measurements in these records")
+    names = panels(summary)
+    fig = make_subplots(rows=1, cols=len(names), subplot_titles=names, horizontal_spacing=0.06)
+    devices = summary["device"].nunique()
+    device_index = _device_index(summary)
+    shown: set[str] = set()
+    for col, panel in enumerate(names, start=1):
+        part = summary[summary["panel"] == panel]
+        unit = part["unit"].iloc[0]
+        for (variant, device), group in part.groupby(["variant", "device"], sort=False):
+            name = _series_name(variant, device, devices)
+            fig.add_trace(
+                go.Scatter(
+                    x=group["throughput"],
+                    y=group["j_per_unit"],
+                    mode="markers",
+                    marker={
+                        "size": 11,
+                        "color": variant_color(variant),
+                        "symbol": SYMBOLS[device_index[device] % len(SYMBOLS)],
+                    },
+                    name=name,
+                    legendgroup=name,
+                    showlegend=name not in shown,
+                    text=group["label"],
+                    customdata=_customdata(group),
+                    hovertemplate="%{text}<br>%{x:.3s} "
+                    + unit
+                    + "s/s<br>%{y:.3s}J per "
+                    + unit
+                    + "<extra></extra>",
+                ),
+                row=1,
+                col=col,
+            )
+            shown.add(name)
+        front = pareto_front(part)
+        fig.add_trace(
+            go.Scatter(
+                x=front["throughput"],
+                y=front["j_per_unit"],
+                mode="lines",
+                line={"dash": "dot", "color": "#555"},
+                name="Pareto frontier",
+                legendgroup="frontier",
+                showlegend=col == 1,
+                customdata=_customdata(front),
+                hoverinfo="skip",
+            ),
+            row=1,
+            col=col,
+        )
+        fig.update_xaxes(title_text=f"{unit}s / s", type="log", row=1, col=col)
+        fig.update_yaxes(title_text=f"J / {unit}", type="log", tickformat="~s", row=1, col=col)
+    fig.update_layout(height=460, legend_title="variant")
+    return fig
+
+
+def quantization_tradeoff(tradeoffs: pd.DataFrame) -> go.Figure | Missing:
+    """Energy saved against fp32 (with its CI) against top-1 agreement, per variant."""
+    if tradeoffs.empty:
+        return Missing(
+            "no variant with a fidelity score and an fp32 baseline in the same records: run "
+            "fp32 beside bf16, int8-dynamic, ... on an inference workload"
+        )
+    fig = go.Figure()
+    for variant, group in tradeoffs.groupby("variant", sort=False):
+        fig.add_trace(
+            go.Scatter(
+                x=group["fidelity_top1"] * 100,
+                y=group["saving"] * 100,
+                error_y={
+                    "type": "data",
+                    "symmetric": False,
+                    "array": (group["saving_high"] - group["saving"]).fillna(0) * 100,
+                    "arrayminus": (group["saving"] - group["saving_low"]).fillna(0) * 100,
+                },
+                mode="markers+text",
+                marker={"size": 12, "color": variant_color(variant)},
+                text=group["workload"] + " " + group["phase"],
+                textposition="top center",
+                name=variant,
+                customdata=_customdata(group),
+                hovertemplate="%{text}<br>top-1 agreement %{x:.1f}%<br>energy saved %{y:.1f}%"
+                f"<extra>{variant}</extra>",
+            )
+        )
+    fig.update_xaxes(title_text="top-1 agreement with fp32 (%)")
+    fig.update_yaxes(title_text="energy per unit saved against fp32 (%)", zeroline=True)
+    fig.update_layout(height=460, legend_title="variant")
+    return fig
+
+
+def _segments(windows: pd.DataFrame, values: pd.Series) -> tuple[list, list, list]:
+    """Step segments, one per window: x = [start, end, gap], y = [v, v, gap]."""
+    xs: list = []
+    ys: list = []
+    custom: list = []
+    for (_, w), value in zip(windows.iterrows(), values, strict=True):
+        start = w["start"]
+        end = start + pd.to_timedelta(w["duration_s"], unit="s")
+        xs += [start, end, None]
+        ys += [value, value, None]
+        custom += [[w[k] for k in FILTER_KEYS]] * 3
+    return xs, ys, custom
+
+
+def power_over_time(frame: pd.DataFrame) -> go.Figure | Missing:
+    """Mean power of every window of the latest run, per component, phases shaded, idle drawn."""
+    ok = frame[(frame["status"] == "ok") & frame["window_start"].notna()]
+    if ok.empty:
+        return Missing("no measured windows with start times (records from before window_start)")
+    run = ok.sort_values("window_start")["run_id"].iloc[-1]
+    windows = ok[ok["run_id"] == run].copy()
+    windows["start"] = pd.to_datetime(windows["window_start"], utc=True, format="ISO8601")
+    windows = windows.sort_values("start")
+    fig = go.Figure()
+    power = {"total": windows["power_w"]}
+    for component in ("cpu", "gpu", "ram"):
+        component_power = windows[f"energy_{component}_j"] / windows["duration_s"]
+        if (component_power.fillna(0) > 0).any():
+            power[component] = component_power
+    for name, values in power.items():
+        xs, ys, custom = _segments(windows, values)
+        fig.add_trace(
+            go.Scatter(
+                x=xs,
+                y=ys,
+                mode="lines",
+                name=f"{name} power (window mean)",
+                line={"color": COMPONENT_COLORS[name], "width": 3 if name == "total" else 2},
+                customdata=custom,
+                hovertemplate="%{y:.3s}W<extra>" + name + "</extra>",
+            )
+        )
+    xs, ys, custom = _segments(windows, windows["idle_power_w"])
+    fig.add_trace(
+        go.Scatter(
+            x=xs,
+            y=ys,
+            mode="lines",
+            name="idle baseline (total)",
+            line={"dash": "dash", "color": "#888"},
+            customdata=custom,
+            hovertemplate="idle %{y:.3s}W<extra></extra>",
+        )
+    )
+    ends = windows["start"] + pd.to_timedelta(windows["duration_s"], unit="s")
+    bands = [  # all at once: add_vrect per window is quadratic in the number of windows
+        {
+            "type": "rect",
+            "xref": "x",
+            "yref": "paper",
+            "x0": start,
+            "x1": end,
+            "y0": 0,
+            "y1": 1,
+            "fillcolor": PHASE_COLORS.get(phase, "#dddddd"),
+            "opacity": 0.25,
+            "line": {"width": 0},
+            "layer": "below",
+        }
+        for start, end, phase in zip(windows["start"], ends, windows["phase"], strict=True)
+    ]
+    fig.update_layout(shapes=bands)
+    for phase, color in PHASE_COLORS.items():
+        if phase in set(windows["phase"]):
+            fig.add_trace(
+                go.Scatter(
+                    x=[None],
+                    y=[None],
+                    mode="markers",
+                    marker={"size": 12, "symbol": "square", "color": color},
+                    name=f"phase: {phase}",
+                )
+            )
+    fig.update_layout(
+        title=f"run {run}: mean power of each measured window (gaps: model build, idle, warmup)",
+        height=420,
+        yaxis_title="W",
+        xaxis_title="time (UTC)",
+    )
+    return fig
+
+
+def carbon_over_time(frame: pd.DataFrame) -> go.Figure | Missing:
+    """Emissions of each run (gross), with the grid intensity the run was charged at."""
+    ok = frame[frame["status"] == "ok"]
+    if ok.empty:
+        return Missing("no successful measurements in these records")
+    ok = ok.assign(
+        start=pd.to_datetime(
+            ok["window_start"].fillna(ok["recorded_at"]), utc=True, format="ISO8601"
+        )
+    )
+    runs = (
+        ok.groupby("run_id")
+        .agg(
+            start=("start", "min"),
+            emissions_g=("emissions_g", "sum"),
+            energy_j=("energy_j", "sum"),
+            intensity=("carbon_intensity_g_per_kwh", "mean"),
+            source=("carbon_source", "first"),
+            zone=("zone", "first"),
+        )
+        .sort_values("start")
+        .reset_index()
+    )
+    # one category per run, in time order: a date axis makes a lone run's bar span the chart
+    when = runs["start"].dt.strftime("%Y-%m-%d %H:%M") + "<br>" + runs["run_id"].str[-4:]
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    fig.add_trace(
+        go.Bar(
+            x=when,
+            y=runs["emissions_g"],
+            name="emissions of the measured windows (gCO2e)",
+            text=runs["run_id"],
+            customdata=runs[["zone", "source"]].astype(str).values.tolist(),
+            hovertemplate="run %{text}<br>%{y:.3s} gCO2e<br>zone %{customdata[0]}"
+            "<br>%{customdata[1]}<extra></extra>",
+        ),
+        secondary_y=False,
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=when,
+            y=runs["intensity"],
+            mode="lines+markers",
+            name="grid intensity (gCO2e/kWh)",
+        ),
+        secondary_y=True,
+    )
+    fig.update_yaxes(title_text="gCO2e", secondary_y=False)
+    fig.update_yaxes(title_text="gCO2e/kWh", secondary_y=True, rangemode="tozero")
+    fig.update_xaxes(type="category")
+    fig.update_layout(height=380, xaxis_title="run start (UTC) and run id")
+    return fig
+
+
+def comparison(ratios: pd.DataFrame, baseline_name: str) -> go.Figure | Missing:
+    """J/unit ratio to the baseline per cell, with CI95; beyond-the-noise changes coloured."""
+    if ratios.empty:
+        return Missing(f"no cell appears both here and in the baseline ({baseline_name})")
+    colors = [
+        "#d62728" if r else ("#2ca02c" if i else "#7f7f7f")
+        for r, i in zip(ratios["regression"], ratios["improvement"], strict=True)
+    ]
+    fig = go.Figure(
+        go.Scatter(
+            y=ratios["label"],
+            x=ratios["ratio"],
+            mode="markers",
+            marker={"color": colors, "size": 11},
+            error_x={
+                "type": "data",
+                "symmetric": False,
+                "array": (ratios["high"] - ratios["ratio"]).fillna(0),
+                "arrayminus": (ratios["ratio"] - ratios["low"]).fillna(0),
+            },
+            customdata=_customdata(ratios),
+            hovertemplate="%{y}<br>ratio %{x:.3f}<extra></extra>",
+            name="J/unit ratio to baseline",
+        )
+    )
+    fig.add_vline(x=1, line_dash="dash", line_color="#333")
+    fig.update_layout(
+        title=f"J per unit against {baseline_name}: red = regression beyond the noise, "
+        "green = improvement",
+        height=max(300, 28 * len(ratios) + 120),
+        xaxis_title="ratio (1 = unchanged)",
+    )
+    return fig

@@ -1,0 +1,292 @@
+"""The report page: one self-contained HTML file (plotly.js inlined) that works offline."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from greenbench.report import data, figures
+from greenbench.report.data import escape
+from greenbench.terminal import fmt, fmt_joules, fmt_pct
+
+PLOT_CONFIG = {"displaylogo": False, "responsive": True}
+
+
+@dataclass(frozen=True)
+class Section:
+    anchor: str
+    title: str
+    explanation: str
+    figure: Any  # go.Figure or figures.Missing
+
+
+def _plain(value: Any) -> Any:
+    """Figure JSON with Plotly's base64 arrays decoded to lists and NaN as null.
+
+    Plain lists keep the page's filter script simple: it slices arrays by point.
+    """
+    if isinstance(value, dict):
+        if "bdata" in value and "dtype" in value:
+            array = np.frombuffer(base64.b64decode(value["bdata"]), dtype=np.dtype(value["dtype"]))
+            if "shape" in value:
+                shape = [int(n) for n in str(value["shape"]).split(",")]
+                array = array.reshape(shape)
+            return _plain(array.tolist())
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _script_json(value: Any) -> str:
+    """JSON safe inside a <script> element: no `</script>`, no HTML comment openers."""
+    text = json.dumps(value, allow_nan=False, default=str)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def figure_html(fig: Any, div_id: str) -> str:
+    if isinstance(fig, figures.Missing):
+        return f'<p class="missing">Not shown: {escape(fig.reason)}.</p>'
+    spec = _plain(json.loads(fig.to_json()))
+    return (
+        f'<div id="{div_id}" class="plot"></div><script>Plotly.newPlot("{div_id}", '
+        f"{_script_json(spec['data'])}, {_script_json(spec['layout'])}, "
+        f"{_script_json(PLOT_CONFIG)});</script>"
+    )
+
+
+def _badge(row: pd.Series) -> str:
+    kind = "estimated" if row["estimated"] else "measured"
+    return f'<span class="badge {kind}" title="{escape(row["methods"])}">{kind}</span>'
+
+
+def overview_table(summary: pd.DataFrame, unfinished: pd.DataFrame) -> str:
+    """Every cell: J/unit ± CI95, units/s, W, gCO2e/1k units, fidelity, method badge, status."""
+    head = (
+        "<tr><th>workload</th><th>phase</th><th>variant</th><th>device</th><th>n</th>"
+        "<th>net energy per unit ± CI95</th><th>units/s</th><th>W (gross)</th>"
+        "<th>gCO2e / 1k units</th><th>top-1 vs fp32</th><th>KL</th><th>method</th>"
+        "<th>status</th></tr>"
+    )
+    rows = []
+    for _, r in summary.iterrows():
+        rows.append(
+            f'<tr data-workload="{r["workload"]}" data-variant="{r["variant"]}" '
+            f'data-device="{r["device"]}"><td>{r["workload"]}</td><td>{r["phase"]}</td>'
+            f"<td>{r['variant']}</td><td>{r['device']}</td><td>{r['n']}</td>"
+            f"<td>{fmt_joules(r['j_per_unit'], r['j_per_unit_ci95'])} / {r['unit']}</td>"
+            f"<td>{fmt(r['throughput'])}</td><td>{fmt(r['power_w'])}</td>"
+            f"<td>{fmt(r['g_per_1k_units'])}</td><td>{fmt_pct(r['fidelity_top1'])}</td>"
+            f"<td>{fmt(r['fidelity_kl'], 2)}</td><td>{_badge(r)}</td><td>ok</td></tr>"
+        )
+    for _, r in unfinished.iterrows():
+        workload, variant, device = (str(r["cell_id"]).split("/") + ["", "", ""])[:3]
+        rows.append(
+            f'<tr class="{r["status"]}" data-workload="{workload}" data-variant="{variant}" '
+            f'data-device="{device}"><td>{workload}</td><td></td><td>{variant}</td>'
+            f'<td>{device}</td><td colspan="8">{r["error"] or ""}</td>'
+            f"<td>{r['status']}</td></tr>"
+        )
+    if not rows:
+        return '<p class="missing">No cells in these records.</p>'
+    return f'<table class="overview"><thead>{head}</thead><tbody>{"".join(rows)}</tbody></table>'
+
+
+def _filters(frame: pd.DataFrame) -> str:
+    selects = []
+    for key in figures.FILTER_KEYS:
+        values = sorted({str(v) for v in frame[key].dropna()})
+        options = "".join(f'<option value="{v}">{v}</option>' for v in values)
+        selects.append(
+            f'<label>{key} <select data-filter="{key}"><option value="">all</option>'
+            f"{options}</select></label>"
+        )
+    return f'<div class="filters">Filter: {" ".join(selects)}</div>'
+
+
+FILTER_SCRIPT = """
+(function () {
+  var KEYS = ["workload", "variant", "device"];
+  var selects = document.querySelectorAll("select[data-filter]");
+  var originals = {};
+  var scratch = document.createElement("textarea");
+  function decode(text) {  // labels in the plots are HTML-escaped; select values are not
+    scratch.innerHTML = String(text);
+    return scratch.value;
+  }
+  function wanted() {
+    var f = {};
+    selects.forEach(function (s) { if (s.value) { f[s.dataset.filter] = s.value; } });
+    return f;
+  }
+  function matches(cd, f) {
+    if (!cd) { return true; }
+    for (var i = 0; i < KEYS.length; i++) {
+      var v = f[KEYS[i]];
+      if (v !== undefined && cd[i] !== v) { return false; }
+    }
+    return true;
+  }
+  function pick(a, keep) {
+    return Array.isArray(a) ? a.filter(function (_, j) { return keep[j]; }) : a;
+  }
+  function apply() {
+    var f = wanted();
+    document.querySelectorAll("tr[data-workload]").forEach(function (tr) {
+      var cd = [tr.dataset.workload, tr.dataset.variant, tr.dataset.device];
+      tr.style.display = matches(cd, f) ? "" : "none";
+    });
+    document.querySelectorAll("div.plot").forEach(function (div) {
+      if (!originals[div.id]) {
+        originals[div.id] = div.data.map(function (t) {
+          var keys = Array.isArray(t.customdata) ? t.customdata.map(function (cd) {
+            return Array.isArray(cd) ? cd.map(decode) : cd;
+          }) : null;
+          return {keys: keys, x: t.x, y: t.y, customdata: t.customdata, text: t.text,
+                  ey: t.error_y && t.error_y.array, eym: t.error_y && t.error_y.arrayminus,
+                  ex: t.error_x && t.error_x.array, exm: t.error_x && t.error_x.arrayminus};
+        });
+      }
+      originals[div.id].forEach(function (o, i) {
+        if (!o.keys) { return; }
+        var keep = o.keys.map(function (cd) { return matches(cd, f); });
+        var update = {x: [pick(o.x, keep)], y: [pick(o.y, keep)],
+                      customdata: [pick(o.customdata, keep)], text: [pick(o.text, keep)]};
+        if (o.ey) { update["error_y.array"] = [pick(o.ey, keep)]; }
+        if (o.eym) { update["error_y.arrayminus"] = [pick(o.eym, keep)]; }
+        if (o.ex) { update["error_x.array"] = [pick(o.ex, keep)]; }
+        if (o.exm) { update["error_x.arrayminus"] = [pick(o.exm, keep)]; }
+        Plotly.restyle(div, update, [i]);
+      });
+    });
+  }
+  selects.forEach(function (s) { s.addEventListener("change", apply); });
+})();
+"""
+
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 1.5rem auto; max-width: 1200px; color: #222; }
+h1 { margin-bottom: 0.2rem; } h2 { margin-top: 2.2rem; border-bottom: 1px solid #ddd; }
+.meta, .explain { color: #555; } .missing { color: #a15c00; font-style: italic; }
+.filters { position: sticky; top: 0; background: #fff; padding: 0.5rem 0; z-index: 10; }
+.filters label { margin-right: 1rem; }
+table.overview { border-collapse: collapse; font-size: 0.85rem; width: 100%; }
+.overview th, .overview td { border-bottom: 1px solid #eee; padding: 0.25rem 0.4rem; }
+.overview td { text-align: right; } .overview td:nth-child(-n+4) { text-align: left; }
+tr.failed td { color: #b00020; text-align: left; } tr.skipped td { color: #777; text-align: left; }
+.badge { border-radius: 0.6rem; padding: 0 0.5rem; font-size: 0.75rem; }
+.badge.measured { background: #d8f0d8; } .badge.estimated { background: #fff0c8; }
+"""
+
+
+def sections(
+    frame: pd.DataFrame, baseline: pd.DataFrame | None, baseline_name: str
+) -> list[Section]:
+    safe = data.escaped(frame)
+    summary = data.cell_summary(safe)
+    views = [
+        Section(
+            "energy",
+            "Energy per unit",
+            "Net of the idle baseline, mean of the repetitions, error bars: 95% CI.",
+            figures.energy_per_unit(summary),
+        ),
+        Section(
+            "frontier",
+            "Efficiency frontier",
+            "Throughput against energy per unit, one point per cell; the dotted line joins the "
+            "cells no other cell beats on both.",
+            figures.efficiency_frontier(summary),
+        ),
+        Section(
+            "tradeoff",
+            "Quantization trade-off",
+            "Energy per unit saved against fp32 on the same workload and device, against top-1 "
+            "agreement with fp32. With random weights (the default) fidelity shows how much a "
+            "variant perturbs the computation, not task accuracy.",
+            figures.quantization_tradeoff(
+                data.tradeoffs(summary) if not summary.empty else summary
+            ),
+        ),
+        Section(
+            "power",
+            "Power over time",
+            "Mean power of each measured window of the latest run, per component, with the idle "
+            "baseline; shading marks the phase.",
+            figures.power_over_time(safe),
+        ),
+        Section(
+            "carbon",
+            "Carbon",
+            "Emissions of the measured windows of each run, and the grid intensity used.",
+            figures.carbon_over_time(safe),
+        ),
+    ]
+    if baseline is not None:
+        ratios = data.comparison(safe, data.escaped(baseline))
+        views.append(
+            Section(
+                "compare",
+                f"Against {escape(baseline_name)}",
+                "Ratio of J per unit to the baseline with its 95% CI; a regression is a ratio "
+                "whose whole interval lies above 1.",
+                figures.comparison(ratios, escape(baseline_name)),
+            )
+        )
+    return views
+
+
+def build_report(
+    frame: pd.DataFrame,
+    sources: list[str],
+    baseline: pd.DataFrame | None = None,
+    baseline_name: str = "",
+) -> str:
+    """The whole page as one HTML string."""
+    from plotly.offline import get_plotlyjs
+
+    safe = data.escaped(frame)
+    summary = data.cell_summary(safe)
+    unfinished = data.unfinished_cells(safe)
+    parts = []
+    for i, section in enumerate(sections(frame, baseline, baseline_name)):
+        parts.append(
+            f'<h2 id="{section.anchor}">{section.title}</h2>'
+            f'<p class="explain">{section.explanation}</p>'
+            f"{figure_html(section.figure, f'plot-{i}')}"
+        )
+    runs = frame["run_id"].nunique() if "run_id" in frame else 0
+    estimated = bool(frame.get("estimated", pd.Series(dtype=bool)).fillna(False).astype(bool).any())
+    note = (
+        "<p class='meta'>Some figures are <b>estimates</b> (a component was modelled, not read "
+        "from an energy counter): see the method badges.</p>"
+        if estimated
+        else ""
+    )
+    when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<title>greenbench report</title>
+<style>{STYLE}</style>
+<script>{get_plotlyjs()}</script>
+</head><body>
+<h1>greenbench report</h1>
+<p class="meta">{len(frame)} records, {runs} run(s), from {escape(", ".join(sources))};
+written {when}.</p>
+{note}
+{_filters(safe) if not frame.empty else ""}
+<h2 id="overview">Overview</h2>
+{overview_table(summary, unfinished) if not frame.empty else '<p class="missing">No records.</p>'}
+{"".join(parts)}
+<script>{FILTER_SCRIPT}</script>
+</body></html>
+"""
