@@ -49,6 +49,20 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--host", default="127.0.0.1", help="address to serve on (127.0.0.1)")
     report.add_argument("--port", type=int, default=8000, help="port to serve on (8000)")
 
+    backtest = sub.add_parser(
+        "backtest", help="replay a carbon-intensity trace: what carbon-aware starts would save"
+    )
+    backtest.add_argument("--trace", required=True, help="CSV or JSON intensity file")
+    backtest.add_argument("--duration", default="30m", help="job length (default 30m)")
+    backtest.add_argument("--at", default="01:00", help="usual daily start, UTC (default 01:00)")
+    backtest.add_argument("--flex", default="8h", help="how far the start may move (default 8h)")
+    backtest.add_argument("--forecast", default="perfect", help="perfect or noisy:PCT")
+    backtest.add_argument("--seed", type=int, default=0, help="seed of the noisy forecast")
+    backtest.add_argument("--interruptible", action="store_true", help="may split the job")
+    backtest.add_argument("--from", dest="first_day", help="first day replayed (YYYY-MM-DD)")
+    backtest.add_argument("--to", dest="last_day", help="last day replayed (YYYY-MM-DD)")
+    backtest.add_argument("--json", action="store_true", help="print JSON")
+
     imports = sub.add_parser(
         "import-pytest-benchmark",
         help="turn a --benchmark-json file of energy_benchmark tests into greenbench records",
@@ -72,6 +86,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_run(args, console)
         if args.command == "list":
             return cmd_list(console)
+        if args.command == "backtest":
+            return cmd_backtest(args, console)
         if args.command == "report":
             return cmd_report(args, console)
         if args.command == "import-pytest-benchmark":
@@ -221,6 +237,46 @@ def cmd_compare(args: argparse.Namespace, console: Console) -> int:
     console.print("* the 95% CI of the ratio excludes 1: a difference beyond the noise")
     if table_data["estimated"].any():
         console.print(f"{ESTIMATE_MARK} estimate: modelled, not read from a counter")
+    return EXIT_OK
+
+
+def cmd_backtest(args: argparse.Namespace, console: Console) -> int:
+    import datetime as dt
+    import json
+
+    from greenbench.carbon.backtest import backtest, parse_forecast
+    from greenbench.carbon.sources.file import load_series
+    from greenbench.carbon.timeparse import parse_clock, parse_duration
+
+    def day(text: str | None, flag: str) -> dt.date | None:
+        try:
+            return dt.date.fromisoformat(text) if text else None
+        except ValueError:
+            raise GreenbenchError(f"{flag}: '{text}' is not a date; write YYYY-MM-DD") from None
+
+    result = backtest(
+        load_series(args.trace),
+        parse_duration(args.duration, "--duration"),
+        parse_clock(args.at, "--at"),
+        parse_duration(args.flex, "--flex"),
+        parse_forecast(args.forecast, args.seed),
+        args.interruptible,
+        day(args.first_day, "--from"),
+        day(args.last_day, "--to"),
+    )
+    if args.json:
+        print(json.dumps({"trace": args.trace, **result.as_dict()}, indent=2))
+        return EXIT_OK
+    how = "split into the cleanest slots" if result.interruptible else "one contiguous run"
+    console.print(
+        f"{result.days} days ({result.first_day} to {result.last_day}), a {args.duration} job "
+        f"at {result.at} UTC, ±{args.flex}, {how}, forecast {result.forecast}:"
+    )
+    console.print(
+        f"  usual start {result.usual_g_per_kwh:.1f} gCO2/kWh, planned "
+        f"{result.planned_g_per_kwh:.1f} (saving {result.saving_pct:.2f} %), oracle "
+        f"{result.oracle_g_per_kwh:.1f} (saving {result.oracle_saving_pct:.2f} %)"
+    )
     return EXIT_OK
 
 

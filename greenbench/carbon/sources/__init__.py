@@ -1,0 +1,1 @@
+"""Where grid intensity comes from; every source returns IntensityPoints."""

@@ -1,0 +1,146 @@
+"""Intensity from a file of the user's own: CSV, greenbench JSON, or the Carbon Aware SDK's
+JSON data-file format (`{"Emissions": [{"Location", "Time", "Rating", "Duration"}]}`).
+
+CSV: a header row with a time column (Time, datetime, timestamp, start, from) and an intensity
+column (Carbon Intensity, intensity, g_per_kwh, rating, value, gco2_per_kwh); naive times are
+UTC. Each slot lasts until the next row's time; the last one as long as the typical step.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+import math
+import statistics
+from pathlib import Path
+from typing import Any
+
+from greenbench.carbon.intensity import IntensityPoint, IntensitySeries, utc
+from greenbench.errors import GreenbenchError
+
+TIME_COLUMNS = ("time", "datetime", "timestamp", "start", "from")
+VALUE_COLUMNS = ("carbon intensity", "intensity", "g_per_kwh", "rating", "value", "gco2_per_kwh")
+
+
+def load_series(path: str | Path, signal: str = "average", is_forecast: bool = False):
+    """The file's intensity as an IntensitySeries; GreenbenchError naming the fix otherwise."""
+    points = load_points(path, signal, is_forecast)
+    try:
+        return IntensitySeries(points)
+    except ValueError as e:
+        raise GreenbenchError(f"{path}: {e}; fix the file") from None
+
+
+def load_points(path: str | Path, signal: str = "average", is_forecast: bool = False):
+    file = Path(path)
+    try:
+        text = file.read_text()
+    except FileNotFoundError:
+        raise GreenbenchError(f"no such trace file '{file}'; check the path") from None
+    rows = _json_rows(text, file) if file.suffix.lower() == ".json" else _csv_rows(text, file)
+    if not rows:
+        raise GreenbenchError(f"{file}: no intensity rows; give at least one time and value")
+    rows.sort(key=lambda r: r[0])
+    steps = [b[0] - a[0] for a, b in zip(rows, rows[1:], strict=False) if b[0] > a[0]]
+    typical = statistics.median(steps) if steps else dt.timedelta(hours=1)
+    points = []
+    for i, (start, value, duration) in enumerate(rows):
+        if duration is None:
+            following = rows[i + 1][0] if i + 1 < len(rows) else start + typical
+            duration = min(following - start, typical) if following > start else typical
+        points.append(IntensityPoint(start, duration, value, signal, is_forecast))
+    return points
+
+
+def _number(raw: Any, file: Path, where: str) -> float:
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        raise GreenbenchError(f"{file}: {where}: '{raw}' is not a number of gCO2/kWh") from None
+    if not math.isfinite(value) or value < 0:
+        raise GreenbenchError(f"{file}: {where}: intensity must be a finite number >= 0")
+    return value
+
+
+def _time(raw: Any, file: Path, where: str) -> dt.datetime:
+    try:
+        return utc(dt.datetime.fromisoformat(str(raw).strip().replace("Z", "+00:00")))
+    except ValueError:
+        raise GreenbenchError(f"{file}: {where}: '{raw}' is not an ISO 8601 time") from None
+
+
+def _column(header: list[str], names: tuple[str, ...], file: Path, what: str) -> int:
+    lowered = [h.strip().lower() for h in header]
+    for name in names:
+        if name in lowered:
+            return lowered.index(name)
+    raise GreenbenchError(
+        f"{file}: no {what} column in the header ({', '.join(header)}); name it one of "
+        f"{', '.join(names)}"
+    )
+
+
+def _csv_rows(text: str, file: Path) -> list[tuple[dt.datetime, float, None]]:
+    reader = csv.reader(text.splitlines())
+    header = next(reader, None)
+    if not header:
+        raise GreenbenchError(f"{file}: empty file; give a header row and data rows")
+    t_col = _column(header, TIME_COLUMNS, file, "time")
+    v_col = _column(header, VALUE_COLUMNS, file, "intensity")
+    rows = []
+    for line_no, row in enumerate(reader, start=2):
+        if not row or not any(cell.strip() for cell in row):
+            continue
+        where = f"line {line_no}"
+        if len(row) <= max(t_col, v_col):
+            raise GreenbenchError(f"{file}: {where}: too few columns")
+        rows.append((_time(row[t_col], file, where), _number(row[v_col], file, where), None))
+    return rows
+
+
+def _duration(raw: Any, file: Path, where: str) -> dt.timedelta | None:
+    """`[d.]hh:mm:ss[.fff]` (the Carbon Aware SDK's TimeSpan) or seconds; None when absent."""
+    if raw in (None, ""):
+        return None
+    if isinstance(raw, int | float):
+        return dt.timedelta(seconds=float(raw))
+    try:
+        hours, minutes, seconds = str(raw).split(":")
+        days = 0
+        if "." in hours:
+            day_text, hours = hours.split(".")
+            days = int(day_text)
+        return dt.timedelta(
+            days=days, hours=int(hours), minutes=int(minutes), seconds=float(seconds)
+        )
+    except ValueError:
+        raise GreenbenchError(f"{file}: {where}: duration '{raw}' is not hh:mm:ss") from None
+
+
+def _json_rows(text: str, file: Path) -> list[tuple[dt.datetime, float, dt.timedelta | None]]:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise GreenbenchError(f"{file}: not valid JSON ({e}); fix the file") from None
+    if isinstance(data, dict):
+        data = next(
+            (v for k, v in data.items() if k.lower() in ("emissions", "data", "points")), None
+        )
+    if not isinstance(data, list):
+        raise GreenbenchError(
+            f'{file}: expected a list of points or {{"Emissions": [...]}} (Carbon Aware SDK)'
+        )
+    rows = []
+    for i, item in enumerate(data):
+        where = f"item {i}"
+        if not isinstance(item, dict):
+            raise GreenbenchError(f"{file}: {where}: expected an object with a time and a value")
+        keys = {k.lower(): v for k, v in item.items()}
+        t = next((keys[k] for k in TIME_COLUMNS if k in keys), None)
+        v = next((keys[k] for k in VALUE_COLUMNS if k in keys), None)
+        if t is None or v is None:
+            raise GreenbenchError(f"{file}: {where}: needs a time (Time) and a value (Rating)")
+        duration = _duration(keys.get("duration"), file, where)
+        rows.append((_time(t, file, where), _number(v, file, where), duration))
+    return rows
