@@ -32,6 +32,29 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--zone", help="grid zone for carbon, ISO country code (default GB)")
     run.add_argument("--out", default="results", help="results folder (default results/)")
     run.add_argument("--resume", metavar="RUN", help="finish the cells a run did not finish")
+    run.add_argument(
+        "--when-green", action="store_true", help="wait for the cleanest window, then run"
+    )
+    run.add_argument("--within", default="8h", help="with --when-green: start within (8h)")
+    run.add_argument(
+        "--duration", help="with --when-green: how long the run takes (default: earlier runs)"
+    )
+    run.add_argument(
+        "--source", action="append", help="intensity source(s) for --when-green (see forecast)"
+    )
+
+    forecast = sub.add_parser("forecast", help="the cleanest time to start a job of a duration")
+    forecast.add_argument("--zone", help="grid zone (default GB or $GREENBENCH_ZONE)")
+    forecast.add_argument("--duration", default="1h", help="job length (default 1h)")
+    forecast.add_argument("--within", default="8h", help="start within this long (default 8h)")
+    forecast.add_argument(
+        "--source",
+        action="append",
+        help="uk[:POSTCODE], electricitymaps[:ZONE], watttime:REGION, carbon-aware-sdk:LOCATION, "
+        "file:PATH; repeat for a chain (default: uk for GB, then electricitymaps if configured)",
+    )
+    forecast.add_argument("--out", default="results", help="where the cache and archive go")
+    forecast.add_argument("--json", action="store_true", help="print JSON")
 
     sub.add_parser("list", help="list workloads, variants and suites")
 
@@ -86,6 +109,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_run(args, console)
         if args.command == "list":
             return cmd_list(console)
+        if args.command == "forecast":
+            return cmd_forecast(args, console)
         if args.command == "backtest":
             return cmd_backtest(args, console)
         if args.command == "report":
@@ -102,6 +127,12 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
     import greenbench
     from greenbench.terminal import RichReporter, print_results
 
+    if args.when_green:
+        try:
+            wait_for_green(args, console)
+        except KeyboardInterrupt:
+            console.print("interrupted while waiting: nothing was run", style="yellow")
+            return EXIT_INTERRUPTED
     reporter = RichReporter(console)
     try:
         result = greenbench.run(
@@ -133,6 +164,77 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
             style="red",
         )
         return EXIT_FAILED_CELLS
+    return EXIT_OK
+
+
+def wait_for_green(args: argparse.Namespace, console: Console) -> None:
+    """Check the suite, plan the cleanest start, count down to it; run now if no source answers."""
+    import time
+
+    from greenbench.carbon.green import estimate_duration, plan_green, wait_until
+    from greenbench.carbon.sources.chain import NoUsableSource
+    from greenbench.carbon.timeparse import parse_duration
+    from greenbench.carbon.zones import default_zone
+    from greenbench.suite import DEFAULT_SUITE, apply_overrides, load_suite
+
+    if args.resume:
+        raise GreenbenchError("--when-green plans new runs; resume without it")
+    suite = apply_overrides(
+        load_suite(args.suite or DEFAULT_SUITE),
+        args.workload,
+        args.variant,
+        args.device,
+        args.repetitions,
+        args.min_window,
+        args.zone,
+    )  # a bad suite fails now, not after the wait
+    within = parse_duration(args.within, "--within")
+    if args.duration:
+        duration = parse_duration(args.duration, "--duration")
+    else:
+        duration = estimate_duration(args.out, suite.name)
+        if duration is None:
+            raise GreenbenchError(
+                f"--when-green: no earlier complete run of suite '{suite.name}' in {args.out}/ "
+                "to estimate its length; give --duration (e.g. --duration 20m)"
+            )
+    try:
+        green = plan_green(args.zone or default_zone(), duration, within, args.source, args.out)
+    except NoUsableSource as e:
+        console.print(f"{e}: running now, as planned", style="yellow")
+        return
+    console.print(green.describe())
+    with console.status("") as status:
+        wait_until(
+            green.plan.start,
+            lambda left: status.update(
+                f"waiting for the cleanest window: {str(left).split('.')[0]}"
+            ),
+            time.sleep,
+        )
+
+
+def cmd_forecast(args: argparse.Namespace, console: Console) -> int:
+    import json
+
+    from greenbench.carbon.green import plan_green
+    from greenbench.carbon.timeparse import parse_duration
+    from greenbench.carbon.zones import default_zone
+
+    zone = (args.zone or default_zone()).upper()
+    green = plan_green(
+        zone,
+        parse_duration(args.duration, "--duration"),
+        parse_duration(args.within, "--within"),
+        args.source,
+        args.out,
+    )
+    if args.json:
+        print(json.dumps(green.as_dict(), indent=2))
+    else:
+        console.print(green.describe())
+        for failure in green.forecast.failures:
+            console.print(f"  tried first: {failure}", style="dim", markup=False)
     return EXIT_OK
 
 

@@ -1,0 +1,332 @@
+"""Each intensity source against a local HTTP server answering in the real formats."""
+
+import datetime as dt
+import functools
+import http.server
+import json
+import threading
+import time
+
+import pytest
+
+from greenbench.carbon.green import wait_until
+from greenbench.carbon.sources.apis import (
+    LBS_PER_MWH_TO_G_PER_KWH,
+    CarbonAwareSDK,
+    ElectricityMaps,
+    UKCarbonIntensity,
+    WattTime,
+)
+from greenbench.carbon.sources.chain import (
+    NoUsableSource,
+    Store,
+    build_source,
+    credentials,
+    fetch_forecast,
+)
+from greenbench.carbon.sources.http import SourceError, get_json
+from greenbench.cli import main
+from greenbench.errors import GreenbenchError
+
+NOW = dt.datetime.now(dt.UTC).replace(minute=0, second=0, microsecond=0)
+TOKEN = "secret-token-123"
+
+
+def iso(t):
+    return t.strftime("%Y-%m-%dT%H:%MZ")
+
+
+UK_NATIONAL = {
+    "data": [
+        {
+            "from": iso(NOW + i * dt.timedelta(minutes=30)),
+            "to": iso(NOW + (i + 1) * dt.timedelta(minutes=30)),
+            "intensity": {"forecast": 200 - 10 * i, "actual": None, "index": "moderate"},
+        }
+        for i in range(4)
+    ]
+}
+UK_REGIONAL = {
+    "data": [
+        {
+            "regionid": 12,
+            "shortname": "South England",
+            "postcode": "RG10",
+            "data": [
+                {
+                    "from": iso(NOW),
+                    "to": iso(NOW + dt.timedelta(minutes=30)),
+                    "intensity": {"forecast": 123, "index": "moderate"},
+                    "generationmix": [],
+                }
+            ],
+        }
+    ]
+}
+EMAPS_FORECAST = {
+    "zone": "DE",
+    "forecast": [
+        {"carbonIntensity": 300 + i, "datetime": (NOW + dt.timedelta(hours=i)).isoformat()}
+        for i in range(3)
+    ],
+    "updatedAt": NOW.isoformat(),
+}
+WATTTIME_FORECAST = {
+    "data": [
+        {"point_time": (NOW + dt.timedelta(minutes=5 * i)).isoformat(), "value": 1000.0}
+        for i in range(3)
+    ],
+    "meta": {
+        "data_point_period_seconds": 300,
+        "units": "lbs_co2_per_mwh",
+        "signal_type": "co2_moer",
+    },
+}
+SDK_FORECAST = [
+    {
+        "location": "eastus",
+        "forecastData": [
+            {
+                "location": "eastus",
+                "timestamp": (NOW + dt.timedelta(minutes=5 * i)).isoformat(),
+                "duration": 5,
+                "value": 400.0 - i,
+            }
+            for i in range(3)
+        ],
+    }
+]
+
+
+class Server:
+    """Replies by path prefix: a list of (status, body) used in turn, the last one repeated."""
+
+    def __init__(self):
+        self.routes = {}
+        self.seen = []
+        handler = functools.partial(_Handler, self)
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+    def reply(self, prefix, *answers):
+        self.routes[prefix] = list(answers)
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    def __init__(self, server_state, *args, **kwargs):
+        self.state = server_state
+        super().__init__(*args, **kwargs)
+
+    def do_GET(self):
+        self.state.seen.append((self.path, {k.lower(): v for k, v in self.headers.items()}))
+        for prefix, answers in self.state.routes.items():
+            if self.path.startswith(prefix):
+                status, body = answers.pop(0) if len(answers) > 1 else answers[0]
+                if status == "sleep":
+                    time.sleep(body)
+                    status, body = 200, {}
+                raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.end_headers()
+                self.wfile.write(raw)
+                return
+        self.send_response(404)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def server():
+    s = Server()
+    yield s
+    s.httpd.shutdown()
+    s.httpd.server_close()
+
+
+FAST = functools.partial(get_json, timeout_s=0.5, retries=2, backoff_s=0.01)
+WINDOW = (NOW, NOW + dt.timedelta(hours=8))
+
+
+def test_uk_national_and_regional(server):
+    server.reply("/intensity/", (200, UK_NATIONAL))
+    server.reply("/regional/intensity/", (200, UK_REGIONAL))
+    points = UKCarbonIntensity(None, server.url, FAST).forecast(*WINDOW)
+    assert [p.g_per_kwh for p in points] == [200, 190, 180, 170]
+    assert points[0].duration == dt.timedelta(minutes=30) and points[0].is_forecast
+    (point,) = UKCarbonIntensity("RG10 1AA", server.url, FAST).forecast(*WINDOW)
+    assert point.g_per_kwh == 123
+    assert server.seen[-1][0].endswith("/fw48h/postcode/RG10")
+
+
+def test_electricity_maps_sends_the_token_in_a_header_only(server):
+    server.reply("/v3/carbon-intensity/forecast", (200, EMAPS_FORECAST))
+    source = ElectricityMaps("DE", TOKEN, server.url, FAST)
+    points = source.forecast(*WINDOW)
+    assert [p.g_per_kwh for p in points] == [300, 301, 302]
+    path, headers = server.seen[-1]
+    assert headers["auth-token"] == TOKEN and TOKEN not in path and "zone=DE" in path
+    assert TOKEN not in repr(source)
+
+
+def test_watttime_logs_in_and_converts_lbs_per_mwh(server):
+    server.reply("/login", (200, {"token": "bearer-abc"}))
+    server.reply("/v3/forecast", (200, WATTTIME_FORECAST))
+    points = WattTime("CAISO_NORTH", "me", "pw", server.url, FAST).forecast(*WINDOW)
+    assert points[0].g_per_kwh == pytest.approx(1000 * LBS_PER_MWH_TO_G_PER_KWH)  # 453.6
+    assert points[0].signal == "marginal" and points[0].duration == dt.timedelta(minutes=5)
+    assert server.seen[-1][1]["authorization"] == "Bearer bearer-abc"
+
+
+def test_carbon_aware_sdk_webapi(server):
+    server.reply("/emissions/forecasts/current", (200, SDK_FORECAST))
+    points = CarbonAwareSDK("eastus", server.url, fetch=FAST).forecast(*WINDOW)
+    assert [p.g_per_kwh for p in points] == [400, 399, 398]
+
+
+@pytest.mark.parametrize(
+    ("answers", "message"),
+    [
+        ([(401, {"error": "bad token"})], r"HTTP 401 \(check the token\)"),
+        ([(500, {})], "HTTP 500"),
+        ([(200, b"{not json")], "malformed JSON"),
+        ([(200, {"forecast": []})], "holds no intensity data"),
+        ([(200, {"forecast": [{"datetime": "soon", "carbonIntensity": 1}]})], "is not a time"),
+        (
+            [(200, {"forecast": [{"datetime": NOW.isoformat(), "carbonIntensity": "x"}]})],
+            "not a number",
+        ),
+        ([("sleep", 1.0)], "could not be reached"),
+    ],
+)
+def test_bad_replies_are_one_line_errors_without_the_token(server, answers, message):
+    server.reply("/v3/", *answers)
+    with pytest.raises(SourceError, match=message) as caught:
+        ElectricityMaps("DE", TOKEN, server.url, FAST).forecast(*WINDOW)
+    assert TOKEN not in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_429_and_5xx_are_retried_with_backoff(server):
+    server.reply("/v3/", (429, {}), (503, {}), (200, EMAPS_FORECAST))
+    sleeps = []
+    fetch = functools.partial(
+        get_json, timeout_s=0.5, retries=3, backoff_s=0.5, sleep=sleeps.append
+    )
+    points = ElectricityMaps("DE", TOKEN, server.url, fetch).forecast(*WINDOW)
+    assert len(points) == 3 and sleeps == [0.5, 1.0]  # exponential backoff
+
+
+def test_the_chain_falls_through_caches_and_archives(server, tmp_path):
+    server.reply("/intensity/", (500, {}))
+    server.reply("/v3/", (200, EMAPS_FORECAST))
+    store = Store(tmp_path / "carbon")
+    chain = [
+        UKCarbonIntensity(None, server.url, FAST),
+        ElectricityMaps("DE", TOKEN, server.url, FAST),
+    ]
+    first = fetch_forecast(chain, *WINDOW, store=store)
+    assert first.source == "electricitymaps" and not first.from_cache
+    assert "HTTP 500" in first.failures[0]
+    calls = len(server.seen)
+    server.reply("/intensity/", (200, {"data": []}))
+    second = fetch_forecast(chain, *WINDOW, store=store)
+    assert second.from_cache and len(server.seen) == calls + 1  # UK asked again, EM cached
+    (archived,) = (tmp_path / "carbon" / "archive" / "electricitymaps").glob("*.json")
+    saved = json.loads(archived.read_text())
+    assert saved["source"] == "electricitymaps" and len(saved["points"]) == 3
+    assert TOKEN not in archived.read_text()
+
+
+def test_a_reply_that_misses_the_window_is_skipped_and_no_source_says_why(server):
+    old = dict(
+        EMAPS_FORECAST, forecast=[{"carbonIntensity": 1, "datetime": "2001-01-01T00:00:00+00:00"}]
+    )
+    server.reply("/v3/", (200, old))
+    with pytest.raises(NoUsableSource, match="misses the window asked for"):
+        fetch_forecast([ElectricityMaps("DE", TOKEN, server.url, FAST)], *WINDOW)
+
+
+def test_credentials_come_from_the_environment_or_the_config_file(tmp_path):
+    config = tmp_path / "sources.toml"
+    config.write_text('[electricitymaps]\ntoken = "from-file"\n[watttime]\nusername = "u"\n')
+    env = {"GREENBENCH_CONFIG": str(config), "GREENBENCH_WATTTIME_PASSWORD": "p"}
+    settings = credentials(env)
+    assert settings["electricitymaps"]["token"] == "from-file"
+    assert settings["watttime"] == {"username": "u", "password": "p"}
+    with pytest.raises(GreenbenchError, match="GREENBENCH_ELECTRICITYMAPS_TOKEN"):
+        build_source("electricitymaps", "DE", {})
+    with pytest.raises(GreenbenchError, match="unknown source"):
+        build_source("psychic", "DE", {})
+
+
+def test_wait_until_counts_down_to_the_moment():
+    now = [dt.datetime(2026, 1, 1, tzinfo=dt.UTC)]
+    ticks = []
+
+    def sleep(seconds):
+        now[0] += dt.timedelta(seconds=seconds)
+
+    wait_until(now[0] + dt.timedelta(seconds=2.5), ticks.append, sleep, lambda: now[0])
+    assert [t.total_seconds() for t in ticks] == [2.5, 1.5, 0.5]
+
+
+def trace_around_now(path, cheapest_index):
+    rows = ["Time,Carbon Intensity"]
+    for i in range(-2, 20):
+        t = NOW + dt.timedelta(minutes=30 * i)
+        rows.append(f"{t:%Y-%m-%d %H:%M:%S},{100 if i == cheapest_index else 300}")
+    path.write_text("\n".join(rows) + "\n")
+
+
+def test_forecast_command_plans_from_a_file_source(tmp_path, capsys):
+    trace = tmp_path / "trace.csv"
+    trace_around_now(trace, cheapest_index=6)
+    args = ["forecast", "--duration", "30m", "--within", "8h", "--out", str(tmp_path)]
+    assert main([*args, "--source", f"file:{trace}", "--json"]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    assert plan["starts"] == [(NOW + dt.timedelta(hours=3)).isoformat()]
+    assert plan["chosen_g_per_kwh"] == 100 and plan["source"] == "file"
+    assert main([*args, "--source", f"file:{tmp_path / 'none.csv'}"]) == 2
+    assert "no usable intensity source (no such trace file" in capsys.readouterr().err
+
+
+def test_run_when_green_without_a_usable_source_runs_now_and_says_why(tmp_path, capsys):
+    suite = tmp_path / "s.toml"
+    suite.write_text(
+        'workloads = ["resnet-tiny"]\n[protocol]\nrepetitions = 1\nmin_window_s = 0.2\n'
+        "idle_s = 0.2\nmin_calls = 1\n"
+    )
+    out = tmp_path / "r"
+    base = ["run", "--suite", str(suite), "--out", str(out), "--when-green", "--within", "1h"]
+    assert main([*base, "--source", "file:missing.csv", "--duration", "5m"]) == 0
+    assert "running now, as planned" in capsys.readouterr().out
+    from greenbench.carbon.green import estimate_duration
+
+    assert dt.timedelta(0) < estimate_duration(out, "s") < dt.timedelta(minutes=5)
+    assert estimate_duration(out, "other") is None
+
+
+def test_run_when_green_waits_for_the_planned_start(tmp_path, capsys, monkeypatch):
+    import greenbench.carbon.green as green
+
+    trace = tmp_path / "trace.csv"
+    trace_around_now(trace, cheapest_index=6)
+    waited = []
+    monkeypatch.setattr(green, "wait_until", lambda moment, tick, sleep: waited.append(moment))
+    monkeypatch.setattr("greenbench.run", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))
+    args = ["run", "--suite", "tiny", "--out", str(tmp_path / "r"), "--when-green"]
+    code = main([*args, "--duration", "30m", "--source", f"file:{trace}"])
+    assert waited == [NOW + dt.timedelta(hours=3)]
+    assert code == 130  # the run itself was stubbed to be interrupted
+    assert "cleanest start" in capsys.readouterr().out
+
+
+def test_run_when_green_needs_a_duration_it_can_estimate(tmp_path, capsys):
+    out = tmp_path / "empty"
+    code = main(["run", "--suite", "tiny", "--out", str(out), "--when-green", "--source", "uk"])
+    assert code == 2
+    assert "give --duration" in capsys.readouterr().err
+    assert not out.exists()
