@@ -82,8 +82,13 @@ def run(
     out: str | os.PathLike = "results",
     resume: str | None = None,
     reporter: Reporter | None = None,
+    carbon_sources: Sequence[str] | None = None,
 ) -> RunResult:
-    """Run a suite (or resume a run) and return its records. Takes what `greenbench run` takes."""
+    """Run a suite (or resume a run) and return its records. Takes what `greenbench run` takes.
+
+    With `carbon_sources` (names as for `greenbench forecast`), each window's emissions are also
+    computed from the time-weighted grid intensity over its actual time.
+    """
     reporter = reporter or SilentReporter()
     if resume is not None:
         overrides = (suite, workloads, variants, devices, repetitions, min_window_s, zone)
@@ -143,6 +148,8 @@ def run(
             reporter.cell_started(cell)
             attempt = attempts.get(cell.cell_id, 0) + 1
             records = _run_cell(cell, resolved, store, attempt, reporter)
+            if carbon_sources:
+                _account(records, carbon_sources, resolved.zone, store)
             store.append(records)
             reporter.cell_finished(cell, records)
     except KeyboardInterrupt:
@@ -178,6 +185,19 @@ def _run_cell(
         return unfinished_records(context, phases, "failed", str(e))
     except OSError as e:
         return unfinished_records(context, phases, "failed", one_line(e))
+
+
+def _account(records: list[dict], names: Sequence[str], zone: str, store: RunStore) -> None:
+    """Time-weighted emissions from the first source that answers; if none, why, in run.json."""
+    from greenbench.carbon.accounting import account
+    from greenbench.carbon.green import intensity_around
+
+    try:
+        result = intensity_around(zone, names, store.path.parent)
+    except GreenbenchError as e:
+        store.update_meta(carbon_series_error=str(e))
+        return
+    account(records, result.series, result.source)
 
 
 def skip_reason(cell: Cell) -> str | None:

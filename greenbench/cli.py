@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import sys
 from collections.abc import Sequence
@@ -40,7 +41,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--duration", help="with --when-green: how long the run takes (default: earlier runs)"
     )
     run.add_argument(
-        "--source", action="append", help="intensity source(s) for --when-green (see forecast)"
+        "--source",
+        action="append",
+        help="intensity source(s) (see forecast): plan --when-green, and charge each window at "
+        "the grid's time-weighted intensity beside CodeCarbon's static figure",
     )
 
     forecast = sub.add_parser("forecast", help="the cleanest time to start a job of a duration")
@@ -86,6 +90,23 @@ def build_parser() -> argparse.ArgumentParser:
     backtest.add_argument("--to", dest="last_day", help="last day replayed (YYYY-MM-DD)")
     backtest.add_argument("--json", action="store_true", help="print JSON")
 
+    schedule = sub.add_parser("schedule", help="nightly carbon-aware runs (APScheduler)")
+    schedule.add_argument("--out", default="results", help="results folder holding the schedule")
+    actions = schedule.add_subparsers(dest="action", required=True)
+    add = actions.add_parser("add", help="add or replace a schedule")
+    add.add_argument("name")
+    add.add_argument("--suite", default="quick", help="suite name or .toml path (default quick)")
+    add.add_argument("--cron", required=True, help='crontab line, e.g. "0 22 * * *"')
+    add.add_argument("--tz", help="time zone the cron line is read in (default: this machine's)")
+    add.add_argument("--within", default="8h", help="start the run within this long (8h)")
+    add.add_argument("--zone", help="grid zone (default GB or $GREENBENCH_ZONE)")
+    add.add_argument("--duration", help="the run's length (default: earlier runs of the suite)")
+    add.add_argument("--source", action="append", help="intensity source(s), as for forecast")
+    actions.add_parser("list", help="list schedules and planned runs")
+    remove = actions.add_parser("remove", help="remove a schedule and its planned run")
+    remove.add_argument("name")
+    actions.add_parser("serve", help="run the scheduler until Ctrl-C")
+
     imports = sub.add_parser(
         "import-pytest-benchmark",
         help="turn a --benchmark-json file of energy_benchmark tests into greenbench records",
@@ -109,6 +130,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_run(args, console)
         if args.command == "list":
             return cmd_list(console)
+        if args.command == "schedule":
+            return cmd_schedule(args, console)
         if args.command == "forecast":
             return cmd_forecast(args, console)
         if args.command == "backtest":
@@ -146,6 +169,7 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
             out=args.out,
             resume=args.resume,
             reporter=reporter,
+            carbon_sources=args.source,
         )
     except KeyboardInterrupt:
         console.print(
@@ -212,6 +236,48 @@ def wait_for_green(args: argparse.Namespace, console: Console) -> None:
             ),
             time.sleep,
         )
+
+
+def cmd_schedule(args: argparse.Namespace, console: Console) -> int:
+    from greenbench.schedule import ScheduleStore, local_zone_name, serve
+
+    store = ScheduleStore(args.out)
+    if args.action == "add":
+        from greenbench.carbon.timeparse import parse_duration
+        from greenbench.carbon.zones import default_zone, resolve_zone
+        from greenbench.suite import load_suite
+
+        load_suite(args.suite)  # a bad suite fails now, not at 22:00
+        try:
+            zone = resolve_zone(args.zone or default_zone()).code
+        except ValueError as e:
+            raise GreenbenchError(f"--zone: {e}") from None
+        duration = parse_duration(args.duration, "--duration") if args.duration else None
+        job = store.add(
+            args.name,
+            args.suite,
+            args.cron,
+            parse_duration(args.within, "--within").total_seconds(),
+            zone,
+            args.source,
+            duration.total_seconds() if duration else None,
+            args.tz,
+        )
+        console.print(f"added {job.describe()}  (cron read in {args.tz or local_zone_name()})")
+        console.print(f"it runs while `greenbench schedule serve --out {args.out}` is running")
+    elif args.action == "list":
+        jobs = store.list()
+        for job in jobs:
+            console.print(job.describe(), markup=False)
+        if not jobs:
+            console.print("no schedules; add one with `greenbench schedule add`")
+    elif args.action == "remove":
+        console.print(f"removed {store.remove(args.name)} job(s) of '{args.name}'")
+    else:
+        console.print(f"serving the schedules in {args.out}/ (Ctrl-C stops)")
+        with contextlib.suppress(KeyboardInterrupt):
+            serve(args.out)
+    return EXIT_OK
 
 
 def cmd_forecast(args: argparse.Namespace, console: Console) -> int:

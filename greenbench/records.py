@@ -56,6 +56,10 @@ MEASURE_COLUMNS = [
     "emissions_per_1k_units_g",
     "carbon_intensity_g_per_kwh",
     "carbon_source",
+    # with an intensity source: gross emissions from the time-weighted intensity of the window
+    "emissions_series_g",
+    "carbon_intensity_series_g_per_kwh",
+    "carbon_series_source",
     "method_cpu",
     "method_gpu",
     "method_ram",

@@ -158,7 +158,22 @@ def print_results(frame: pd.DataFrame, console: Console) -> None:
             "these numbers are less reliable",
             style="yellow",
         )
+    print_series_emissions(ok, console)
     print_unfinished(frame, console)
+
+
+def print_series_emissions(ok: pd.DataFrame, console: Console) -> None:
+    """Total gross emissions by the grid's time-weighted intensity, beside the static figure."""
+    charged = ok[ok["emissions_series_g"].notna()] if "emissions_series_g" in ok else ok.iloc[0:0]
+    if charged.empty:
+        return
+    sources = ", ".join(sorted(charged["carbon_series_source"].dropna().unique()))
+    console.print(
+        f"emissions of {len(charged)} window(s) at the grid's intensity over their own time "
+        f"({sources}): {fmt(charged['emissions_series_g'].sum())} gCO2e, against "
+        f"{fmt(charged['emissions_g'].sum())} gCO2e at CodeCarbon's annual average",
+        markup=False,
+    )
 
 
 def print_unfinished(frame: pd.DataFrame, console: Console) -> None:

@@ -330,3 +330,25 @@ def test_run_when_green_needs_a_duration_it_can_estimate(tmp_path, capsys):
     assert code == 2
     assert "give --duration" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_a_run_with_a_source_charges_each_window_at_its_own_intensity(tmp_path, capsys):
+    trace = tmp_path / "trace.csv"
+    trace_around_now(trace, cheapest_index=-99)  # a flat 300 gCO2/kWh around now
+    suite = tmp_path / "s.toml"
+    suite.write_text(
+        'workloads = ["resnet-tiny"]\n[protocol]\nrepetitions = 2\nmin_window_s = 0.2\n'
+        "idle_s = 0.2\nmin_calls = 1\n"
+    )
+    out = tmp_path / "r"
+    assert main(["run", "--suite", str(suite), "--out", str(out), "--source", f"file:{trace}"]) == 0
+    assert "at the grid's intensity over their own time (file)" in capsys.readouterr().out
+    import greenbench
+    from greenbench.energy.meter import KWH_TO_J
+
+    frame = greenbench.load_results(out)
+    assert (frame["carbon_intensity_series_g_per_kwh"] == 300).all()
+    expected = frame["energy_j"] / KWH_TO_J * 300
+    assert (frame["emissions_series_g"] - expected).abs().max() < 1e-12
+    assert set(frame["carbon_series_source"]) == {"file"}
+    assert frame["emissions_g"].notna().all()  # CodeCarbon's static figure stays beside it

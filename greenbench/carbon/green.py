@@ -83,6 +83,17 @@ def plan_green(
     return GreenPlan(plan, result, zone)
 
 
+def intensity_around(
+    zone: str, source_names: Sequence[str], store_root: str | Path, hours: float = 48
+) -> ForecastResult:
+    """Intensity from `hours` ago to `hours` ahead, from the first source that answers."""
+    settings = credentials()
+    sources = [build_source(name, zone, settings) for name in source_names]
+    now = dt.datetime.now(dt.UTC)
+    span = dt.timedelta(hours=hours)
+    return fetch_forecast(sources, now - span, now + span, Store(Path(store_root) / "carbon"))
+
+
 def estimate_duration(out: str | Path, suite_name: str) -> dt.timedelta | None:
     """The median wall time of earlier complete runs of this suite under `out`."""
     times = []
