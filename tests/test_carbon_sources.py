@@ -352,3 +352,13 @@ def test_a_run_with_a_source_charges_each_window_at_its_own_intensity(tmp_path, 
     assert (frame["emissions_series_g"] - expected).abs().max() < 1e-12
     assert set(frame["carbon_series_source"]) == {"file"}
     assert frame["emissions_g"].notna().all()  # CodeCarbon's static figure stays beside it
+
+
+def test_electricity_maps_latest_and_history(server):
+    point = {"carbonIntensity": 250, "datetime": NOW.isoformat(), "zone": "DE"}
+    server.reply("/v3/carbon-intensity/latest", (200, point))
+    server.reply("/v3/carbon-intensity/history", (200, {"zone": "DE", "history": [point] * 1}))
+    source = ElectricityMaps("DE", TOKEN, server.url, FAST)
+    assert source.latest().g_per_kwh == 250
+    (past,) = source.history()
+    assert past.start == NOW and past.duration == dt.timedelta(hours=1)
