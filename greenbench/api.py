@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -83,12 +83,21 @@ def run(
     resume: str | None = None,
     reporter: Reporter | None = None,
     carbon_sources: Sequence[str] | None = None,
+    executor: str = "local",
+    address: str | None = None,
 ) -> RunResult:
     """Run a suite (or resume a run) and return its records. Takes what `greenbench run` takes.
 
     With `carbon_sources` (names as for `greenbench forecast`), each window's emissions are also
-    computed from the time-weighted grid intensity over its actual time.
+    computed from the time-weighted grid intensity over its actual time. `executor="ray"` runs
+    the cells as Ray tasks on the cluster at `address` (or a local one).
     """
+    if executor not in EXECUTORS:
+        raise GreenbenchError(f"--executor: unknown '{executor}'; use {' or '.join(EXECUTORS)}")
+    if executor == "ray":
+        from greenbench.executors.ray_executor import import_ray
+
+        import_ray()  # says how to install Ray before anything is written
     reporter = reporter or SilentReporter()
     if resume is not None:
         overrides = (suite, workloads, variants, devices, repetitions, min_window_s, zone)
@@ -143,11 +152,9 @@ def run(
         len(c.phases) * resolved.protocol.repetitions for c in cells if not skip_reason(c)
     )
     reporter.run_started(store.run_id, store.path, cells, windows)
+    outcomes = _local_cells if executor == "local" else _ray_cells
     try:
-        for cell in cells:
-            reporter.cell_started(cell)
-            attempt = attempts.get(cell.cell_id, 0) + 1
-            records = _run_cell(cell, resolved, store, attempt, reporter)
+        for cell, records in outcomes(cells, resolved, store, attempts, reporter, address):
             if carbon_sources:
                 _account(records, carbon_sources, resolved.zone, store)
             store.append(records)
@@ -160,6 +167,72 @@ def run(
     status = "failed" if any(r["status"] == "failed" for r in rows) else "complete"
     store.update_meta(status=status, ended_at=_now())
     return RunResult(store.run_id, store.path, resolved, rows)
+
+
+EXECUTORS = ("local", "ray")
+Outcomes = Iterator[tuple[Cell, list[dict[str, Any]]]]
+
+
+def _local_cells(
+    cells: list[Cell],
+    suite: Suite,
+    store: RunStore,
+    attempts: dict[str, int],
+    reporter: Reporter,
+    address: str | None,
+) -> Outcomes:
+    """One cell after another, each in a child process of this machine."""
+    for cell in cells:
+        reporter.cell_started(cell)
+        yield cell, _run_cell(cell, suite, store, attempts.get(cell.cell_id, 0) + 1, reporter)
+
+
+def _ray_cells(
+    cells: list[Cell],
+    suite: Suite,
+    store: RunStore,
+    attempts: dict[str, int],
+    reporter: Reporter,
+    address: str | None,
+) -> Outcomes:
+    """Every runnable cell submitted to Ray at once; records as each finishes."""
+    from greenbench.executors.ray_executor import run_cells
+
+    contexts = {}
+    runnable = []
+    for cell in cells:
+        attempt = attempts.get(cell.cell_id, 0) + 1
+        contexts[cell.cell_id] = cell_context(cell, store.run_id, attempt, suite.name, suite.zone)
+        reason = skip_reason(cell)
+        if reason:
+            yield cell, unfinished_records(contexts[cell.cell_id], cell.phases, "skipped", reason)
+        else:
+            runnable.append(cell)
+
+    def make_spec(cell: Cell) -> tuple[dict, Path, float]:
+        reporter.cell_started(cell)
+        attempt = contexts[cell.cell_id]["attempt"]
+        log_path = store.log_dir / f"{cell.cell_id.replace('/', '_')}.{attempt}.log"
+        spec = cell_spec(cell, suite.protocol, contexts[cell.cell_id])
+        return spec, log_path, suite.protocol.cell_timeout_s
+
+    for cell, outcome in run_cells(runnable, make_spec, address):
+        context = {**contexts[cell.cell_id], **outcome.get("context", {})}
+        if "records" in outcome:
+            for record in outcome["records"]:
+                reporter.cell_event(
+                    cell,
+                    {
+                        "type": "window",
+                        "phase": record["phase"],
+                        "repetition": record["repetition"],
+                    },
+                )
+            yield cell, outcome["records"]
+        elif "skipped" in outcome:
+            yield cell, unfinished_records(context, cell.phases, "skipped", outcome["skipped"])
+        else:
+            yield cell, unfinished_records(context, cell.phases, "failed", outcome["failed"])
 
 
 def _run_cell(

@@ -33,6 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--zone", help="grid zone for carbon, ISO country code (default GB)")
     run.add_argument("--out", default="results", help="results folder (default results/)")
     run.add_argument("--resume", metavar="RUN", help="finish the cells a run did not finish")
+    run.add_argument("--executor", default="local", help="local (default) or ray")
+    run.add_argument("--address", help="with --executor ray: auto or ray://HOST:PORT")
     run.add_argument(
         "--when-green", action="store_true", help="wait for the cleanest window, then run"
     )
@@ -170,6 +172,8 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
             resume=args.resume,
             reporter=reporter,
             carbon_sources=args.source,
+            executor=args.executor,
+            address=args.address,
         )
     except KeyboardInterrupt:
         console.print(

@@ -30,6 +30,7 @@ CONTEXT_COLUMNS = [
     "repetition",
     "params",
     "zone",
+    "node",  # the machine the cell ran on
 ]
 
 MEASURE_COLUMNS = [

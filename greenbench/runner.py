@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import socket
 import sys
 import traceback
 from collections.abc import Callable, Mapping
@@ -39,6 +40,7 @@ def cell_context(cell: Cell, run_id: str, attempt: int, suite_name: str, zone: s
         "device": cell.device,
         "params": json.dumps(dict(cell.params), sort_keys=True),
         "zone": zone,
+        "node": socket.gethostname(),
     }
 
 

@@ -60,6 +60,7 @@ def _supervise(spec_path: str, log: Any, log_path: Path, timeout_s: float, on_ev
         stdin=subprocess.DEVNULL,
         env=_child_env(),
         start_new_session=True,  # its own process group, so a kill takes its helpers too
+        preexec_fn=_die_with_parent if sys.platform == "linux" else None,
         text=True,
     )
     lines: queue.Queue[str | None] = queue.Queue()
@@ -113,6 +114,18 @@ def _supervise(spec_path: str, log: Any, log_path: Path, timeout_s: float, on_ev
     if error is not None:
         raise CellFailed(error)
     raise CellFailed(_exit_reason(code, log_path))
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: SIGKILL me if the process that started me dies.
+
+    The child has its own session, so killing the parent (Ctrl-C aside) would otherwise leave it
+    measuring on, unobserved: a killed greenbench, Ray worker or node must not leak cells.
+    """
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
 
 
 def _kill(proc: subprocess.Popen) -> None:

@@ -1,0 +1,131 @@
+"""Run a suite's cells as Ray tasks across a cluster; records stream back as cells finish.
+
+Each task runs the cell exactly as the local executor does (a fresh `python -m
+greenbench.runner` child with its timeout), on a node that has the device. CodeCarbon measures
+the CPU and RAM of a whole machine, so a cell takes the node's `greenbench-node` resource (one
+per node): two cells never share a node, hence never a device. CUDA cells also take one GPU
+(Ray sets CUDA_VISIBLE_DEVICES, and the cell runs on that GPU as cuda:0); NPU and runtime cells
+take a custom resource named after the device type (`npu`, `xpu`, ...).
+
+A task that dies with its worker or node fails only its cell (Ray does not retry it: a rerun
+would be a new measurement); `greenbench run --resume` reruns it.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from greenbench.backends.torch_device import device_type
+from greenbench.errors import GreenbenchError
+
+NODE_RESOURCE = "greenbench-node"
+INSTALL_HINT = "--executor ray needs Ray: pip install 'greenbench[ray]'"
+
+
+def import_ray() -> Any:
+    try:
+        import ray
+    except ImportError:
+        raise GreenbenchError(INSTALL_HINT) from None
+    return ray
+
+
+def connect(address: str | None) -> Any:
+    """Join the cluster at `address` (`auto`, `ray://HOST:PORT`), or start a local one."""
+    ray = import_ray()
+    if ray.is_initialized():
+        return ray
+    try:
+        if address:
+            ray.init(address=address, log_to_driver=False)
+        else:  # a one-node cluster on this machine, with the resource cells ask for
+            ray.init(resources={NODE_RESOURCE: 1}, include_dashboard=False, log_to_driver=False)
+    except Exception as e:  # noqa: BLE001 - Ray raises many kinds; one line names the fix
+        raise GreenbenchError(
+            f"--address {address or '(local)'}: could not connect to Ray ({type(e).__name__}: "
+            f"{' '.join(str(e).split())[:200]}); start one with `ray start --head` or check it"
+        ) from None
+    if not any(NODE_RESOURCE in node.get("Resources", {}) for node in ray.nodes() if node["Alive"]):
+        raise GreenbenchError(
+            f"no Ray node offers the '{NODE_RESOURCE}' resource: start each node with "
+            f"ray start ... --resources='{{\"{NODE_RESOURCE}\": 1}}' (see docs/cluster.md)"
+        )
+    return ray
+
+
+def task_options(device: str) -> dict[str, Any]:
+    """What a cell on `device` asks Ray for."""
+    kind = device_type(device)
+    options: dict[str, Any] = {"num_cpus": 0, "max_retries": 0, "resources": {NODE_RESOURCE: 1}}
+    if kind == "cuda":
+        options["num_gpus"] = 1
+    elif kind != "cpu":
+        options["resources"][kind] = 1
+    return options
+
+
+def node_spec(spec: dict[str, Any]) -> dict[str, Any]:
+    """The spec as this node runs it: its own zone if it sets one, its GPU as cuda:0."""
+    spec = {**spec, "cell": dict(spec["cell"]), "context": dict(spec["context"])}
+    zone = os.environ.get("GREENBENCH_ZONE")
+    if zone:
+        spec["context"]["zone"] = zone.strip().upper()
+    if device_type(spec["cell"]["device"]) == "cuda":
+        spec["cell"]["device"] = "cuda:0"  # the one GPU Ray made visible to this task
+    spec["context"]["node"] = socket.gethostname()
+    return spec
+
+
+def run_on_node(spec: dict[str, Any], log_path: str, timeout_s: float, pid_file: str) -> dict:
+    """The Ray task: run the cell in a child process here; its records, or why it failed."""
+    from greenbench.executors.local import CellFailed, run_in_child
+    from greenbench.runner import CellSkipped
+
+    Path(pid_file).parent.mkdir(parents=True, exist_ok=True)
+    Path(pid_file).write_text(str(os.getpid()))  # where the cell runs, for people and tests
+    spec = node_spec(spec)
+    try:
+        records = run_in_child(spec, Path(log_path), timeout_s, lambda event: None)
+        return {"records": records, "context": spec["context"]}
+    except CellSkipped as e:
+        return {"skipped": str(e), "context": spec["context"]}
+    except CellFailed as e:
+        return {"failed": str(e), "context": spec["context"]}
+
+
+Submitted = tuple[Any, Any]  # (cell, object ref)
+
+
+def run_cells(
+    cells: Sequence[Any],
+    make_spec: Callable[[Any], tuple[dict, Path, float]],
+    address: str | None,
+) -> Iterator[tuple[Any, dict]]:
+    """Submit every cell, then yield (cell, outcome) as each finishes, in finishing order.
+
+    An outcome is run_on_node's dict, or {"failed": reason} when the task itself was lost.
+    """
+    ray = connect(address)
+    remote = ray.remote(run_on_node)
+    pending: dict[Any, Any] = {}
+    for cell in cells:
+        spec, log_path, timeout_s = make_spec(cell)
+        pid_file = str(log_path.with_suffix(".worker.pid"))
+        ref = remote.options(**task_options(cell.device)).remote(
+            spec, str(log_path), timeout_s, pid_file
+        )
+        pending[ref] = cell
+    while pending:
+        done, _ = ray.wait(list(pending), num_returns=1)
+        ref = done[0]
+        cell = pending.pop(ref)
+        try:
+            outcome = ray.get(ref)
+        except Exception as e:  # noqa: BLE001 - a lost worker or node fails this cell only
+            reason = " ".join(str(e).split())[:300]
+            outcome = {"failed": f"the Ray task was lost ({type(e).__name__}): {reason}"}
+        yield cell, outcome
