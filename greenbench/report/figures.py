@@ -97,7 +97,7 @@ def energy_per_unit(summary: pd.DataFrame) -> go.Figure | Missing:
 
 
 def efficiency_frontier(summary: pd.DataFrame) -> go.Figure | Missing:
-    """Throughput against J per unit, one point per cell, Pareto frontier drawn per phase."""
+    """Throughput against J per unit, one point per cell, each workload's Pareto frontier."""
     if summary.empty:
         return Missing("no successful measurements in these records")
     names = panels(summary)
@@ -135,22 +135,26 @@ def efficiency_frontier(summary: pd.DataFrame) -> go.Figure | Missing:
                 col=col,
             )
             shown.add(name)
-        front = pareto_front(part)
-        fig.add_trace(
-            go.Scatter(
-                x=front["throughput"],
-                y=front["j_per_unit"],
-                mode="lines",
-                line={"dash": "dot", "color": "#555"},
-                name="Pareto frontier",
-                legendgroup="frontier",
-                showlegend=col == 1,
-                customdata=_customdata(front),
-                hoverinfo="skip",
-            ),
-            row=1,
-            col=col,
-        )
+        for _, same_workload in part.groupby("workload", sort=False):
+            # a frontier per workload: across workloads the smallest model would beat all
+            front = pareto_front(same_workload)
+            fig.add_trace(
+                go.Scatter(
+                    x=front["throughput"],
+                    y=front["j_per_unit"],
+                    mode="lines+markers",  # a ring marks a lone frontier cell too
+                    line={"dash": "dot", "color": "#555"},
+                    marker={"symbol": "circle-open", "size": 17, "color": "#555"},
+                    name="Pareto frontier (per workload)",
+                    legendgroup="frontier",
+                    showlegend=col == 1 and "frontier" not in shown,
+                    customdata=_customdata(front),
+                    hoverinfo="skip",
+                ),
+                row=1,
+                col=col,
+            )
+            shown.add("frontier")
         fig.update_xaxes(title_text=f"{unit}s / s", type="log", row=1, col=col)
         fig.update_yaxes(title_text=f"J / {unit}", type="log", tickformat="~s", row=1, col=col)
     fig.update_layout(height=460, legend_title="variant")

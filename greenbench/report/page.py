@@ -203,8 +203,9 @@ def sections(
         Section(
             "frontier",
             "Efficiency frontier",
-            "Throughput against energy per unit, one point per cell; the dotted line joins the "
-            "cells no other cell beats on both.",
+            "Throughput against energy per unit, one point per cell; for each workload the "
+            "ringed cells (joined by a dotted line) are those no other variant or device beats on "
+            "both.",
             figures.efficiency_frontier(summary),
         ),
         Section(
