@@ -63,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     forecast.add_argument("--json", action="store_true", help="print JSON")
 
     sub.add_parser("list", help="list workloads, variants and suites")
+    sub.add_parser("devices", help="devices on this machine and how their energy is measured")
 
     compare = sub.add_parser("compare", help="compare results along one axis")
     compare.add_argument("paths", nargs="*", default=["results"], help="results folders or runs")
@@ -132,6 +133,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_run(args, console)
         if args.command == "list":
             return cmd_list(console)
+        if args.command == "devices":
+            return cmd_devices(console)
         if args.command == "schedule":
             return cmd_schedule(args, console)
         if args.command == "forecast":
@@ -305,6 +308,24 @@ def cmd_forecast(args: argparse.Namespace, console: Console) -> int:
         console.print(green.describe())
         for failure in green.forecast.failures:
             console.print(f"  tried first: {failure}", style="dim", markup=False)
+    return EXIT_OK
+
+
+def cmd_devices(console: Console) -> int:
+    from greenbench.devices import list_devices
+
+    table = Table(title="devices", title_justify="left")
+    for header in ("--device", "present", "what", "energy measured by"):
+        table.add_column(header)
+    for info in list_devices():
+        table.add_row(
+            info.device,
+            "yes" if info.present else "no",
+            info.what,
+            info.method,
+            style="" if info.present else "dim",
+        )
+    console.print(table)
     return EXIT_OK
 
 

@@ -6,6 +6,7 @@ with a fake meter and a fake clock.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ class ProtocolSettings:
     warmup_calls: int = 1
     idle_s: float = 3.0
     cell_timeout_s: float = 1800.0
+    cooldown_max_s: float = 60.0  # GPUs: longest wait for power and temperature to settle
 
     @property
     def reliable(self) -> bool:
@@ -56,6 +58,7 @@ class Window:
     duration_s: float
     measurement: Measurement
     started_at: float = 0.0  # wall-clock (Unix) time the window began, for power-over-time views
+    cooldown_s: float = 0.0  # waited before this window's repetition for the device to settle
 
 
 @dataclass(frozen=True)
@@ -87,11 +90,14 @@ def run_protocol(
     clock: Callable[[], float] = time.perf_counter,
     sleep: Callable[[float], None] = time.sleep,
     on_window: Callable[[Window], None] | None = None,
+    cooldown: Callable[[float], float] | None = None,
 ) -> ProtocolResult:
     """Measure every phase `settings.repetitions` times, after an idle baseline and a warmup.
 
     Repetitions are interleaved across phases (prefill, decode, prefill, decode, ...) so slow
     drift such as heating spreads evenly over the phases instead of biasing the last one.
+    Between repetitions, `cooldown(max_s)` (GPUs) waits for the device to settle near idle and
+    returns how long it waited; the first window of the repetition records it.
     """
     sync()
     meter.begin_window()
@@ -107,8 +113,14 @@ def run_protocol(
 
     windows: list[Window] = []
     for repetition in range(1, settings.repetitions + 1):
+        waited = 0.0
+        if cooldown is not None and repetition > 1:
+            waited = cooldown(settings.cooldown_max_s)
         for phase in phases:
             window = _measure_window(phase, repetition, meter, settings, sync, clock)
+            if waited:
+                window = dataclasses.replace(window, cooldown_s=waited)
+                waited = 0.0
             windows.append(window)
             if on_window is not None:
                 on_window(window)

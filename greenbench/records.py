@@ -7,6 +7,7 @@ idle baseline: what the work itself cost.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -39,6 +40,7 @@ MEASURE_COLUMNS = [
     "unit_count",
     "calls",
     "duration_s",
+    "cooldown_s",
     "energy_j",
     "energy_cpu_j",
     "energy_gpu_j",
@@ -70,6 +72,10 @@ MEASURE_COLUMNS = [
     "fidelity_top1",
     "fidelity_kl",
     "fidelity_n",
+    # CUDA cells measured through NVML: the window's power trace (JSON rows of seconds from the
+    # window's start, NVML index, W, utilization %, °C, SM MHz) and other processes on the GPU
+    "gpu_trace",
+    "gpu_foreign_pids",
 ]
 
 STATUS_COLUMNS = ["status", "error", "recorded_at"]
@@ -109,6 +115,7 @@ def window_record(
         "unit_count": units,
         "calls": window.calls,
         "duration_s": window.duration_s,
+        "cooldown_s": window.cooldown_s,
         "energy_j": gross,
         "idle_power_w": idle_w,
         "net_energy_j": net,
@@ -128,6 +135,8 @@ def window_record(
         "status": "ok",
         "error": None,
         "recorded_at": _now(),
+        "gpu_trace": json.dumps(m.gpu_trace) if m.gpu_trace else None,
+        "gpu_foreign_pids": json.dumps(m.gpu_foreign_pids) if m.gpu_foreign_pids else None,
         **(extra or {}),
     }
     for c in COMPONENTS:

@@ -64,9 +64,8 @@ class CellSkipped(Exception):
 
 def run_cell(spec: Mapping[str, Any], emit: Emit) -> list[dict[str, Any]]:
     """Build, measure and record one cell in this process."""
-    from greenbench.backends.torch_device import gpu_indices, synchronize
+    from greenbench.backends.torch_device import synchronize
     from greenbench.carbon.zones import resolve_zone
-    from greenbench.energy.codecarbon_meter import CodeCarbonMeter
     from greenbench.protocol import run_protocol
     from greenbench.variants import get_variant
 
@@ -82,20 +81,47 @@ def run_cell(spec: Mapping[str, Any], emit: Emit) -> list[dict[str, Any]]:
 
     emit({"type": "stage", "stage": "building model"})
     phases, fidelity = prepare(cell, emit)
-    meter = CodeCarbonMeter(zone.iso3, gpu_indices(cell.device), zone.source)
+    meter = make_meter(cell.device, zone, emit)
 
     def on_window(window: Window) -> None:
         emit({"type": "window", "phase": window.phase, "repetition": window.repetition})
 
+    cooldown = getattr(meter, "cooldown", None)  # GPUs measured through NVML
+    if cooldown is not None:
+        synchronize(cell.device)
+        cooldown.calibrate()  # the model is loaded and idle: this is the GPU's resting state
     emit({"type": "stage", "stage": "measuring"})
     try:
         result = run_protocol(
-            phases, meter, protocol, sync=lambda: synchronize(cell.device), on_window=on_window
+            phases,
+            meter,
+            protocol,
+            sync=lambda: synchronize(cell.device),
+            on_window=on_window,
+            cooldown=cooldown,
         )
     finally:
         meter.close()
     extra = fidelity.as_record() if fidelity else {}
     return measured_records(context, result, protocol.reliable, extra)
+
+
+def make_meter(device: str, zone: Any, emit: Emit) -> Any:
+    """CodeCarbon; on CUDA, with NVML measuring exactly this cell's GPU when NVML works."""
+    from greenbench.backends.torch_device import device_index, device_type, gpu_indices
+    from greenbench.energy.codecarbon_meter import CodeCarbonMeter
+
+    if device_type(device) != "cuda":
+        return CodeCarbonMeter(zone.iso3, [], zone.source)
+    base = CodeCarbonMeter(zone.iso3, [], zone.source)
+    try:
+        from greenbench.energy.gpu_meter import nvml_meter_for
+
+        return nvml_meter_for(device_index(device), base)
+    except Exception as e:  # noqa: BLE001 - no NVML: CodeCarbon's own GPU reading, labelled
+        base.close()
+        emit({"type": "stage", "stage": f"NVML unavailable ({one_line(e)}); GPU via CodeCarbon"})
+        return CodeCarbonMeter(zone.iso3, gpu_indices(device), zone.source)
 
 
 def prepare(cell: Cell, emit: Emit) -> tuple[list[Phase], Fidelity | None]:

@@ -90,6 +90,15 @@ def test_power_over_time_draws_windows_idle_and_phases(frame):
     assert len(fig.layout.shapes) == windows  # one shaded band per window
 
 
+def test_power_over_time_draws_the_sampled_gpu_trace(frame):
+    frame = frame.copy()
+    frame["gpu_trace"] = "[[0.0, 0, 250.0, 90, 60, 1700], [0.1, 0, 260.0, 91, 60, 1700]]"
+    fig = figures.power_over_time(data.escaped(frame))
+    (gpu,) = [t for t in fig.data if t.name == "GPU power (NVML samples)"]
+    assert list(gpu.y[:3]) == [250.0, 260.0, None]  # one gap between windows
+    assert len(gpu.y) == 3 * len(frame)
+
+
 def test_carbon_has_one_bar_per_run_and_the_intensity():
     frame = synthetic_frame({"cnn": ["forward"]}, ["fp32"], runs=3)
     fig = figures.carbon_over_time(data.escaped(frame))

@@ -21,6 +21,9 @@ class Measurement:
     emissions_g: float
     carbon_intensity_g_per_kwh: float
     carbon_source: str
+    # GPU power samples of the window: (seconds from its start, NVML index, W, util %, °C, MHz)
+    gpu_trace: tuple[tuple[float, ...], ...] = ()
+    gpu_foreign_pids: tuple[int, ...] = ()  # other processes computing on the measured GPUs
 
     @property
     def total_j(self) -> float:

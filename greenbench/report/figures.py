@@ -7,6 +7,7 @@ Inputs are escaped frames (report.data.escaped): labels here are already safe to
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import pandas as pd
@@ -210,6 +211,32 @@ def _segments(windows: pd.DataFrame, values: pd.Series) -> tuple[list, list, lis
     return xs, ys, custom
 
 
+def _gpu_samples(windows: pd.DataFrame) -> go.Scatter | None:
+    """The GPU power samples (10 Hz, from NVML) of every window, as one line with gaps."""
+    if "gpu_trace" not in windows or windows["gpu_trace"].isna().all():
+        return None
+    xs: list = []
+    ys: list = []
+    custom: list = []
+    for _, w in windows[windows["gpu_trace"].notna()].iterrows():
+        for offset, _gpu, power, *_rest in json.loads(w["gpu_trace"]):
+            xs.append(w["start"] + pd.to_timedelta(offset, unit="s"))
+            ys.append(power)
+            custom.append([w[k] for k in FILTER_KEYS])
+        xs.append(None)
+        ys.append(None)
+        custom.append([w[k] for k in FILTER_KEYS])
+    return go.Scatter(
+        x=xs,
+        y=ys,
+        mode="lines",
+        name="GPU power (NVML samples)",
+        line={"color": COMPONENT_COLORS["gpu"], "width": 1},
+        customdata=custom,
+        hovertemplate="%{y:.3s}W<extra>GPU sample</extra>",
+    )
+
+
 def power_over_time(frame: pd.DataFrame) -> go.Figure | Missing:
     """Mean power of every window of the latest run, per component, phases shaded, idle drawn."""
     ok = frame[(frame["status"] == "ok") & frame["window_start"].notna()]
@@ -238,6 +265,9 @@ def power_over_time(frame: pd.DataFrame) -> go.Figure | Missing:
                 hovertemplate="%{y:.3s}W<extra>" + name + "</extra>",
             )
         )
+    sampled = _gpu_samples(windows)
+    if sampled is not None:
+        fig.add_trace(sampled)
     xs, ys, custom = _segments(windows, windows["idle_power_w"])
     fig.add_trace(
         go.Scatter(

@@ -1,0 +1,304 @@
+"""NVIDIA GPUs through NVML: which NVML device a torch index is, its energy, its power trace.
+
+torch numbers the GPUs it can see (CUDA_VISIBLE_DEVICES, in CUDA's order); NVML numbers every
+GPU in PCI order. A cell's `cuda:N` is matched to its NVML device by UUID (from torch, or from a
+`GPU-...` entry of CUDA_VISIBLE_DEVICES), never by assuming the two numberings agree.
+
+Energy comes from NVML's total-energy counter (label `nvml-counter`); a GPU without one gets
+energy from a power trace sampled at 10 Hz or more, integrated over the window (`nvml-power`):
+never a silent zero. All NVML calls go through an injected module (pynvml, or a fake in tests).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from greenbench.errors import GreenbenchError
+
+SAMPLE_PERIOD_S = 0.1  # 10 Hz
+
+
+@dataclass(frozen=True)
+class NvmlGpu:
+    index: int  # NVML's (PCI order)
+    uuid: str  # "GPU-..."
+    bus_id: str
+    name: str
+    handle: Any = field(repr=False, compare=False)
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def nvml_gpus(nvml: Any) -> list[NvmlGpu]:
+    """Every GPU NVML sees (nvmlInit must have been called)."""
+    gpus = []
+    for index in range(nvml.nvmlDeviceGetCount()):
+        handle = nvml.nvmlDeviceGetHandleByIndex(index)
+        gpus.append(
+            NvmlGpu(
+                index=index,
+                uuid=_text(nvml.nvmlDeviceGetUUID(handle)),
+                bus_id=_text(nvml.nvmlDeviceGetPciInfo(handle).busId),
+                name=_text(nvml.nvmlDeviceGetName(handle)),
+                handle=handle,
+            )
+        )
+    return gpus
+
+
+def _uuid_key(uuid: str) -> str:
+    text = uuid.strip().lower()
+    return text[4:] if text.startswith("gpu-") else text
+
+
+def gpu_for_torch_index(
+    torch_index: int,
+    gpus: Sequence[NvmlGpu],
+    visible: str | None = None,
+    torch_uuid: str | None = None,
+) -> NvmlGpu:
+    """The NVML device behind torch's `cuda:torch_index`.
+
+    torch_uuid (torch.cuda.get_device_properties(i).uuid) decides when known. Otherwise the
+    index-th entry of CUDA_VISIBLE_DEVICES: a UUID (or a unique prefix of one), or an ordinal,
+    read as NVML's PCI order (set CUDA_DEVICE_ORDER=PCI_BUS_ID so CUDA agrees).
+    """
+    if torch_uuid:
+        matches = [g for g in gpus if _uuid_key(g.uuid) == _uuid_key(torch_uuid)]
+        if matches:
+            return matches[0]
+        raise GreenbenchError(f"cuda:{torch_index}: no NVML device has UUID {torch_uuid}")
+    if visible is None or not visible.strip():
+        if torch_index >= len(gpus):
+            raise GreenbenchError(f"cuda:{torch_index}: NVML sees only {len(gpus)} GPU(s)")
+        return gpus[torch_index]
+    entries = [e.strip() for e in visible.split(",") if e.strip()]
+    if torch_index >= len(entries):
+        raise GreenbenchError(
+            f"cuda:{torch_index} is not visible: CUDA_VISIBLE_DEVICES={visible} lists "
+            f"{len(entries)} device(s)"
+        )
+    entry = entries[torch_index]
+    if entry.upper().startswith("MIG-"):
+        raise GreenbenchError(
+            f"cuda:{torch_index} is a MIG instance ({entry}): NVML's energy counter covers the "
+            "whole GPU, so greenbench cannot measure one instance; use a whole GPU"
+        )
+    if entry.upper().startswith("GPU-"):
+        matches = [g for g in gpus if _uuid_key(g.uuid).startswith(_uuid_key(entry))]
+        if len(matches) != 1:
+            raise GreenbenchError(
+                f"CUDA_VISIBLE_DEVICES entry {entry} matches {len(matches)} NVML GPUs; "
+                "give a longer UUID"
+            )
+        return matches[0]
+    try:
+        ordinal = int(entry)
+    except ValueError:
+        raise GreenbenchError(
+            f"CUDA_VISIBLE_DEVICES entry '{entry}' is not an index or UUID"
+        ) from None
+    if not 0 <= ordinal < len(gpus):
+        raise GreenbenchError(f"CUDA_VISIBLE_DEVICES entry {ordinal}: NVML sees {len(gpus)} GPU(s)")
+    return gpus[ordinal]
+
+
+@dataclass(frozen=True)
+class Sample:
+    t: float  # time.monotonic()
+    gpu: int  # NVML index
+    power_w: float
+    utilization_pct: float
+    temperature_c: float
+    sm_clock_mhz: float
+
+
+class PowerSampler:
+    """A thread reading power, utilization, temperature and SM clock of the GPUs at 10 Hz."""
+
+    def __init__(
+        self,
+        nvml: Any,
+        gpus: Sequence[NvmlGpu],
+        period_s: float = SAMPLE_PERIOD_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.nvml, self.gpus, self.period_s, self.clock = nvml, list(gpus), period_s, clock
+        self.samples: list[Sample] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def sample_once(self) -> None:
+        nvml, now = self.nvml, self.clock()
+        taken = []
+        for gpu in self.gpus:
+            h = gpu.handle
+            taken.append(
+                Sample(
+                    now,
+                    gpu.index,
+                    nvml.nvmlDeviceGetPowerUsage(h) / 1000,  # mW
+                    float(nvml.nvmlDeviceGetUtilizationRates(h).gpu),
+                    float(nvml.nvmlDeviceGetTemperature(h, 0)),  # NVML_TEMPERATURE_GPU
+                    float(nvml.nvmlDeviceGetClockInfo(h, nvml.NVML_CLOCK_SM)),
+                )
+            )
+        with self._lock:
+            self.samples.extend(taken)
+
+    def start(self) -> None:
+        def loop() -> None:
+            while not self._stop.is_set():
+                started = self.clock()
+                self.sample_once()
+                self._stop.wait(max(0.0, self.period_s - (self.clock() - started)))
+
+        self._thread = threading.Thread(target=loop, name="greenbench-gpu-sampler", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=2)
+
+    def between(self, t0: float, t1: float) -> list[Sample]:
+        with self._lock:
+            return [s for s in self.samples if t0 <= s.t <= t1]
+
+
+def integrate_power(samples: Sequence[Sample], t0: float, t1: float) -> float:
+    """Energy in J of one GPU over [t0, t1]: trapezoids between samples, flat at the ends."""
+    points = sorted((s.t, s.power_w) for s in samples)
+    if not points:
+        return 0.0
+    if len(points) == 1:
+        return points[0][1] * (t1 - t0)
+    energy = points[0][1] * max(0.0, points[0][0] - t0)  # before the first sample
+    for (ta, pa), (tb, pb) in zip(points, points[1:], strict=False):
+        energy += (pa + pb) / 2 * (tb - ta)
+    energy += points[-1][1] * max(0.0, t1 - points[-1][0])  # after the last
+    return energy
+
+
+@dataclass(frozen=True)
+class GpuWindow:
+    energy_j: float
+    method: str  # nvml-counter or nvml-power
+    started: float  # sampler clock at the window's start
+    trace: list[Sample]
+
+
+class NvmlGpuMeter:
+    """GPU energy per window for the given GPUs: counter deltas, or the integrated power trace."""
+
+    def __init__(self, nvml: Any, gpus: Sequence[NvmlGpu], sampler: PowerSampler) -> None:
+        self.nvml, self.gpus, self.sampler = nvml, list(gpus), sampler
+        self.counters = {g.index: self._counter(g) is not None for g in self.gpus}
+        self._start: tuple[float, dict[int, float | None]] | None = None
+
+    def _counter(self, gpu: NvmlGpu) -> float | None:
+        try:
+            return self.nvml.nvmlDeviceGetTotalEnergyConsumption(gpu.handle) / 1000  # mJ
+        except self.nvml.NVMLError:
+            return None
+
+    @property
+    def method(self) -> str:
+        return "nvml-counter" if all(self.counters.values()) else "nvml-power"
+
+    def begin_window(self) -> None:
+        self._start = (self.sampler.clock(), {g.index: self._counter(g) for g in self.gpus})
+
+    def end_window(self) -> GpuWindow:
+        """The window's GPU energy, how it was measured, and its power trace."""
+        assert self._start is not None, "end_window without begin_window"
+        t0, before = self._start
+        t1 = self.sampler.clock()
+        self.sampler.sample_once()  # a sample at the edge, so short windows have one
+        trace = self.sampler.between(t0, t1 + 1)
+        total = 0.0
+        for gpu in self.gpus:
+            after = self._counter(gpu) if self.counters[gpu.index] else None
+            if after is not None and before[gpu.index] is not None:
+                total += after - before[gpu.index]
+            else:
+                total += integrate_power([s for s in trace if s.gpu == gpu.index], t0, t1)
+        self._start = None
+        return GpuWindow(total, self.method, t0, trace)
+
+
+def foreign_processes(nvml: Any, gpus: Sequence[NvmlGpu], own: set[int] | None = None):
+    """(gpu uuid, pid) of compute processes on these GPUs that are not this cell's."""
+    own = own if own is not None else {os.getpid(), os.getppid()}
+    found = []
+    for gpu in gpus:
+        try:
+            processes = nvml.nvmlDeviceGetComputeRunningProcesses(gpu.handle)
+        except nvml.NVMLError:
+            continue
+        found += [(gpu.uuid, p.pid) for p in processes if p.pid not in own]
+    return found
+
+
+class Cooldown:
+    """Waits between repetitions until the GPUs' power and temperature are back near idle."""
+
+    def __init__(
+        self,
+        nvml: Any,
+        gpus: Sequence[NvmlGpu],
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        power_margin: float = 0.10,  # within 10 % (and 5 W) of idle power
+        temperature_margin_c: float = 3.0,
+    ) -> None:
+        self.nvml, self.gpus, self.sleep, self.clock = nvml, list(gpus), sleep, clock
+        self.power_margin, self.temperature_margin_c = power_margin, temperature_margin_c
+        self.idle: dict[int, tuple[float, float]] = {}
+
+    def _read(self, gpu: NvmlGpu) -> tuple[float, float]:
+        return (
+            self.nvml.nvmlDeviceGetPowerUsage(gpu.handle) / 1000,
+            float(self.nvml.nvmlDeviceGetTemperature(gpu.handle, 0)),
+        )
+
+    def calibrate(self, seconds: float = 1.0, period_s: float = 0.1) -> None:
+        """Learn idle power and temperature: call while the GPUs have nothing to do."""
+        readings: dict[int, list[tuple[float, float]]] = {g.index: [] for g in self.gpus}
+        end = self.clock() + seconds
+        while True:
+            for gpu in self.gpus:
+                readings[gpu.index].append(self._read(gpu))
+            if self.clock() >= end:
+                break
+            self.sleep(period_s)
+        for index, values in readings.items():
+            self.idle[index] = (
+                sum(p for p, _ in values) / len(values),
+                sum(t for _, t in values) / len(values),
+            )
+
+    def settled(self) -> bool:
+        for gpu in self.gpus:
+            idle_power, idle_temperature = self.idle[gpu.index]
+            power, temperature = self._read(gpu)
+            if power > idle_power * (1 + self.power_margin) + 5.0:
+                return False
+            if temperature > idle_temperature + self.temperature_margin_c:
+                return False
+        return True
+
+    def __call__(self, max_s: float, period_s: float = 0.2) -> float:
+        """Wait until settled or `max_s` passed; the seconds waited (recorded per window)."""
+        started = self.clock()
+        while not self.settled() and self.clock() - started < max_s:
+            self.sleep(period_s)
+        return self.clock() - started

@@ -1,0 +1,35 @@
+from greenbench.cli import main
+from greenbench.devices import cpu_info, rapl_domains
+
+
+def fake_powercap(root, zones):
+    for zone, (name, energy) in zones.items():
+        (root / zone).mkdir(parents=True)
+        (root / zone / "name").write_text(name + "\n")
+        if energy is not None:
+            (root / zone / "energy_uj").write_text(f"{energy}\n")
+    return root
+
+
+def test_rapl_counters_are_found_in_a_powercap_tree(tmp_path):
+    root = fake_powercap(
+        tmp_path / "powercap",
+        {
+            "intel-rapl:0": ("package-0", 123456),
+            "intel-rapl:0:0": ("dram", 42),
+            "intel-rapl:1": ("package-1", None),  # no counter file: not readable
+        },
+    )
+    assert rapl_domains(root) == ["package-0", "dram"]
+    assert cpu_info(root).method.startswith("rapl: energy counters (package-0, dram)")
+
+
+def test_without_rapl_the_cpu_is_an_estimate(tmp_path):
+    info = cpu_info(tmp_path / "absent")
+    assert info.present and info.method.startswith("cpu-load-estimate")
+
+
+def test_devices_command_lists_the_cpu_and_why_others_are_missing(capsys):
+    assert main(["devices"]) == 0
+    out = capsys.readouterr().out
+    assert "cpu" in out and "energy measured by" in out and "npu" in out

@@ -1,0 +1,302 @@
+"""NVML logic against a fake NVML: device mapping, counters, power traces, foreign processes."""
+
+import os
+from types import SimpleNamespace
+
+import pytest
+
+from greenbench.energy import gpu_meter
+from greenbench.energy.nvml import (
+    NvmlGpuMeter,
+    PowerSampler,
+    foreign_processes,
+    gpu_for_torch_index,
+    integrate_power,
+    nvml_gpus,
+)
+from greenbench.errors import GreenbenchError
+
+
+class FakeNvml:
+    """pynvml's calls over GPUs described as dicts; time is a counter the test moves."""
+
+    NVML_CLOCK_SM = 1
+
+    class NVMLError(Exception):
+        pass
+
+    def __init__(self, gpus):
+        self.gpus = gpus
+        self.now = 0.0
+        self.initialised = 0
+
+    def nvmlInit(self):
+        self.initialised += 1
+
+    def nvmlShutdown(self):
+        self.initialised -= 1
+
+    def nvmlDeviceGetCount(self):
+        return len(self.gpus)
+
+    def nvmlDeviceGetHandleByIndex(self, i):
+        return self.gpus[i]
+
+    def nvmlDeviceGetUUID(self, h):
+        return h["uuid"]
+
+    def nvmlDeviceGetPciInfo(self, h):
+        return SimpleNamespace(busId=h["bus"].encode())
+
+    def nvmlDeviceGetName(self, h):
+        return h.get("name", "Fake GPU")
+
+    def nvmlDeviceGetTotalEnergyConsumption(self, h):
+        if not h.get("counter", True):
+            raise self.NVMLError("Not Supported")
+        return h["watts"] * self.now * 1000  # mJ since boot
+
+    def nvmlDeviceGetPowerUsage(self, h):
+        return h["watts"] * 1000  # mW
+
+    def nvmlDeviceGetUtilizationRates(self, h):
+        return SimpleNamespace(gpu=87)
+
+    def nvmlDeviceGetTemperature(self, h, sensor):
+        return 61
+
+    def nvmlDeviceGetClockInfo(self, h, clock):
+        return 1755
+
+    def nvmlDeviceGetComputeRunningProcesses(self, h):
+        return [SimpleNamespace(pid=p, usedGpuMemory=1) for p in h.get("pids", [])]
+
+
+def fleet(**overrides):
+    gpus = [
+        {"uuid": "GPU-aaaa1111", "bus": "00000000:17:00.0", "watts": 100.0},
+        {"uuid": "GPU-bbbb2222", "bus": "00000000:65:00.0", "watts": 200.0},
+        {"uuid": "GPU-bbbc3333", "bus": "00000000:CA:00.0", "watts": 300.0, "counter": False},
+    ]
+    for i, extra in overrides.items():
+        gpus[int(i[1:])].update(extra)
+    return FakeNvml(gpus)
+
+
+@pytest.mark.parametrize(
+    ("visible", "torch_index", "nvml_index"),
+    [
+        (None, 1, 1),
+        ("2,0", 0, 2),  # reordered: torch's cuda:0 is NVML's GPU 2
+        ("2,0", 1, 0),
+        ("GPU-bbbb2222,GPU-aaaa1111", 1, 0),  # UUID form
+        ("GPU-bbbc", 0, 2),  # a unique UUID prefix
+    ],
+)
+def test_torch_indices_map_to_nvml_devices(visible, torch_index, nvml_index):
+    nvml = fleet()
+    assert gpu_for_torch_index(torch_index, nvml_gpus(nvml), visible).index == nvml_index
+
+
+def test_torch_uuid_wins_over_the_environment():
+    gpus = nvml_gpus(fleet())
+    assert gpu_for_torch_index(0, gpus, "0", torch_uuid="bbbb2222").index == 1
+
+
+@pytest.mark.parametrize(
+    ("visible", "message"),
+    [
+        ("0", "is not visible"),
+        ("GPU-bbb,1", "matches 2 NVML GPUs"),
+        ("MIG-1234", "MIG instance"),
+        ("7", "NVML sees 3 GPU"),
+    ],
+)
+def test_bad_visibility_is_a_clear_error(visible, message):
+    index = 1 if visible == "0" else 0
+    with pytest.raises(GreenbenchError, match=message):
+        gpu_for_torch_index(index, nvml_gpus(fleet()), visible)
+
+
+def meter_on(nvml, index):
+    gpu = nvml_gpus(nvml)[index]
+    sampler = PowerSampler(nvml, [gpu], clock=lambda: nvml.now)
+    return NvmlGpuMeter(nvml, [gpu], sampler), sampler
+
+
+def test_a_gpu_with_a_counter_reports_the_counter_delta():
+    nvml = fleet()
+    meter, _ = meter_on(nvml, 1)
+    meter.begin_window()
+    nvml.now += 2.5
+    window = meter.end_window()
+    assert window.method == "nvml-counter"
+    assert window.energy_j == pytest.approx(200.0 * 2.5)
+
+
+def test_a_gpu_without_a_counter_integrates_its_power_trace_never_zero():
+    nvml = fleet()
+    meter, sampler = meter_on(nvml, 2)
+    meter.begin_window()
+    for _ in range(20):  # 10 Hz for 2 s
+        sampler.sample_once()
+        nvml.now += 0.1
+    window = meter.end_window()
+    assert window.method == "nvml-power"
+    assert window.energy_j == pytest.approx(300.0 * 2.0)
+    assert len(window.trace) == 21
+    first = window.trace[0]
+    assert (first.power_w, first.utilization_pct, first.temperature_c, first.sm_clock_mhz) == (
+        300.0,
+        87.0,
+        61.0,
+        1755.0,
+    )
+
+
+def test_power_integration_is_trapezoidal_and_flat_at_the_edges():
+    from greenbench.energy.nvml import Sample
+
+    samples = [Sample(1.0, 0, 100.0, 0, 0, 0), Sample(2.0, 0, 300.0, 0, 0, 0)]
+    assert integrate_power(samples, 0.0, 3.0) == pytest.approx(100 + 200 + 300)
+    assert integrate_power([], 0.0, 3.0) == 0.0
+
+
+def test_the_sampler_thread_samples_at_about_10_hz():
+    import time
+
+    nvml = fleet()
+    sampler = PowerSampler(nvml, nvml_gpus(nvml)[:1])
+    sampler.start()
+    time.sleep(0.55)
+    sampler.stop()
+    assert 4 <= len(sampler.samples) <= 8
+
+
+def test_foreign_processes_on_the_measured_gpu_are_found():
+    nvml = fleet(g1={"pids": [os.getpid(), 4242]})
+    gpus = nvml_gpus(nvml)
+    assert foreign_processes(nvml, gpus) == [("GPU-bbbb2222", 4242)]
+
+
+def test_the_cell_meter_adds_gpu_energy_trace_and_emissions(clock, meter, monkeypatch):
+    nvml = fleet(g0={"pids": [999]})
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "GPU-aaaa1111")
+    monkeypatch.setattr(gpu_meter, "_torch_uuid", lambda index: None)
+    monkeypatch.setattr(gpu_meter.PowerSampler, "start", lambda self: None)  # sampled by hand
+    cell_meter = gpu_meter.nvml_meter_for(0, meter, nvml)
+    cell_meter.gpu.sampler.clock = lambda: nvml.now
+    cell_meter.begin_window()
+    clock.sleep(2.0)
+    nvml.now += 2.0
+    m = cell_meter.end_window()
+    assert m.energy_j["gpu"] == pytest.approx(200.0) and m.methods["gpu"] == "nvml-counter"
+    assert m.energy_j["cpu"] == pytest.approx(20.0)  # the CPU/RAM meter's own share
+    assert m.emissions_g == pytest.approx((20.0 + 4.0 + 200.0) / 3.6e6 * 200.0)
+    assert m.gpu_trace and m.gpu_trace[0][1:3] == (0, 100.0)
+    assert m.gpu_foreign_pids == (999,)
+    cell_meter.close()
+    assert nvml.initialised == 0
+
+
+def test_records_keep_the_trace_and_foreign_pids_as_json(clock, meter):
+    import dataclasses
+    import json
+
+    from greenbench.protocol import Phase, ProtocolSettings, run_protocol
+    from greenbench.records import measured_records
+
+    class Traced:
+        def __init__(self, inner):
+            self.inner = inner
+
+        def begin_window(self):
+            self.inner.begin_window()
+
+        def end_window(self):
+            m = self.inner.end_window()
+            return dataclasses.replace(
+                m, gpu_trace=((0.0, 0, 95.0, 80.0, 60.0, 1700.0),), gpu_foreign_pids=(7,)
+            )
+
+    def step():
+        clock.sleep(1.0)
+
+    settings = ProtocolSettings(repetitions=1, min_window_s=1.0, idle_s=1.0)
+    result = run_protocol(
+        [Phase("forward", "image", 1, step)],
+        Traced(meter),
+        settings,
+        clock=clock,
+        sleep=clock.sleep,
+    )
+    (row,) = measured_records({"cell_id": "c"}, result, True)
+    assert json.loads(row["gpu_trace"]) == [[0.0, 0, 95.0, 80.0, 60.0, 1700.0]]
+    assert json.loads(row["gpu_foreign_pids"]) == [7]
+
+
+def _has_cuda():
+    import torch
+
+    return torch.cuda.is_available()
+
+
+@pytest.mark.skipif(not _has_cuda(), reason="needs a CUDA GPU")
+def test_real_nvml_maps_cuda_0_and_reads_its_counter():
+    import pynvml
+
+    pynvml.nvmlInit()
+    try:
+        gpu = gpu_for_torch_index(
+            0, nvml_gpus(pynvml), os.environ.get("CUDA_VISIBLE_DEVICES"), gpu_meter._torch_uuid(0)
+        )
+        assert pynvml.nvmlDeviceGetTotalEnergyConsumption(gpu.handle) > 0
+    finally:
+        pynvml.nvmlShutdown()
+
+
+def test_cooldown_waits_until_power_and_temperature_settle_and_is_bounded():
+    from greenbench.energy.nvml import Cooldown
+
+    nvml = fleet()
+    gpu = nvml_gpus(nvml)[0]
+    readings = {"power": 100.0, "temp": 50.0}
+    nvml.nvmlDeviceGetPowerUsage = lambda h: readings["power"] * 1000
+    nvml.nvmlDeviceGetTemperature = lambda h, s: readings["temp"]
+
+    def sleep(seconds):
+        nvml.now += seconds
+        readings["power"] = max(100.0, readings["power"] - 50.0)  # cooling down
+        readings["temp"] = max(50.0, readings["temp"] - 2.0)
+
+    cooldown = Cooldown(nvml, [gpu], sleep=sleep, clock=lambda: nvml.now)
+    cooldown.calibrate(seconds=0.5)
+    assert cooldown.idle[0] == (100.0, 50.0)
+    readings.update(power=300.0, temp=60.0)  # right after a window
+    waited = cooldown(max_s=30.0)
+    assert 0 < waited < 30.0 and cooldown.settled()
+    readings.update(power=400.0, temp=90.0)
+    nvml.nvmlDeviceGetTemperature = lambda h, s: 90.0  # never cools: the wait is bounded
+    assert cooldown(max_s=2.0) == pytest.approx(2.0, abs=0.21)
+
+
+def test_the_protocol_records_the_cooldown_before_each_later_repetition(clock, meter):
+    from greenbench.protocol import Phase, ProtocolSettings, run_protocol
+
+    waits = []
+
+    def cooldown(max_s):
+        waits.append(max_s)
+        clock.sleep(1.5)
+        return 1.5
+
+    def step():
+        clock.sleep(1.0)
+
+    settings = ProtocolSettings(repetitions=3, min_window_s=1.0, idle_s=1.0, cooldown_max_s=20)
+    phases = [Phase("prefill", "token", 1, step), Phase("decode", "token", 1, step)]
+    result = run_protocol(
+        phases, meter, settings, clock=clock, sleep=clock.sleep, cooldown=cooldown
+    )
+    assert waits == [20, 20]  # before repetitions 2 and 3
+    assert [w.cooldown_s for w in result.windows] == [0, 0, 1.5, 0, 1.5, 0]
