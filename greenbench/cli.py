@@ -234,6 +234,9 @@ def wait_for_green(args: argparse.Namespace, console: Console) -> None:
     except NoUsableSource as e:
         console.print(f"{e}: running now, as planned", style="yellow")
         return
+    except GreenbenchError as e:  # e.g. the forecast covers less than the run needs
+        console.print(f"no plan ({e}): running now, as planned", style="yellow")
+        return
     console.print(green.describe())
     with console.status("") as status:
         wait_until(

@@ -362,3 +362,16 @@ def test_electricity_maps_latest_and_history(server):
     assert source.latest().g_per_kwh == 250
     (past,) = source.history()
     assert past.start == NOW and past.duration == dt.timedelta(hours=1)
+
+
+def test_run_when_green_runs_now_when_the_forecast_is_too_short(tmp_path, capsys, monkeypatch):
+    trace = tmp_path / "short.csv"
+    trace.write_text(f"Time,Carbon Intensity\n{NOW:%Y-%m-%d %H:%M:%S},100\n")  # one slot
+    ran = []
+    monkeypatch.setattr(
+        "greenbench.run", lambda *a, **k: ran.append(1) or (_ for _ in ()).throw(KeyboardInterrupt)
+    )
+    args = ["run", "--suite", "tiny", "--out", str(tmp_path / "r"), "--when-green"]
+    assert main([*args, "--duration", "3h", "--source", f"file:{trace}"]) == 130
+    assert ran == [1]  # it went on to run
+    assert "running now, as planned" in capsys.readouterr().out
