@@ -111,17 +111,19 @@ def make_meter(device: str, zone: Any, emit: Emit) -> Any:
     from greenbench.backends.torch_device import device_index, device_type, gpu_indices
     from greenbench.energy.codecarbon_meter import CodeCarbonMeter
 
-    if device_type(device) != "cuda":
+    on_gpu = device_type(device) == "cuda" or device == "onnxruntime:CUDA"
+    if not on_gpu:
         return CodeCarbonMeter(zone.iso3, [], zone.source)
+    index = device_index(device) if device_type(device) == "cuda" else 0
     base = CodeCarbonMeter(zone.iso3, [], zone.source)
     try:
         from greenbench.energy.gpu_meter import nvml_meter_for
 
-        return nvml_meter_for(device_index(device), base)
+        return nvml_meter_for(index, base)
     except Exception as e:  # noqa: BLE001 - no NVML: CodeCarbon's own GPU reading, labelled
         base.close()
         emit({"type": "stage", "stage": f"NVML unavailable ({one_line(e)}); GPU via CodeCarbon"})
-        return CodeCarbonMeter(zone.iso3, gpu_indices(device), zone.source)
+        return CodeCarbonMeter(zone.iso3, gpu_indices(device) or [index], zone.source)
 
 
 def prepare(cell: Cell, emit: Emit) -> tuple[list[Phase], Fidelity | None]:
@@ -132,6 +134,16 @@ def prepare(cell: Cell, emit: Emit) -> tuple[list[Phase], Fidelity | None]:
 
     preset = get_preset(cell.workload)
     variant = get_variant(cell.variant)
+    if cell.device.startswith("onnxruntime:"):
+        from greenbench.backends import onnx_runtime
+
+        model = build_model(preset.architecture, weights=cell.params.get("weights"))
+        reference = fidelity_logits(preset.kind, model, cell.params, "cpu")
+        emit({"type": "stage", "stage": "exporting to ONNX"})
+        phases, logits = onnx_runtime.prepare(
+            preset.kind, model, cell.params, cell.device, cell.variant
+        )
+        return phases, score(reference, logits)  # ONNX Runtime against torch fp32 eager
     model = build_model(preset.architecture, weights=cell.params.get("weights")).to(cell.device)
     if preset.task == "training":
         model = variant.prepare_for_training(model)

@@ -96,6 +96,12 @@ class Variant:
     def skip_reason(self, task: str, family: str, device: str) -> str | None:
         """Why this variant cannot run `task` on a `family` model on `device`, or None."""
         base, kind = self.base, device_type(device)
+        if kind == "onnxruntime":
+            from greenbench.backends import onnx_runtime
+
+            reason = onnx_runtime.skip_reason(task, self.name)
+            if reason:
+                return reason
         if task == "training" and not base.training:
             return f"{base.name} is an inference variant; training runs fp32, bf16 or fp16"
         if base.linear_only and family != "causal-lm":
@@ -103,7 +109,7 @@ class Variant:
                 f"{base.name} quantizes Linear layers only; a convolutional network would stay "
                 "fp32 in its convolutions"
             )
-        if kind not in base.device_types:
+        if kind not in base.device_types and kind != "onnxruntime":
             return f"{base.name} runs on {' and '.join(base.device_types)}, not {kind}"
         if base.needs and importlib.util.find_spec(base.needs) is None:
             return f"{base.name} needs the {base.needs} package: pip install {base.needs}"

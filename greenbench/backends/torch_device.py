@@ -11,10 +11,17 @@ _DEVICE_RE = re.compile(r"^(?P<type>[a-z]+)(?::(?P<index>\d+))?$")
 
 
 def parse_device(name: str) -> str:
-    """Normalise a device name (`cuda:0`, `cpu`); ValueError when it is not one we know."""
+    """Normalise a device name (`cuda:0`, `cpu`, `onnxruntime:CPU`); ValueError when unknown."""
+    if name.strip().lower().startswith("onnxruntime:"):
+        from greenbench.backends import onnx_runtime
+
+        return onnx_runtime.parse(name.strip())
     match = _DEVICE_RE.match(name.strip().lower())
     if not match or match["type"] not in DEVICE_TYPES:
-        raise ValueError(f"unknown device '{name}' (known: {', '.join(DEVICE_TYPES)}, cuda:N)")
+        raise ValueError(
+            f"unknown device '{name}' (known: {', '.join(DEVICE_TYPES)}, cuda:N, "
+            "onnxruntime:CPU|CUDA|OpenVINO|QNN|VitisAI|DirectML)"
+        )
     if match["type"] == "cpu" and match["index"] is not None:
         raise ValueError(f"unknown device '{name}': the CPU takes no index, use 'cpu'")
     return name.strip().lower()
@@ -35,6 +42,11 @@ def check_available(device: str) -> None:
 
     kind = device_type(device)
     if kind == "cpu":
+        return
+    if kind == "onnxruntime":
+        from greenbench.backends import onnx_runtime
+
+        onnx_runtime.check_available(device)
         return
     if kind == "cuda":
         if not torch.cuda.is_available():

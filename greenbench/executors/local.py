@@ -107,6 +107,8 @@ def _supervise(spec_path: str, log: Any, log_path: Path, timeout_s: float, on_ev
         _kill(proc)
         raise
     code = proc.wait()
+    if proc.stdout is not None:
+        proc.stdout.close()  # the pump has read it to the end
     if records is not None:
         return records
     if skipped is not None:
