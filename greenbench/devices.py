@@ -110,5 +110,53 @@ def other_torch_devices() -> list[DeviceInfo]:
     return infos
 
 
+def runtime_devices() -> list[DeviceInfo]:
+    """ONNX Runtime providers and OpenVINO devices this machine offers."""
+    infos = []
+    try:
+        import onnxruntime
+
+        from greenbench.backends.onnx_runtime import PROVIDERS
+
+        have = set(onnxruntime.get_available_providers())
+        for name, (provider, package) in PROVIDERS.items():
+            present = provider in have
+            method = "as the device it runs on (CPU package, or NVML for CUDA)"
+            infos.append(
+                DeviceInfo(
+                    f"onnxruntime:{name}",
+                    present,
+                    provider,
+                    method if present else f"install {package}",
+                )
+            )
+    except ImportError:
+        infos.append(
+            DeviceInfo("onnxruntime:*", False, "ONNX Runtime", "pip install 'greenbench[onnx]'")
+        )
+    try:
+        import openvino
+
+        have_ov = openvino.Core().available_devices
+        for target in ("CPU", "GPU", "NPU"):
+            present = any(d == target or d.startswith(f"{target}.") for d in have_ov)
+            method = (
+                "CPU package via CodeCarbon" if target == "CPU" else "in-cpu-package (Intel SoC)"
+            )
+            infos.append(
+                DeviceInfo(
+                    f"openvino:{target}",
+                    present,
+                    f"OpenVINO {target}",
+                    method if present else f"no {target} driver for OpenVINO here",
+                )
+            )
+    except ImportError:
+        infos.append(
+            DeviceInfo("openvino:*", False, "OpenVINO", "pip install 'greenbench[openvino]'")
+        )
+    return infos
+
+
 def list_devices() -> list[DeviceInfo]:
-    return [cpu_info(), *cuda_info(), *other_torch_devices()]
+    return [cpu_info(), *cuda_info(), *other_torch_devices(), *runtime_devices()]

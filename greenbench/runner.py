@@ -106,12 +106,31 @@ def run_cell(spec: Mapping[str, Any], emit: Emit) -> list[dict[str, Any]]:
     return measured_records(context, result, protocol.reliable, extra)
 
 
+class SharedPackageMeter:
+    """An Intel iGPU or NPU through OpenVINO: its energy is inside the CPU package figure."""
+
+    def __init__(self, base: Any) -> None:
+        self.base = base
+
+    def begin_window(self) -> None:
+        self.base.begin_window()
+
+    def end_window(self) -> Any:
+        m = self.base.end_window()
+        return dataclasses.replace(m, methods={**m.methods, "gpu": "in-cpu-package"})
+
+    def close(self) -> None:
+        self.base.close()
+
+
 def make_meter(device: str, zone: Any, emit: Emit) -> Any:
     """CodeCarbon; on CUDA, with NVML measuring exactly this cell's GPU when NVML works."""
     from greenbench.backends.torch_device import device_index, device_type, gpu_indices
     from greenbench.energy.codecarbon_meter import CodeCarbonMeter
 
     on_gpu = device_type(device) == "cuda" or device == "onnxruntime:CUDA"
+    if device in ("openvino:GPU", "openvino:NPU"):
+        return SharedPackageMeter(CodeCarbonMeter(zone.iso3, [], zone.source))
     if not on_gpu:
         return CodeCarbonMeter(zone.iso3, [], zone.source)
     index = device_index(device) if device_type(device) == "cuda" else 0
@@ -134,16 +153,19 @@ def prepare(cell: Cell, emit: Emit) -> tuple[list[Phase], Fidelity | None]:
 
     preset = get_preset(cell.workload)
     variant = get_variant(cell.variant)
-    if cell.device.startswith("onnxruntime:"):
-        from greenbench.backends import onnx_runtime
+    if cell.device.startswith(("onnxruntime:", "openvino:")):
+        from greenbench.backends import onnx_runtime, openvino_runtime
 
         model = build_model(preset.architecture, weights=cell.params.get("weights"))
         reference = fidelity_logits(preset.kind, model, cell.params, "cpu")
         emit({"type": "stage", "stage": "exporting to ONNX"})
+        session = None
+        if cell.device.startswith("openvino:"):
+            session = openvino_runtime.session_factory(cell.device, cell.variant)
         phases, logits = onnx_runtime.prepare(
-            preset.kind, model, cell.params, cell.device, cell.variant
+            preset.kind, model, cell.params, cell.device, cell.variant, session
         )
-        return phases, score(reference, logits)  # ONNX Runtime against torch fp32 eager
+        return phases, score(reference, logits)  # the runtime against torch fp32 eager
     model = build_model(preset.architecture, weights=cell.params.get("weights")).to(cell.device)
     if preset.task == "training":
         model = variant.prepare_for_training(model)

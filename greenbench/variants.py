@@ -20,6 +20,22 @@ from typing import Any
 from greenbench.backends.torch_device import device_type
 
 COMPILE_SUFFIX = "+compile"
+
+
+def _onnx_runtime() -> Any:
+    from greenbench.backends import onnx_runtime
+
+    return onnx_runtime
+
+
+def _openvino() -> Any:
+    from greenbench.backends import openvino_runtime
+
+    return openvino_runtime
+
+
+# device kinds that run exported graphs, not torch modules: they decide their own variants
+GRAPH_RUNTIMES = {"onnxruntime": _onnx_runtime, "openvino": _openvino}
 BASELINE = "fp32"
 
 
@@ -96,10 +112,8 @@ class Variant:
     def skip_reason(self, task: str, family: str, device: str) -> str | None:
         """Why this variant cannot run `task` on a `family` model on `device`, or None."""
         base, kind = self.base, device_type(device)
-        if kind == "onnxruntime":
-            from greenbench.backends import onnx_runtime
-
-            reason = onnx_runtime.skip_reason(task, self.name)
+        if kind in GRAPH_RUNTIMES:
+            reason = GRAPH_RUNTIMES[kind]().skip_reason(task, self.name)
             if reason:
                 return reason
         if task == "training" and not base.training:
@@ -109,7 +123,7 @@ class Variant:
                 f"{base.name} quantizes Linear layers only; a convolutional network would stay "
                 "fp32 in its convolutions"
             )
-        if kind not in base.device_types and kind != "onnxruntime":
+        if kind not in base.device_types and kind not in GRAPH_RUNTIMES:
             return f"{base.name} runs on {' and '.join(base.device_types)}, not {kind}"
         if base.needs and importlib.util.find_spec(base.needs) is None:
             return f"{base.name} needs the {base.needs} package: pip install {base.needs}"

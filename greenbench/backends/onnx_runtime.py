@@ -10,7 +10,7 @@ int8-dynamic through onnxruntime.quantization. Fidelity compares with torch fp32
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -153,23 +153,38 @@ def _lm_modules(model: Any) -> tuple[Any, Any, Any]:
     return Full(), Prefill(), Step()
 
 
+Session = Callable[[Path], Any]  # an ONNX file -> an object with .run(None, feed) -> outputs
+
+
+def ort_session(device: str, variant: str) -> Session:
+    def make(path: Path) -> Any:
+        return _session(_quantize(path) if variant == "int8-dynamic" else path, device)
+
+    return make
+
+
 def prepare(
-    kind: str, model: Any, params: Mapping[str, Any], device: str, variant: str
+    kind: str,
+    model: Any,
+    params: Mapping[str, Any],
+    device: str,
+    variant: str,
+    session: Session | None = None,
 ) -> tuple[list[Phase], Any]:
-    """Export, quantize if asked, open sessions; (phases, fidelity logits of this backend)."""
+    """Export to ONNX and open the graphs with `session` (ONNX Runtime's by default).
+
+    Returns the phases and the logits on the fidelity inputs, to score against torch.
+    """
     workdir = Path(tempfile.mkdtemp(prefix="greenbench-onnx-"))
+    session = session or ort_session(device, variant)
     if kind == "vision-inference":
-        return _vision(model, params, device, variant, workdir)
+        return _vision(model, params, session, workdir)
     if kind == "lm-inference":
-        return _lm(model, params, device, variant, workdir)
-    raise GreenbenchError(f"ONNX Runtime has no task for workload kind '{kind}'")
+        return _lm(model, params, session, workdir)
+    raise GreenbenchError(f"no graph-runtime task for workload kind '{kind}'")
 
 
-def _maybe_quantized(path: Path, variant: str) -> Path:
-    return _quantize(path) if variant == "int8-dynamic" else path
-
-
-def _vision(model, params, device, variant, workdir) -> tuple[list[Phase], Any]:
+def _vision(model, params, make_session, workdir) -> tuple[list[Phase], Any]:
     import numpy as np
     import torch
 
@@ -182,7 +197,7 @@ def _vision(model, params, device, variant, workdir) -> tuple[list[Phase], Any]:
     _export(
         _vision_module(model), (images,), path, ["pixel_values"], {"pixel_values": {0: batch_dim}}
     )
-    session = _session(_maybe_quantized(path, variant), device)
+    session = make_session(path)
     feed = {"pixel_values": images.numpy()}
 
     def forward() -> Any:
@@ -195,7 +210,7 @@ def _vision(model, params, device, variant, workdir) -> tuple[list[Phase], Any]:
     return [Phase("forward", "image", batch, forward)], torch.from_numpy(logits)
 
 
-def _lm(model, params, device, variant, workdir) -> tuple[list[Phase], Any]:
+def _lm(model, params, make_session, workdir) -> tuple[list[Phase], Any]:
     import numpy as np
     import torch
 
@@ -221,7 +236,7 @@ def _lm(model, params, device, variant, workdir) -> tuple[list[Phase], Any]:
         ["input_ids", *names],
         {"input_ids": None, "kv": tuple({2: length} for _ in names)},
     )
-    sessions = {k: _session(_maybe_quantized(p, variant), device) for k, p in paths.items()}
+    sessions = {k: make_session(p) for k, p in paths.items()}
     prompt_feed = {"input_ids": prompt.numpy()}
     state: dict[str, Any] = {}
 

@@ -16,11 +16,15 @@ def parse_device(name: str) -> str:
         from greenbench.backends import onnx_runtime
 
         return onnx_runtime.parse(name.strip())
+    if name.strip().lower().startswith("openvino:"):
+        from greenbench.backends import openvino_runtime
+
+        return openvino_runtime.parse(name.strip())
     match = _DEVICE_RE.match(name.strip().lower())
     if not match or match["type"] not in DEVICE_TYPES:
         raise ValueError(
             f"unknown device '{name}' (known: {', '.join(DEVICE_TYPES)}, cuda:N, "
-            "onnxruntime:CPU|CUDA|OpenVINO|QNN|VitisAI|DirectML)"
+            "onnxruntime:CPU|CUDA|OpenVINO|QNN|VitisAI|DirectML, openvino:CPU|GPU|NPU)"
         )
     if match["type"] == "cpu" and match["index"] is not None:
         raise ValueError(f"unknown device '{name}': the CPU takes no index, use 'cpu'")
@@ -47,6 +51,11 @@ def check_available(device: str) -> None:
         from greenbench.backends import onnx_runtime
 
         onnx_runtime.check_available(device)
+        return
+    if kind == "openvino":
+        from greenbench.backends import openvino_runtime
+
+        openvino_runtime.check_available(device)
         return
     if kind == "cuda":
         if not torch.cuda.is_available():

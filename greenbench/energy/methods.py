@@ -14,6 +14,7 @@ METHODS: dict[str, str] = {
     "cpu-load-estimate": "estimate: CPU TDP scaled by CPU load",
     "tdp-estimate": "estimate: a fixed share of the CPU's TDP",
     "ram-estimate": "estimate: power per GB or DIMM of RAM",
+    "in-cpu-package": "an Intel iGPU or NPU: counted in the CPU package figure (shared RAPL)",
     "none": "component not used by this cell",
 }
 
