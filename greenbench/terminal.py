@@ -159,7 +159,23 @@ def print_results(frame: pd.DataFrame, console: Console) -> None:
             style="yellow",
         )
     print_series_emissions(ok, console)
+    print_foreign_processes(ok, console)
     print_unfinished(frame, console)
+
+
+def print_foreign_processes(ok: pd.DataFrame, console: Console) -> None:
+    """Warn about cells whose GPU other processes were using while it was measured."""
+    if "gpu_foreign_pids" not in ok:
+        return
+    shared = ok[ok["gpu_foreign_pids"].notna()]
+    for cell_id, part in shared.groupby("cell_id"):
+        console.print(
+            f"warning: {cell_id}: other processes computed on its GPU during "
+            f"{len(part)} window(s) (pids {', '.join(sorted(set(part['gpu_foreign_pids'])))}); "
+            "its GPU energy includes their work",
+            style="yellow",
+            markup=False,
+        )
 
 
 def print_series_emissions(ok: pd.DataFrame, console: Console) -> None:

@@ -300,3 +300,20 @@ def test_the_protocol_records_the_cooldown_before_each_later_repetition(clock, m
     )
     assert waits == [20, 20]  # before repetitions 2 and 3
     assert [w.cooldown_s for w in result.windows] == [0, 0, 1.5, 0, 1.5, 0]
+
+
+def test_the_terminal_warns_about_foreign_processes_on_a_measured_gpu():
+    import pandas as pd
+    from rich.console import Console
+
+    from greenbench.terminal import print_foreign_processes
+
+    frame = pd.DataFrame(
+        {"cell_id": ["slm/fp32/cuda:0", "slm/fp32/cuda:0"], "gpu_foreign_pids": ["[4242]", None]}
+    )
+    console = Console(record=True, width=200)
+    print_foreign_processes(frame, console)
+    text = console.export_text()
+    assert (
+        "warning: slm/fp32/cuda:0: other processes computed on its GPU during 1 window(s)" in text
+    )
