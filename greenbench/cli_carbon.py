@@ -1,0 +1,167 @@
+"""The carbon-aware commands: forecast, backtest, schedule, and run --when-green's wait."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+
+from rich.console import Console
+
+from greenbench.cli import EXIT_OK
+from greenbench.errors import GreenbenchError
+
+
+def wait_for_green(args: argparse.Namespace, console: Console) -> None:
+    """Check the suite, plan the cleanest start, count down to it; run now if no source answers."""
+    import time
+
+    from greenbench.carbon.green import estimate_duration, plan_green, wait_until
+    from greenbench.carbon.sources.chain import NoUsableSource
+    from greenbench.carbon.timeparse import parse_duration
+    from greenbench.carbon.zones import default_zone
+    from greenbench.suite import DEFAULT_SUITE, apply_overrides, load_suite
+
+    if args.resume:
+        raise GreenbenchError("--when-green plans new runs; resume without it")
+    suite = apply_overrides(
+        load_suite(args.suite or DEFAULT_SUITE),
+        args.workload,
+        args.variant,
+        args.device,
+        args.repetitions,
+        args.min_window,
+        args.zone,
+    )  # a bad suite fails now, not after the wait
+    within = parse_duration(args.within, "--within")
+    if args.duration:
+        duration = parse_duration(args.duration, "--duration")
+    else:
+        duration = estimate_duration(args.out, suite.name)
+        if duration is None:
+            raise GreenbenchError(
+                f"--when-green: no earlier complete run of suite '{suite.name}' in {args.out}/ "
+                "to estimate its length; give --duration (e.g. --duration 20m)"
+            )
+    try:
+        green = plan_green(args.zone or default_zone(), duration, within, args.source, args.out)
+    except NoUsableSource as e:
+        console.print(f"{e}: running now, as planned", style="yellow")
+        return
+    except GreenbenchError as e:  # e.g. the forecast covers less than the run needs
+        console.print(f"no plan ({e}): running now, as planned", style="yellow")
+        return
+    console.print(green.describe())
+    with console.status("") as status:
+        wait_until(
+            green.plan.start,
+            lambda left: status.update(
+                f"waiting for the cleanest window: {str(left).split('.')[0]}"
+            ),
+            time.sleep,
+        )
+
+
+def cmd_schedule(args: argparse.Namespace, console: Console) -> int:
+    from greenbench.schedule import ScheduleStore, local_zone_name, serve
+
+    store = ScheduleStore(args.out)
+    if args.action == "add":
+        from greenbench.carbon.timeparse import parse_duration
+        from greenbench.carbon.zones import default_zone, resolve_zone
+        from greenbench.suite import load_suite
+
+        load_suite(args.suite)  # a bad suite fails now, not at 22:00
+        try:
+            zone = resolve_zone(args.zone or default_zone()).code
+        except ValueError as e:
+            raise GreenbenchError(f"--zone: {e}") from None
+        duration = parse_duration(args.duration, "--duration") if args.duration else None
+        job = store.add(
+            args.name,
+            args.suite,
+            args.cron,
+            parse_duration(args.within, "--within").total_seconds(),
+            zone,
+            args.source,
+            duration.total_seconds() if duration else None,
+            args.tz,
+        )
+        console.print(f"added {job.describe()}  (cron read in {args.tz or local_zone_name()})")
+        console.print(f"it runs while `greenbench schedule serve --out {args.out}` is running")
+    elif args.action == "list":
+        jobs = store.list()
+        for job in jobs:
+            console.print(job.describe(), markup=False)
+        if not jobs:
+            console.print("no schedules; add one with `greenbench schedule add`")
+    elif args.action == "remove":
+        console.print(f"removed {store.remove(args.name)} job(s) of '{args.name}'")
+    else:
+        console.print(f"serving the schedules in {args.out}/ (Ctrl-C stops)")
+        with contextlib.suppress(KeyboardInterrupt):
+            serve(args.out)
+    return EXIT_OK
+
+
+def cmd_forecast(args: argparse.Namespace, console: Console) -> int:
+    import json
+
+    from greenbench.carbon.green import plan_green
+    from greenbench.carbon.timeparse import parse_duration
+    from greenbench.carbon.zones import default_zone
+
+    zone = (args.zone or default_zone()).upper()
+    green = plan_green(
+        zone,
+        parse_duration(args.duration, "--duration"),
+        parse_duration(args.within, "--within"),
+        args.source,
+        args.out,
+    )
+    if args.json:
+        print(json.dumps(green.as_dict(), indent=2))
+    else:
+        console.print(green.describe())
+        for failure in green.forecast.failures:
+            console.print(f"  tried first: {failure}", style="dim", markup=False)
+    return EXIT_OK
+
+
+def cmd_backtest(args: argparse.Namespace, console: Console) -> int:
+    import datetime as dt
+    import json
+
+    from greenbench.carbon.backtest import backtest, parse_forecast
+    from greenbench.carbon.sources.file import load_series
+    from greenbench.carbon.timeparse import parse_clock, parse_duration
+
+    def day(text: str | None, flag: str) -> dt.date | None:
+        try:
+            return dt.date.fromisoformat(text) if text else None
+        except ValueError:
+            raise GreenbenchError(f"{flag}: '{text}' is not a date; write YYYY-MM-DD") from None
+
+    result = backtest(
+        load_series(args.trace),
+        parse_duration(args.duration, "--duration"),
+        parse_clock(args.at, "--at"),
+        parse_duration(args.flex, "--flex"),
+        parse_forecast(args.forecast, args.seed),
+        args.interruptible,
+        day(args.first_day, "--from"),
+        day(args.last_day, "--to"),
+    )
+    if args.json:
+        print(json.dumps({"trace": args.trace, **result.as_dict()}, indent=2))
+        return EXIT_OK
+    how = "split into the cleanest slots" if result.interruptible else "one contiguous run"
+    console.print(
+        f"{result.days} days ({result.first_day} to {result.last_day}), a {args.duration} job "
+        f"at {result.at} UTC, ±{args.flex}, {how}, forecast {result.forecast}:"
+    )
+    console.print(
+        f"  usual start {result.usual_g_per_kwh:.1f} gCO2/kWh, planned "
+        f"{result.planned_g_per_kwh:.1f} (saving {result.saving_pct:.2f} %), oracle "
+        f"{result.oracle_g_per_kwh:.1f} (saving {result.oracle_saving_pct:.2f} %)"
+    )
+    return EXIT_OK
