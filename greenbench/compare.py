@@ -5,8 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from greenbench.errors import GreenbenchError
-from greenbench.stats import SUMMARY_KEYS, ratio, summarize_frame, summary_of
-from greenbench.variants import variant_order
+from greenbench.stats import SUMMARY_KEYS, in_catalogue_order, ratio, summarize_frame, summary_of
 
 AXES = {"variant": "variant", "device": "device", "workload": "workload", "run": "run_id"}
 
@@ -54,7 +53,4 @@ def compare(frame: pd.DataFrame, by: str, baseline: str | None = None) -> pd.Dat
     summary["ratio_low"] = lows
     summary["ratio_high"] = highs
     summary["significant"] = flags
-    return summary.sort_values(
-        [*match, column],
-        key=lambda col: col.map(variant_order) if col.name == "variant" else col,
-    ).reset_index(drop=True)
+    return in_catalogue_order(summary, [*match, column])

@@ -137,9 +137,11 @@ def runtime_devices() -> list[DeviceInfo]:
     try:
         import openvino
 
+        from greenbench.backends.openvino_runtime import offers
+
         have_ov = openvino.Core().available_devices
         for target in ("CPU", "GPU", "NPU"):
-            present = any(d == target or d.startswith(f"{target}.") for d in have_ov)
+            present = offers(have_ov, target)
             method = (
                 "CPU package via CodeCarbon" if target == "CPU" else "in-cpu-package (Intel SoC)"
             )

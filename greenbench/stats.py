@@ -94,6 +94,22 @@ def ratio(a: Summary, b: Summary) -> Ratio:
 
 
 SUMMARY_KEYS = ["workload", "phase", "variant", "device"]
+PHASE_ORDER = ("prefill", "decode", "forward", "train")
+
+
+def phase_order(phase: str) -> tuple[int, str]:
+    """Sort key: prefill, decode, forward, train, then any other phase by name."""
+    return (PHASE_ORDER.index(phase) if phase in PHASE_ORDER else len(PHASE_ORDER), phase)
+
+
+def in_catalogue_order(frame: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
+    """`frame` sorted by `keys`, phases and variants in catalogue order (fp32 first)."""
+    from greenbench.variants import variant_order
+
+    order = {"phase": phase_order, "variant": variant_order}
+    return frame.sort_values(
+        list(keys), key=lambda col: col.map(order[col.name]) if col.name in order else col
+    ).reset_index(drop=True)
 
 
 def summarize_frame(frame: pd.DataFrame, keys: Sequence[str] = SUMMARY_KEYS) -> pd.DataFrame:

@@ -13,9 +13,8 @@ from rich.table import Table
 from rich.text import Text
 
 from greenbench.protocol import RELIABLE_WINDOW_S
-from greenbench.stats import summarize_frame
+from greenbench.stats import in_catalogue_order, phase_order, summarize_frame
 from greenbench.suite import Cell
-from greenbench.variants import variant_order
 
 ESTIMATE_MARK = "~"
 
@@ -43,7 +42,6 @@ def fmt_kl(value: Any) -> str:
 
 
 SCALES = ((1.0, "J"), (1e-3, "mJ"), (1e-6, "µJ"), (1e-9, "nJ"))
-PHASE_ORDER = ("prefill", "decode", "forward", "train")
 
 
 def energy_scale(values: pd.Series) -> tuple[float, str]:
@@ -83,15 +81,9 @@ def results_tables(frame: pd.DataFrame) -> list[Table]:
     if summary.empty:
         return []
     tables = []
-    phases = sorted(
-        summary["phase"].unique(),
-        key=lambda p: (p not in PHASE_ORDER, PHASE_ORDER.index(p) if p in PHASE_ORDER else 0, p),
-    )
-    for phase in phases:
-        part = summary[summary["phase"] == phase]
-        part = part.sort_values(
-            ["workload", "variant", "device"],
-            key=lambda col: col.map(variant_order) if col.name == "variant" else col,
+    for phase in sorted(summary["phase"].unique(), key=phase_order):
+        part = in_catalogue_order(
+            summary[summary["phase"] == phase], ["workload", "variant", "device"]
         )
         unit = part["unit"].iloc[0]
         factor, scale = energy_scale(part["j_per_unit"])

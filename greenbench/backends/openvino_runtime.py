@@ -41,11 +41,16 @@ def check_available(device: str) -> None:
         ) from None
     target = device.partition(":")[2]
     have = openvino.Core().available_devices
-    if not any(d == target or d.startswith(f"{target}.") for d in have):
+    if not offers(have, target):
         raise GreenbenchError(
             f"device '{device}' is not available: OpenVINO sees {', '.join(have) or 'nothing'}; "
             f"install the {target} driver (Intel GPU or NPU driver) for this machine"
         )
+
+
+def offers(available: list[str], target: str) -> bool:
+    """Whether OpenVINO's device list (`GPU.0`, `NPU`, ...) has a `target` device."""
+    return any(d == target or d.startswith(f"{target}.") for d in available)
 
 
 def skip_reason(task: str, variant: str) -> str | None:

@@ -63,6 +63,17 @@ def _short(duration: dt.timedelta) -> str:
     return f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"{minutes} min"
 
 
+def _sources(zone: str, names: Sequence[str] | None) -> list[Any]:
+    """The named sources, or the zone's default chain, with their credentials."""
+    settings = credentials()
+    chosen = list(names) if names else default_sources(zone, settings)
+    return [build_source(name, zone, settings) for name in chosen]
+
+
+def _store(root: str | Path) -> Store:
+    return Store(Path(root) / "carbon")
+
+
 def plan_green(
     zone: str,
     duration: dt.timedelta,
@@ -73,11 +84,8 @@ def plan_green(
 ) -> GreenPlan:
     """The cleanest start in [now, now + within]; NoUsableSource when no source answers."""
     now = now or dt.datetime.now(dt.UTC)
-    settings = credentials()
-    names = list(source_names) if source_names else default_sources(zone, settings)
-    sources = [build_source(name, zone, settings) for name in names]
     latest = now + within
-    result = fetch_forecast(sources, now, latest, Store(Path(store_root) / "carbon"))
+    result = fetch_forecast(_sources(zone, source_names), now, latest, _store(store_root))
     earliest = max(now, result.series.start)
     plan = plan_window(result.series, duration, earliest, min(latest, result.series.end))
     return GreenPlan(plan, result, zone)
@@ -87,11 +95,9 @@ def intensity_around(
     zone: str, source_names: Sequence[str], store_root: str | Path, hours: float = 48
 ) -> ForecastResult:
     """Intensity from `hours` ago to `hours` ahead, from the first source that answers."""
-    settings = credentials()
-    sources = [build_source(name, zone, settings) for name in source_names]
     now = dt.datetime.now(dt.UTC)
     span = dt.timedelta(hours=hours)
-    return fetch_forecast(sources, now - span, now + span, Store(Path(store_root) / "carbon"))
+    return fetch_forecast(_sources(zone, source_names), now - span, now + span, _store(store_root))
 
 
 def estimate_duration(out: str | Path, suite_name: str) -> dt.timedelta | None:

@@ -12,9 +12,15 @@ from typing import Any
 
 import pandas as pd
 
-from greenbench.stats import SUMMARY_KEYS, ratio, summarize_frame, summary_of
-from greenbench.terminal import PHASE_ORDER
-from greenbench.variants import BASELINE, variant_order
+from greenbench.stats import (
+    SUMMARY_KEYS,
+    in_catalogue_order,
+    phase_order,
+    ratio,
+    summarize_frame,
+    summary_of,
+)
+from greenbench.variants import BASELINE
 
 LABEL_COLUMNS = [
     "workload",
@@ -49,10 +55,6 @@ def _missing(value: Any) -> bool:
     return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
 
 
-def phase_order(phase: str) -> tuple[int, str]:
-    return (PHASE_ORDER.index(phase) if phase in PHASE_ORDER else len(PHASE_ORDER), phase)
-
-
 def cell_summary(frame: pd.DataFrame) -> pd.DataFrame:
     """One row per workload x phase x variant x device (ok records).
 
@@ -64,14 +66,7 @@ def cell_summary(frame: pd.DataFrame) -> pd.DataFrame:
         return summary
     summary["label"] = summary["workload"] + " / " + summary["variant"] + " / " + summary["device"]
     summary["panel"] = summary["phase"] + ": J per " + summary["unit"]
-    order = {
-        "phase": phase_order,
-        "variant": variant_order,
-    }
-    return summary.sort_values(
-        ["workload", "phase", "variant", "device"],
-        key=lambda col: col.map(order[col.name]) if col.name in order else col,
-    ).reset_index(drop=True)
+    return in_catalogue_order(summary, ["workload", "phase", "variant", "device"])
 
 
 def panels(summary: pd.DataFrame) -> list[str]:
@@ -110,6 +105,8 @@ def pareto_front(points: pd.DataFrame) -> pd.DataFrame:
 
 def tradeoffs(summary: pd.DataFrame) -> pd.DataFrame:
     """Each non-fp32 inference variant: energy saved against fp32, beside its fidelity."""
+    if summary.empty:
+        return pd.DataFrame()
     rows = []
     scored = summary[summary["fidelity_top1"].notna()]
     for _, row in scored.iterrows():

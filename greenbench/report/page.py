@@ -189,10 +189,12 @@ tr.failed td { color: #b00020; text-align: left; } tr.skipped td { color: #777; 
 
 
 def sections(
-    frame: pd.DataFrame, baseline: pd.DataFrame | None, baseline_name: str
+    safe: pd.DataFrame,
+    summary: pd.DataFrame,
+    baseline: pd.DataFrame | None,
+    baseline_name: str,
 ) -> list[Section]:
-    safe = data.escaped(frame)
-    summary = data.cell_summary(safe)
+    """The views, from the escaped records and their cell summary."""
     views = [
         Section(
             "energy",
@@ -214,9 +216,7 @@ def sections(
             "Energy per unit saved against fp32 on the same workload and device, against top-1 "
             "agreement with fp32. With random weights (the default) fidelity shows how much a "
             "variant perturbs the computation, not task accuracy.",
-            figures.quantization_tradeoff(
-                data.tradeoffs(summary) if not summary.empty else summary
-            ),
+            figures.quantization_tradeoff(data.tradeoffs(summary)),
         ),
         Section(
             "power",
@@ -259,7 +259,7 @@ def build_report(
     summary = data.cell_summary(safe)
     unfinished = data.unfinished_cells(safe)
     parts = []
-    for i, section in enumerate(sections(frame, baseline, baseline_name)):
+    for i, section in enumerate(sections(safe, summary, baseline, baseline_name)):
         parts.append(
             f'<h2 id="{section.anchor}">{section.title}</h2>'
             f'<p class="explain">{section.explanation}</p>'
