@@ -18,7 +18,7 @@ EXIT_OK, EXIT_FAILED_CELLS, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="greenbench",
-        description="Energy benchmarks for ML workloads, with idle baseline and 95%% CIs.",
+        description="Energy benchmarks for ML workloads, with idle baseline and 95% CIs.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -123,10 +123,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     quiet_library_logs()
     args = build_parser().parse_args(argv)
-    console = Console()
+    # markup off: labels, paths and hints such as "greenbench[onnx]" are printed as they are
+    console = Console(markup=False)
     if not console.is_terminal:
-        console = Console(width=140)  # logs and pipes: wide rows rather than wrapped ones
-    errors = Console(stderr=True)
+        console = Console(width=140, markup=False)  # logs and pipes: wide rows, not wrapped
+    errors = Console(stderr=True, markup=False)
     try:
         if args.command == "run":
             return cmd_run(args, console)

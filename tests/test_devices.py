@@ -33,3 +33,14 @@ def test_devices_command_lists_the_cpu_and_why_others_are_missing(capsys):
     assert main(["devices"]) == 0
     out = capsys.readouterr().out
     assert "cpu" in out and "energy measured by" in out and "npu" in out
+
+
+def test_install_hints_in_brackets_are_printed_as_written(capsys, monkeypatch):
+    from greenbench import devices
+
+    missing = devices.DeviceInfo(
+        "openvino:*", False, "OpenVINO", "pip install 'greenbench[openvino]'"
+    )
+    monkeypatch.setattr(devices, "list_devices", lambda: [missing])
+    assert main(["devices"]) == 0
+    assert "pip install 'greenbench[openvino]'" in capsys.readouterr().out

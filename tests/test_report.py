@@ -1,5 +1,6 @@
 """The report: each figure function on synthetic records, the page in headless Chromium."""
 
+import importlib.util
 import shutil
 import threading
 import urllib.request
@@ -176,10 +177,14 @@ def test_serve_binds_to_loopback_and_serves_the_page(tmp_path):
         server.server_close()
 
 
-CHROMIUM = shutil.which("chromium") and shutil.which("chromedriver")
+CHROMIUM = (
+    shutil.which("chromium")
+    and shutil.which("chromedriver")
+    and importlib.util.find_spec("selenium") is not None
+)
 
 
-@pytest.mark.skipif(not CHROMIUM, reason="needs Debian's chromium and chromium-driver")
+@pytest.mark.skipif(not CHROMIUM, reason="needs selenium and Debian's chromium and chromium-driver")
 def test_page_opens_in_headless_chromium_without_errors(frame, tmp_path):
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
