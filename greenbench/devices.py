@@ -63,7 +63,7 @@ def cuda_info() -> list[DeviceInfo]:
     try:
         import pynvml
 
-        from greenbench.energy.gpu_meter import _torch_uuid
+        from greenbench.energy.gpu_meter import torch_uuid_of
         from greenbench.energy.nvml import gpu_for_torch_index, nvml_gpus
 
         pynvml.nvmlInit()
@@ -78,7 +78,7 @@ def cuda_info() -> list[DeviceInfo]:
                 infos.append(DeviceInfo(f"cuda:{i}", True, name, nvml_error))
                 continue
             gpu = gpu_for_torch_index(
-                i, gpus, os.environ.get("CUDA_VISIBLE_DEVICES"), _torch_uuid(i)
+                i, gpus, os.environ.get("CUDA_VISIBLE_DEVICES"), torch_uuid_of(i)
             )
             try:
                 pynvml.nvmlDeviceGetTotalEnergyConsumption(gpu.handle)

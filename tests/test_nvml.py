@@ -182,7 +182,7 @@ def test_foreign_processes_on_the_measured_gpu_are_found():
 def test_the_cell_meter_adds_gpu_energy_trace_and_emissions(clock, meter, monkeypatch):
     nvml = fleet(g0={"pids": [999]})
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "GPU-aaaa1111")
-    monkeypatch.setattr(gpu_meter, "_torch_uuid", lambda index: None)
+    monkeypatch.setattr(gpu_meter, "torch_uuid_of", lambda index: None)
     monkeypatch.setattr(gpu_meter.PowerSampler, "start", lambda self: None)  # sampled by hand
     cell_meter = gpu_meter.nvml_meter_for(0, meter, nvml)
     cell_meter.gpu.sampler.clock = lambda: nvml.now
@@ -248,7 +248,7 @@ def test_real_nvml_maps_cuda_0_and_reads_its_counter():
     pynvml.nvmlInit()
     try:
         gpu = gpu_for_torch_index(
-            0, nvml_gpus(pynvml), os.environ.get("CUDA_VISIBLE_DEVICES"), gpu_meter._torch_uuid(0)
+            0, nvml_gpus(pynvml), os.environ.get("CUDA_VISIBLE_DEVICES"), gpu_meter.torch_uuid_of(0)
         )
         assert pynvml.nvmlDeviceGetTotalEnergyConsumption(gpu.handle) > 0
     finally:
@@ -317,3 +317,58 @@ def test_the_terminal_warns_about_foreign_processes_on_a_measured_gpu():
     assert (
         "warning: slm/fp32/cuda:0: other processes computed on its GPU during 1 window(s)" in text
     )
+
+
+def _cell_meter_on(nvml, visible, base, monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", visible)
+    monkeypatch.setattr(gpu_meter, "torch_uuid_of", lambda index: None)
+    monkeypatch.setattr(gpu_meter.PowerSampler, "start", lambda self: None)
+    cell_meter = gpu_meter.nvml_meter_for(0, base, nvml)
+    cell_meter.gpu.sampler.clock = lambda: nvml.now
+    return cell_meter
+
+
+def _load_on(nvml, clock, sampler):
+    def load(seconds):
+        for _ in range(round(seconds * 10)):  # the sampler's 10 Hz, by hand
+            sampler.sample_once()
+            nvml.now += 0.1
+            clock.sleep(0.1)
+
+    return load
+
+
+def test_the_crosscheck_agrees_with_a_direct_counter_read_of_the_same_gpu(
+    clock, meter, monkeypatch
+):
+    from greenbench.energy.crosscheck import check_window, summarise
+
+    nvml = fleet()
+    cell_meter = _cell_meter_on(nvml, "1", meter, monkeypatch)
+    gpu = nvml_gpus(nvml)[1]
+    direct = lambda: nvml.nvmlDeviceGetTotalEnergyConsumption(gpu.handle) / 1000  # noqa: E731
+    load = _load_on(nvml, clock, cell_meter.gpu.sampler)
+    checks = [
+        check_window(cell_meter, direct, load, 3.0, lambda: None, clock=lambda: nvml.now)
+        for _ in range(3)
+    ]
+    assert [c.method for c in checks] == ["nvml-counter"] * 3
+    assert [c.greenbench_j for c in checks] == pytest.approx([600.0] * 3)
+    assert checks[0].direct_j == pytest.approx(600.0) and checks[0].mean_power_w == 200.0
+    assert checks[0].trace_j == pytest.approx(600.0)  # the 10 Hz trace, integrated
+    summary = summarise(checks)
+    assert summary.passed and summary.max_abs_difference < 1e-9 and summary.energy_cv < 1e-9
+
+
+def test_the_crosscheck_fails_when_the_meter_reads_another_gpu(clock, meter, monkeypatch):
+    from greenbench.energy.crosscheck import check_window, summarise
+
+    nvml = fleet()
+    cell_meter = _cell_meter_on(nvml, "0", meter, monkeypatch)  # the meter's GPU: 100 W
+    other = nvml_gpus(nvml)[1]  # the reference reads the 200 W one
+    direct = lambda: nvml.nvmlDeviceGetTotalEnergyConsumption(other.handle) / 1000  # noqa: E731
+    load = _load_on(nvml, clock, cell_meter.gpu.sampler)
+    check = check_window(cell_meter, direct, load, 2.0, lambda: None, clock=lambda: nvml.now)
+    assert check.difference == pytest.approx(-0.5)
+    summary = summarise([check], tolerance=0.02)
+    assert not summary.passed and summary.energy_cv == 0.0

@@ -62,7 +62,7 @@ def nvml_meter_for(device_index: int, base: Any, nvml: Any | None = None) -> Cpu
         import pynvml as nvml
     nvml.nvmlInit()
     try:
-        torch_uuid = _torch_uuid(device_index)
+        torch_uuid = torch_uuid_of(device_index)
         gpu = gpu_for_torch_index(
             device_index, nvml_gpus(nvml), os.environ.get("CUDA_VISIBLE_DEVICES"), torch_uuid
         )
@@ -74,7 +74,7 @@ def nvml_meter_for(device_index: int, base: Any, nvml: Any | None = None) -> Cpu
         raise
 
 
-def _torch_uuid(device_index: int) -> str | None:
+def torch_uuid_of(device_index: int) -> str | None:
     try:
         import torch
 
