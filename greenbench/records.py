@@ -72,6 +72,9 @@ MEASURE_COLUMNS = [
     "fidelity_top1",
     "fidelity_kl",
     "fidelity_n",
+    # quantization variants: the share of Linear weight elements actually quantized (torchao
+    # leaves layers its kernels cannot take in the model's precision)
+    "quantized_share",
     # CUDA cells measured through NVML: the window's power trace (JSON rows of seconds from the
     # window's start, NVML index, W, utilization %, °C, SM MHz) and other processes on the GPU
     "gpu_trace",

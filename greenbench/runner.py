@@ -80,7 +80,7 @@ def run_cell(spec: Mapping[str, Any], emit: Emit) -> list[dict[str, Any]]:
         raise CellSkipped(reason)
 
     emit({"type": "stage", "stage": "building model"})
-    phases, fidelity = prepare(cell, emit)
+    phases, extra = prepare(cell, emit)
     meter = make_meter(cell.device, zone, emit)
 
     def on_window(window: Window) -> None:
@@ -102,7 +102,6 @@ def run_cell(spec: Mapping[str, Any], emit: Emit) -> list[dict[str, Any]]:
         )
     finally:
         meter.close()
-    extra = fidelity.as_record() if fidelity else {}
     return measured_records(context, result, protocol.reliable, extra)
 
 
@@ -145,11 +144,20 @@ def make_meter(device: str, zone: Any, emit: Emit) -> Any:
         return CodeCarbonMeter(zone.iso3, gpu_indices(device) or [index], zone.source)
 
 
-def prepare(cell: Cell, emit: Emit) -> tuple[list[Phase], Fidelity | None]:
-    """The variant's model on the device, its phases, and for inference its fidelity to fp32."""
+def prepare(cell: Cell, emit: Emit) -> tuple[list[Phase], dict[str, Any]]:
+    """The variant's model on the device, its phases, and the cell's own record columns: for
+    inference its fidelity to fp32, for quantization how much of the model it quantized."""
+    phases, fidelity, share = _prepare(cell, emit)
+    extra = fidelity.as_record() if fidelity else {}
+    if share is not None:
+        extra["quantized_share"] = share
+    return phases, extra
+
+
+def _prepare(cell: Cell, emit: Emit) -> tuple[list[Phase], Fidelity | None, float | None]:
     from greenbench.models import build_model
     from greenbench.tasks import fidelity_logits, make_phases
-    from greenbench.variants import get_variant
+    from greenbench.variants import get_variant, linear_weight_sizes, quantized_share
 
     preset = get_preset(cell.workload)
     variant = get_variant(cell.variant)
@@ -165,22 +173,24 @@ def prepare(cell: Cell, emit: Emit) -> tuple[list[Phase], Fidelity | None]:
         phases, logits = onnx_runtime.prepare(
             preset.kind, model, cell.params, cell.device, cell.variant, session
         )
-        return phases, score(reference, logits)  # the runtime against torch fp32 eager
+        return phases, score(reference, logits), None  # the runtime against torch fp32 eager
     model = build_model(preset.architecture, weights=cell.params.get("weights")).to(cell.device)
     if preset.task == "training":
         model = variant.prepare_for_training(model)
         autocast = variant.autocast_dtype()
-        return make_phases(preset.kind, model, cell.params, cell.device, autocast), None
+        return make_phases(preset.kind, model, cell.params, cell.device, autocast), None, None
 
     reference = None
     if not variant.is_baseline:
         reference = fidelity_logits(preset.kind, model, cell.params, cell.device).cpu()
+    sizes = linear_weight_sizes(model) if variant.quantizes else None
     model = variant.prepare_for_inference(model, cell.device)
+    share = quantized_share(model, sizes) if sizes else None
     fidelity = None
     if reference is not None:
         emit({"type": "stage", "stage": "scoring fidelity"})
         fidelity = score(reference, fidelity_logits(preset.kind, model, cell.params, cell.device))
-    return make_phases(preset.kind, model, cell.params, cell.device), fidelity
+    return make_phases(preset.kind, model, cell.params, cell.device), fidelity, share
 
 
 def memory_skip_reason(cell: Cell, task: str) -> str | None:

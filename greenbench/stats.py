@@ -139,6 +139,7 @@ def summarize_frame(frame: pd.DataFrame, keys: Sequence[str] = SUMMARY_KEYS) -> 
                 "j_per_call": _mean(part, "energy_per_call_j"),
                 "fidelity_top1": _mean(part, "fidelity_top1"),
                 "fidelity_kl": _mean(part, "fidelity_kl"),
+                "quantized_share": _mean(part, "quantized_share"),
                 "throughput": part["throughput"].mean(),
                 "power_w": part["power_w"].mean(),
                 "g_per_1k_units": part["emissions_per_1k_units_g"].mean(),

@@ -151,6 +151,7 @@ def print_results(frame: pd.DataFrame, console: Console) -> None:
             style="yellow",
         )
     print_series_emissions(ok, console)
+    print_partial_quantization(ok, console)
     print_foreign_processes(ok, console)
     print_unfinished(frame, console)
 
@@ -165,6 +166,20 @@ def print_foreign_processes(ok: pd.DataFrame, console: Console) -> None:
             f"warning: {cell_id}: other processes computed on its GPU during "
             f"{len(part)} window(s) (pids {', '.join(sorted(set(part['gpu_foreign_pids'])))}); "
             "its GPU energy includes their work",
+            style="yellow",
+            markup=False,
+        )
+
+
+def print_partial_quantization(ok: pd.DataFrame, console: Console) -> None:
+    """Say which quantized cells left part of their Linear weights unquantized."""
+    if "quantized_share" not in ok:
+        return
+    shares = pd.to_numeric(ok["quantized_share"], errors="coerce")
+    for cell_id, share in shares[shares < 0.995].groupby(ok["cell_id"]).first().items():
+        console.print(
+            f"note: {cell_id}: {share:.1%} of its Linear weights were quantized; the rest kept "
+            "the model's precision (layers the quantization kernels cannot take)",
             style="yellow",
             markup=False,
         )

@@ -72,7 +72,7 @@ BASES: dict[str, Base] = {
         ),
         Base(
             "int4-wo",
-            "int4 weight-only, groups of 128 on GPUs (tinygemm) and 32 on the CPU (torchao)",
+            "int4 weight-only, groups of up to 128 on GPUs (tinygemm) and 32 on the CPU (torchao)",
             training=False,
             linear_only=True,
             device_types=("cpu", "cuda"),
@@ -155,6 +155,11 @@ class Variant:
         model = _INFERENCE[self.base.name](model, device)
         return compile_model(model) if self.compiled else model
 
+    @property
+    def quantizes(self) -> bool:
+        """Whether it quantizes Linear layers (and may leave some it cannot take as they were)."""
+        return self.base.linear_only
+
     def prepare_for_training(self, model: Any) -> Any:
         return compile_model(model) if self.compiled else model
 
@@ -196,30 +201,42 @@ def _torchao(make_config: Any):
 
         if device_type(device) == "cuda":
             model = model.to(torch.bfloat16)  # torchao's GPU kernels take bf16 activations
-        quantize_(model, make_config(device_type(device)))
+        quantize_(model, make_config(device_type(device), model))
         return model
 
     return apply
 
 
-def _int8_wo_config(kind: str) -> Any:
+def _int8_wo_config(kind: str, model: Any) -> Any:
     from torchao.quantization import Int8WeightOnlyConfig
 
     return Int8WeightOnlyConfig()
 
 
-def _int4_wo_config(kind: str) -> Any:
+def int4_group_size(in_features: list[int], choices: tuple[int, ...] = (128, 64, 32)) -> int:
+    """The largest group size dividing every Linear's input width: torchao leaves a layer it
+    does not divide unquantized (SmolLM2-135M's 576-wide layers with 128, say)."""
+    for size in choices:
+        if all(width % size == 0 for width in in_features):
+            return size
+    return choices[-1]
+
+
+def _int4_wo_config(kind: str, model: Any) -> Any:
     if kind == "cuda":
         from torchao.quantization import Int4WeightOnlyConfig
 
-        return Int4WeightOnlyConfig(group_size=128, int4_packing_format="tile_packed_to_4d")
+        widths = [m.in_features for m in model.modules() if _is_linear(m)]
+        return Int4WeightOnlyConfig(
+            group_size=int4_group_size(widths), int4_packing_format="tile_packed_to_4d"
+        )
     import torch
     from torchao.quantization import IntxWeightOnlyConfig, PerGroup
 
     return IntxWeightOnlyConfig(weight_dtype=torch.int4, granularity=PerGroup(32))
 
 
-def _fp8_config(kind: str) -> Any:
+def _fp8_config(kind: str, model: Any) -> Any:
     from torchao.quantization import Float8DynamicActivationFloat8WeightConfig, PerRow
 
     return Float8DynamicActivationFloat8WeightConfig(granularity=PerRow())
@@ -234,6 +251,35 @@ _INFERENCE = {
     "int4-wo": _torchao(_int4_wo_config),
     "fp8": _torchao(_fp8_config),
 }
+
+
+def _is_linear(module: Any) -> bool:
+    import torch
+
+    return isinstance(module, torch.nn.Linear)
+
+
+def linear_weight_sizes(model: Any) -> dict[str, int]:
+    """Each Linear layer's weight elements, by module name: taken before quantizing."""
+    return {name: m.weight.numel() for name, m in model.named_modules() if _is_linear(m)}
+
+
+def quantized_share(model: Any, sizes: dict[str, int]) -> float:
+    """The share of those Linear weight elements that a quantization variant actually quantized:
+    a layer counts when it was replaced (torch dynamic quantization) or its weight became a
+    quantized tensor subclass (torchao); a layer still holding a plain tensor does not."""
+    import torch
+
+    modules = dict(getattr(model, "_orig_mod", model).named_modules())  # through torch.compile
+
+    def quantized(module: Any) -> bool:
+        if module is None:
+            return False
+        return not _is_linear(module) or type(module.weight.data) is not torch.Tensor
+
+    total = sum(sizes.values())
+    done = sum(n for name, n in sizes.items() if quantized(modules.get(name)))
+    return done / total if total else float("nan")
 
 
 def get_variant(name: str) -> Variant:

@@ -177,6 +177,10 @@ def test_variants_record_fidelity_training_j_per_step_and_skips(tmp_path, capsys
     assert len(int8) == 4 and int8["fidelity_top1"].between(0, 1).all()
     assert (int8["fidelity_kl"] >= 0).all() and (int8["fidelity_n"] == 8).all()
     assert ok[ok["variant"] == "fp32"]["fidelity_top1"].isna().all()
+    assert (int8["quantized_share"] == 1.0).all() and ok[ok["variant"] == "fp32"][
+        "quantized_share"
+    ].isna().all()
+    assert "Linear weights were quantized" not in out
     train = ok[ok["phase"] == "train"]
     assert (
         len(train) == 2 and set(train["task"]) == {"training"} and set(train["unit"]) == {"token"}

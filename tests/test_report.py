@@ -73,6 +73,9 @@ def test_tradeoff_plots_saving_against_fidelity(frame):
     assert list(bf16.x) == pytest.approx([89.0, 89.0, 89.0])  # top-1 in percent, per phase
     assert fig.layout.xaxis.title.text == "top-1 agreement with fp32 (%)"
     assert set(tradeoffs["variant"]) == {"bf16", "int8-dynamic"}  # fp32 is the baseline
+    int8 = next(t for t in fig.data if t.name == "int8-dynamic")
+    assert set(int8.hovertext) == {"<br>Linear weights quantized 100.0%"}
+    assert set(bf16.hovertext) == {""}  # a cast, not a quantization
 
 
 def test_power_over_time_draws_windows_idle_and_phases(frame):

@@ -5,7 +5,14 @@ import torch
 
 from greenbench.models import build_model
 from greenbench.tasks import fidelity_logits, input_dtype
-from greenbench.variants import BASES, get_variant, variant_order
+from greenbench.variants import (
+    BASES,
+    get_variant,
+    int4_group_size,
+    linear_weight_sizes,
+    quantized_share,
+    variant_order,
+)
 from greenbench.workloads import PRESETS
 
 LM = PRESETS["slm-tiny"]
@@ -53,6 +60,37 @@ def test_weight_only_variants_hold_quantized_weights(variant, tensor_type):
     weights = [m.weight for m in model.modules() if isinstance(m, torch.nn.Linear)]
     assert weights and all(tensor_type in type(w).__name__ for w in weights)
     assert logits(model, preset).shape == (1, 16, 512)
+
+
+@pytest.mark.parametrize("variant", ["int8-dynamic", "int8-wo", "int4-wo", "int8-wo+compile"])
+def test_quantization_variants_quantize_every_linear_weight_of_the_presets(variant):
+    model = build_model(LM.architecture)
+    sizes = linear_weight_sizes(model)
+    assert quantized_share(model, sizes) == 0.0
+    model = get_variant(variant).prepare_for_inference(model, "cpu")
+    assert quantized_share(model, sizes) == 1.0  # through torch.compile's wrapper too
+
+
+def test_a_layer_left_unquantized_lowers_the_share():
+    from torchao.quantization import Int8WeightOnlyConfig, quantize_
+
+    model = build_model(LM.architecture)
+    sizes = linear_weight_sizes(model)
+    quantize_(model, Int8WeightOnlyConfig(), filter_fn=lambda m, fqn: fqn == "lm_head")
+    assert quantized_share(model, sizes) == pytest.approx(sizes["lm_head"] / sum(sizes.values()))
+
+
+@pytest.mark.parametrize(
+    ("widths", "group"),
+    [
+        ([576, 1536], 64),  # SmolLM2-135M: 128 would leave every 576-wide layer unquantized
+        ([960, 2560], 64),  # SmolLM2-360M
+        ([2048, 8192], 128),  # SmolLM2-1.7B
+        ([576, 100], 32),  # none divides all: the smallest, and the share says what was left
+    ],
+)
+def test_int4_on_gpus_takes_the_largest_group_that_divides_every_layer(widths, group):
+    assert int4_group_size(widths) == group
 
 
 def test_compile_suffix_wraps_the_model_and_still_runs():
@@ -132,3 +170,24 @@ def test_compute_capability_below_the_minimum_is_a_skip(monkeypatch):
 def test_every_base_states_its_devices_and_training_support():
     assert set(BASES) == {"fp32", "bf16", "fp16", "int8-dynamic", "int8-wo", "int4-wo", "fp8"}
     assert {b.name for b in BASES.values() if b.training} == {"fp32", "bf16", "fp16"}
+
+
+def test_the_terminal_notes_a_cell_that_left_weights_unquantized():
+    import pandas as pd
+    from rich.console import Console
+
+    from greenbench.terminal import print_partial_quantization
+
+    frame = pd.DataFrame(
+        {
+            "cell_id": ["slm/int4-wo/cuda"] * 2 + ["slm/int8-wo/cuda", "slm/fp32/cuda"],
+            "quantized_share": [0.197, 0.197, 1.0, None],
+        }
+    )
+    console = Console(record=True, width=200)
+    print_partial_quantization(frame, console)
+    lines = console.export_text().strip().splitlines()
+    assert lines == [
+        "note: slm/int4-wo/cuda: 19.7% of its Linear weights were quantized; the rest kept the "
+        "model's precision (layers the quantization kernels cannot take)"
+    ]

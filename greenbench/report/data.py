@@ -127,6 +127,7 @@ def tradeoffs(summary: pd.DataFrame) -> pd.DataFrame:
                 "saving_high": 1 - r.low,
                 "fidelity_top1": row["fidelity_top1"],
                 "fidelity_kl": row["fidelity_kl"],
+                "quantized_share": row.get("quantized_share", float("nan")),
             }
         )
     return pd.DataFrame(rows)

@@ -187,14 +187,21 @@ def quantization_tradeoff(tradeoffs: pd.DataFrame) -> go.Figure | Missing:
                 textposition="top center",
                 name=variant,
                 customdata=_customdata(group),
+                hovertext=[_quantized_note(share) for share in group["quantized_share"]],
                 hovertemplate="%{text}<br>top-1 agreement %{x:.1f}%<br>energy saved %{y:.1f}%"
-                f"<extra>{variant}</extra>",
+                f"%{{hovertext}}<extra>{variant}</extra>",
             )
         )
     fig.update_xaxes(title_text="top-1 agreement with fp32 (%)")
     fig.update_yaxes(title_text="energy per unit saved against fp32 (%)", zeroline=True)
     fig.update_layout(height=460, legend_title="variant")
     return fig
+
+
+def _quantized_note(share: float) -> str:
+    if pd.isna(share):
+        return ""
+    return f"<br>Linear weights quantized {100 * share:.1f}%"
 
 
 def _segments(windows: pd.DataFrame, values: pd.Series) -> tuple[list, list, list]:

@@ -70,6 +70,7 @@ def _row(
         "fidelity_top1": 0.99 - 0.1 * v_index if scored else None,
         "fidelity_kl": 0.001 * v_index if scored else None,
         "fidelity_n": 128 if scored else None,
+        "quantized_share": 1.0 if scored and variant.startswith(("int", "fp8")) else None,
         "status": "ok",
         "error": None,
         "recorded_at": at.isoformat(timespec="seconds"),
