@@ -72,6 +72,7 @@ def skip_reason(task: str, variant: str) -> str | None:
 def _export(module: Any, args: tuple, path: Path, names: list[str], dynamic: Any = None) -> None:
     import torch
 
+    module.eval()  # the wrappers are new modules, in training mode; the models inside are not
     torch.onnx.export(
         module, args, str(path), input_names=names, dynamic_shapes=dynamic, dynamo=True
     )
