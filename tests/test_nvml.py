@@ -179,13 +179,19 @@ def test_foreign_processes_on_the_measured_gpu_are_found():
     assert foreign_processes(nvml, gpus) == [("GPU-bbbb2222", 4242)]
 
 
+def _cell_meter_on(nvml, visible, base, monkeypatch):
+    """The meter a cell on cuda:0 gets, over the fake NVML, its sampler driven by hand."""
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", visible)
+    monkeypatch.setattr(gpu_meter, "torch_uuid_of", lambda index: None)
+    monkeypatch.setattr(gpu_meter.PowerSampler, "start", lambda self: None)
+    cell_meter = gpu_meter.nvml_meter_for(0, base, nvml)
+    cell_meter.gpu.sampler.clock = lambda: nvml.now
+    return cell_meter
+
+
 def test_the_cell_meter_adds_gpu_energy_trace_and_emissions(clock, meter, monkeypatch):
     nvml = fleet(g0={"pids": [999]})
-    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "GPU-aaaa1111")
-    monkeypatch.setattr(gpu_meter, "torch_uuid_of", lambda index: None)
-    monkeypatch.setattr(gpu_meter.PowerSampler, "start", lambda self: None)  # sampled by hand
-    cell_meter = gpu_meter.nvml_meter_for(0, meter, nvml)
-    cell_meter.gpu.sampler.clock = lambda: nvml.now
+    cell_meter = _cell_meter_on(nvml, "GPU-aaaa1111", meter, monkeypatch)
     cell_meter.begin_window()
     clock.sleep(2.0)
     nvml.now += 2.0
@@ -317,15 +323,6 @@ def test_the_terminal_warns_about_foreign_processes_on_a_measured_gpu():
     assert (
         "warning: slm/fp32/cuda:0: other processes computed on its GPU during 1 window(s)" in text
     )
-
-
-def _cell_meter_on(nvml, visible, base, monkeypatch):
-    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", visible)
-    monkeypatch.setattr(gpu_meter, "torch_uuid_of", lambda index: None)
-    monkeypatch.setattr(gpu_meter.PowerSampler, "start", lambda self: None)
-    cell_meter = gpu_meter.nvml_meter_for(0, base, nvml)
-    cell_meter.gpu.sampler.clock = lambda: nvml.now
-    return cell_meter
 
 
 def _load_on(nvml, clock, sampler):
