@@ -1,9 +1,10 @@
 """On a CUDA GPU: greenbench's GPU energy for fixed windows against a direct NVML counter read.
 
-The meter is the one a cell gets (`runner.make_meter`: NVML found by UUID, CodeCarbon for CPU
-and RAM). Around each of its windows this script reads NVML's total-energy counter itself,
-through its own handle (nvmlDeviceGetHandleByUUID on torch's UUID), and reports the gap, the
-power trace's integral as a second estimate, and the CV of greenbench's energy over windows.
+The meter is the one a cell gets (the CUDA backend's `make_meter`: NVML found by UUID,
+CodeCarbon for CPU and RAM). Around each of its windows this script reads NVML's total-energy
+counter itself, through its own handle (nvmlDeviceGetHandleByUUID on torch's UUID), and
+reports the gap, the power trace's integral as a second estimate, and the CV of greenbench's
+energy over windows.
 Loads: `matmul` (bf16 8192^3 products back to back: near full power) and `idle`.
 
     python benchmarks/nvml_check.py [--device cuda:0] [--seconds 10] [--windows 5]
@@ -23,11 +24,11 @@ from collections.abc import Callable
 
 import torch
 
-from greenbench.backends.torch_device import device_index, synchronize
+from greenbench.backends import backend_for
+from greenbench.backends.cuda import device_index
 from greenbench.carbon.zones import resolve_zone
 from greenbench.energy.crosscheck import CheckSummary, WindowCheck, check_window, summarise
 from greenbench.energy.gpu_meter import torch_uuid_of
-from greenbench.runner import make_meter
 
 
 def matmul_load(device: str) -> Callable[[float], None]:
@@ -88,7 +89,8 @@ def main() -> int:
         sys.exit("no CUDA GPU: run this on a machine with one")
 
     device = args.device if ":" in args.device else f"{args.device}:0"
-    meter = make_meter(device, resolve_zone(args.zone), lambda event: print(event["stage"]))
+    backend = backend_for(device)
+    meter = backend.make_meter(device, resolve_zone(args.zone), lambda event: print(event["stage"]))
     read = direct_counter(device)
     loads = {"matmul": lambda: matmul_load(device), "idle": lambda: time.sleep}
     print(f"{torch.cuda.get_device_name(device)}, driver via NVML; meter {type(meter).__name__}")
@@ -97,7 +99,7 @@ def main() -> int:
         for name in args.load or ["matmul", "idle"]:
             load = loads[name]()
             checks = [
-                check_window(meter, read, load, args.seconds, lambda: synchronize(device))
+                check_window(meter, read, load, args.seconds, lambda: backend.synchronize(device))
                 for _ in range(args.windows)
             ]
             summary = summarise(checks, args.tolerance / 100)

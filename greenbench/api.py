@@ -12,10 +12,10 @@ from typing import Any, Protocol
 
 import pandas as pd
 
-from greenbench.backends.torch_device import check_available
+from greenbench.backends import check_available
+from greenbench.backends import skip_reason as backend_skip_reason
 from greenbench.errors import GreenbenchError
 from greenbench.executors.local import CellFailed, run_in_child
-from greenbench.models import family
 from greenbench.records import COLUMNS, unfinished_records
 from greenbench.results import load_results
 from greenbench.runner import CellSkipped, cell_context, cell_spec, one_line
@@ -275,10 +275,8 @@ def _account(records: list[dict], names: Sequence[str], zone: str, store: RunSto
 
 def skip_reason(cell: Cell) -> str | None:
     """Why the cell's variant cannot run its workload on its device, known without running."""
-    preset = get_preset(cell.workload)
-    return get_variant(cell.variant).skip_reason(
-        preset.task, family(preset.architecture), cell.device
-    )
+    kind = get_preset(cell.workload).kind
+    return backend_skip_reason(kind, get_variant(cell.variant), cell.device)
 
 
 def _finished_cells(latest: pd.DataFrame, suite: Suite) -> set[str]:

@@ -204,7 +204,7 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_devices(console: Console) -> int:
-    from greenbench.devices import list_devices
+    from greenbench.backends import list_devices
 
     table = Table(title="devices", title_justify="left")
     for header in ("--device", "present", "what", "energy measured by"):
@@ -222,6 +222,7 @@ def cmd_devices(console: Console) -> int:
 
 
 def cmd_list(console: Console) -> int:
+    from greenbench.backends import variant_devices
     from greenbench.models import parameter_count
     from greenbench.suite import builtin_suites
     from greenbench.variants import COMPILE_SUFFIX, known_variants
@@ -249,7 +250,7 @@ def cmd_list(console: Console) -> int:
         variants.add_row(
             base.name,
             "yes" if base.training else "no",
-            ", ".join(base.device_types),
+            ", ".join(variant_devices(variant)),
             base.description,
         )
     console.print(variants)

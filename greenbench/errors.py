@@ -12,3 +12,9 @@ class SuiteError(GreenbenchError):
         self.source, self.key, self.problem = source, key, problem
         where = f"{source}: key '{key}'" if key else source
         super().__init__(f"{where}: {problem}")
+
+
+def one_line(error: BaseException) -> str:
+    """An exception as one line for records and the terminal: its type and its message."""
+    text = " ".join(str(error).split()) or "no message"
+    return f"{type(error).__name__}: {text}"[:500]

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 import pandas as pd
 
 from greenbench.energy.meter import COMPONENTS
+from greenbench.tasks import ordered_phases
+from greenbench.variants import variant_order
 
 # Student's t, two-sided 95% (0.975 quantile), for 1..30 degrees of freedom.
 _T975 = [
@@ -94,18 +96,17 @@ def ratio(a: Summary, b: Summary) -> Ratio:
 
 
 SUMMARY_KEYS = ["workload", "phase", "variant", "device"]
-PHASE_ORDER = ("prefill", "decode", "forward", "train")
+PHASE_ORDER = ordered_phases()
 
 
 def phase_order(phase: str) -> tuple[int, str]:
-    """Sort key: prefill, decode, forward, train, then any other phase by name."""
+    """Sort key: the kinds' phases in registry order (prefill, decode, forward, train), then
+    any other phase by name."""
     return (PHASE_ORDER.index(phase) if phase in PHASE_ORDER else len(PHASE_ORDER), phase)
 
 
 def in_catalogue_order(frame: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
     """`frame` sorted by `keys`, phases and variants in catalogue order (fp32 first)."""
-    from greenbench.variants import variant_order
-
     order = {"phase": phase_order, "variant": variant_order}
     return frame.sort_values(
         list(keys), key=lambda col: col.map(order[col.name]) if col.name in order else col

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from greenbench.backends.torch_device import parse_device
+from greenbench.backends import parse_device
 from greenbench.carbon.zones import default_zone, resolve_zone
 from greenbench.errors import SuiteError
 from greenbench.protocol import ProtocolSettings

@@ -7,7 +7,9 @@ Quantization bases are inference-only.
 
 A variant that does not apply is skipped with the reason, never failed. Reasons known from the
 names alone (task, model family, device type) are found before a child process starts;
-reasons that need the device itself (compute capability) are found in the child.
+reasons that need the device itself (compute capability) are found in the child. Which devices
+a variant runs on is each backend's to say (greenbench/backends); this module knows only what a
+variant does to a torch model.
 """
 
 from __future__ import annotations
@@ -17,25 +19,9 @@ import warnings
 from dataclasses import dataclass
 from typing import Any
 
-from greenbench.backends.torch_device import device_type
+from greenbench.tasks.base import WorkloadKind
 
 COMPILE_SUFFIX = "+compile"
-
-
-def _onnx_runtime() -> Any:
-    from greenbench.backends import onnx_runtime
-
-    return onnx_runtime
-
-
-def _openvino() -> Any:
-    from greenbench.backends import openvino_runtime
-
-    return openvino_runtime
-
-
-# device kinds that run exported graphs, not torch modules: they decide their own variants
-GRAPH_RUNTIMES = {"onnxruntime": _onnx_runtime, "openvino": _openvino}
 BASELINE = "fp32"
 
 
@@ -45,7 +31,6 @@ class Base:
     description: str
     training: bool = True  # whether training workloads can use it
     linear_only: bool = False  # quantizes nn.Linear layers only (LMs, not CNNs)
-    device_types: tuple[str, ...] = ("cpu", "cuda", "mps", "xpu", "npu")
     needs: str | None = None  # an importable package
 
 
@@ -60,14 +45,12 @@ BASES: dict[str, Base] = {
             "int8 weights, activations quantized per call (torch dynamic quantization)",
             training=False,
             linear_only=True,
-            device_types=("cpu",),
         ),
         Base(
             "int8-wo",
             "int8 weight-only (torchao); activations bf16 on GPUs, fp32 on the CPU",
             training=False,
             linear_only=True,
-            device_types=("cpu", "cuda"),
             needs="torchao",
         ),
         Base(
@@ -75,7 +58,6 @@ BASES: dict[str, Base] = {
             "int4 weight-only, groups of up to 128 on GPUs (tinygemm) and 32 on the CPU (torchao)",
             training=False,
             linear_only=True,
-            device_types=("cpu", "cuda"),
             needs="torchao",
         ),
         Base(
@@ -83,14 +65,10 @@ BASES: dict[str, Base] = {
             "float8 e4m3 weights and activations, per-row scales (torchao)",
             training=False,
             linear_only=True,
-            device_types=("cuda",),
             needs="torchao",
         ),
     )
 }
-
-# base -> the smallest CUDA compute capability it runs on
-MIN_CUDA_CAPABILITY = {"bf16": (8, 0), "int4-wo": (8, 0), "fp8": (8, 9)}
 
 
 @dataclass(frozen=True)
@@ -109,39 +87,23 @@ class Variant:
         """fp32 eager is what every other variant's fidelity is scored against."""
         return self.name == BASELINE
 
-    def skip_reason(self, task: str, family: str, device: str) -> str | None:
-        """Why this variant cannot run `task` on a `family` model on `device`, or None."""
-        base, kind = self.base, device_type(device)
-        if kind in GRAPH_RUNTIMES:
-            reason = GRAPH_RUNTIMES[kind]().skip_reason(task, self.name)
-            if reason:
-                return reason
-        if task == "training" and not base.training:
+    def skip_reason(self, kind: WorkloadKind) -> str | None:
+        """Why this variant cannot run a workload of `kind` on any device, or None."""
+        base = self.base
+        if kind.task == "training" and not base.training:
             return f"{base.name} is an inference variant; training runs fp32, bf16 or fp16"
-        if base.linear_only and family != "causal-lm":
+        if base.linear_only and not kind.linear_quantization:
             return (
                 f"{base.name} quantizes Linear layers only; a convolutional network would stay "
                 "fp32 in its convolutions"
             )
-        if kind not in base.device_types and kind not in GRAPH_RUNTIMES:
-            return f"{base.name} runs on {' and '.join(base.device_types)}, not {kind}"
-        if base.needs and importlib.util.find_spec(base.needs) is None:
-            return f"{base.name} needs the {base.needs} package: pip install {base.needs}"
         return None
 
-    def device_skip_reason(self, device: str) -> str | None:
-        """Why this device itself cannot run the variant; call where the device is usable."""
-        if device_type(device) != "cuda" or self.base.name not in MIN_CUDA_CAPABILITY:
-            return None
-        import torch
-
-        need = MIN_CUDA_CAPABILITY[self.base.name]
-        have = torch.cuda.get_device_capability(device)
-        if have < need:
-            return (
-                f"{self.base.name} needs compute capability >= {need[0]}.{need[1]}; "
-                f"{torch.cuda.get_device_name(device)} has {have[0]}.{have[1]}"
-            )
+    def missing_package(self) -> str | None:
+        """Why this variant cannot run here for want of a package, or None."""
+        needs = self.base.needs
+        if needs and importlib.util.find_spec(needs) is None:
+            return f"{self.base.name} needs the {needs} package: pip install {needs}"
         return None
 
     def autocast_dtype(self) -> Any:
@@ -199,9 +161,10 @@ def _torchao(make_config: Any):
         import torch
         from torchao.quantization import quantize_
 
-        if device_type(device) == "cuda":
+        kind = torch.device(device).type
+        if kind == "cuda":
             model = model.to(torch.bfloat16)  # torchao's GPU kernels take bf16 activations
-        quantize_(model, make_config(device_type(device), model))
+        quantize_(model, make_config(kind, model))
         return model
 
     return apply

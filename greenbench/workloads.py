@@ -11,8 +11,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-LM_PHASES = ("prefill", "decode")
-KINDS = ("lm-inference", "vision-inference", "lm-training", "vision-training")
+from greenbench.models import check_weights
+from greenbench.tasks import get_kind
+from greenbench.tasks.base import Task, WorkloadKind
+
 OPTIONAL_PARAMS = ("weights",)  # accepted by every preset, absent by default
 
 
@@ -20,18 +22,13 @@ OPTIONAL_PARAMS = ("weights",)  # accepted by every preset, absent by default
 class WorkloadPreset:
     name: str
     architecture: str  # a key of models.ARCHITECTURES
-    kind: str  # one of KINDS; picks the task module
+    kind: WorkloadKind  # what a cell does with the model: phases, units, inputs, fidelity
     defaults: Mapping[str, Any] = field(default_factory=dict)
     description: str = ""
 
     @property
-    def task(self) -> str:
-        """ "inference" or "training"."""
-        return self.kind.split("-", 1)[1]
-
-    @property
-    def unit(self) -> str:
-        return "token" if self.kind.startswith("lm-") else "image"
+    def task(self) -> Task:
+        return self.kind.task
 
     def resolve_params(self, overrides: Mapping[str, Any]) -> dict[str, Any]:
         """Defaults updated by `overrides`; raises ValueError naming the bad key."""
@@ -40,41 +37,24 @@ class WorkloadPreset:
             if key not in self.defaults and key not in OPTIONAL_PARAMS:
                 known = ", ".join(sorted([*self.defaults, *OPTIONAL_PARAMS]))
                 raise ValueError(f"unknown parameter '{key}' for {self.name} (known: {known})")
-            params[key] = _check_param(key, value)
+            params[key] = self._check_param(key, value)
         return params
 
+    def _check_param(self, key: str, value: Any) -> Any:
+        if key == "weights":
+            if not isinstance(value, str) or not value.strip():
+                raise ValueError("'weights' must be a local directory or a cached hub id")
+            return check_weights(value.strip())
+        return self.kind.check_param(key, value)
+
     def phases(self, params: Mapping[str, Any]) -> tuple[str, ...]:
-        if self.kind == "lm-inference":
-            return tuple(params["phases"])
-        return ("train",) if self.task == "training" else ("forward",)
+        return self.kind.phase_names(params)
 
 
-def _check_param(key: str, value: Any) -> Any:
-    if key == "phases":
-        if (
-            not isinstance(value, list)
-            or not value
-            or any(p not in LM_PHASES for p in value)
-            or len(set(value)) != len(value)
-        ):
-            raise ValueError(f"'phases' must be a non-empty list drawn from {list(LM_PHASES)}")
-        return [p for p in LM_PHASES if p in value]
-    if key == "weights":
-        from greenbench.models import check_weights
-
-        if not isinstance(value, str) or not value.strip():
-            raise ValueError("'weights' must be a local directory or a cached hub id")
-        return check_weights(value.strip())
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"'{key}' must be a whole number >= 1, got {value!r}")
-    if key == "image_size" and value < 32:
-        raise ValueError(f"'image_size' must be >= 32, got {value}")
-    return value
-
-
-def _preset(name: str, architecture: str, kind: str, description: str, **defaults: Any):
-    if kind == "lm-inference":
-        defaults = {"phases": list(LM_PHASES), **defaults}
+def _preset(name: str, architecture: str, kind_name: str, description: str, **defaults: Any):
+    kind = get_kind(kind_name)
+    if kind.selectable_phases:
+        defaults = {"phases": list(kind.phases), **defaults}
     return WorkloadPreset(name, architecture, kind, defaults, description)
 
 

@@ -1,5 +1,5 @@
+from greenbench.backends.cpu import cpu_info, rapl_domains
 from greenbench.cli import main
-from greenbench.devices import cpu_info, rapl_domains
 
 
 def fake_powercap(root, zones):
@@ -36,11 +36,10 @@ def test_devices_command_lists_the_cpu_and_why_others_are_missing(capsys):
 
 
 def test_install_hints_in_brackets_are_printed_as_written(capsys, monkeypatch):
-    from greenbench import devices
+    from greenbench import backends
+    from greenbench.backends.base import DeviceInfo
 
-    missing = devices.DeviceInfo(
-        "openvino:*", False, "OpenVINO", "pip install 'greenbench[openvino]'"
-    )
-    monkeypatch.setattr(devices, "list_devices", lambda: [missing])
+    missing = DeviceInfo("openvino:*", False, "OpenVINO", "pip install 'greenbench[openvino]'")
+    monkeypatch.setattr(backends, "list_devices", lambda: [missing])
     assert main(["devices"]) == 0
     assert "pip install 'greenbench[openvino]'" in capsys.readouterr().out

@@ -6,12 +6,17 @@ import pytest
 pytest.importorskip("onnxruntime")
 
 import greenbench
-from greenbench.backends import onnx_runtime
-from greenbench.backends.torch_device import check_available, parse_device
+from greenbench.backends import check_available, onnx_runtime, parse_device, skip_reason
 from greenbench.errors import GreenbenchError
 from greenbench.models import build_model
 from greenbench.tasks import make_phases
+from greenbench.variants import get_variant
 from greenbench.workloads import PRESETS
+
+
+def graphs(preset, model, params, variant):
+    session = onnx_runtime.ort_session("onnxruntime:CPU", variant)
+    return onnx_runtime.prepare_graphs(preset.kind, model, params, session)
 
 
 def test_devices_parse_and_name_the_missing_provider():
@@ -28,7 +33,7 @@ def test_lm_phases_decode_the_same_tokens_as_torch():
     preset = PRESETS["slm-tiny"]
     params = preset.resolve_params({"batch": 2, "prompt_tokens": 6, "new_tokens": 5})
     model = build_model(preset.architecture)
-    phases, logits = onnx_runtime.prepare("lm-inference", model, params, "onnxruntime:CPU", "fp32")
+    phases, logits = graphs(preset, model, params, "fp32")
     prefill, decode = phases
     assert (prefill.units_per_call, decode.units_per_call) == (12, 10)
     out = prefill.step()
@@ -47,24 +52,32 @@ def test_vision_forward_agrees_with_torch_and_int8_runs():
     preset = PRESETS["resnet-tiny"]
     params = preset.resolve_params({"batch": 3})
     model = build_model(preset.architecture)
-    (forward,), logits = onnx_runtime.prepare(
-        "vision-inference", model, params, "onnxruntime:CPU", "fp32"
-    )
+    (forward,), logits = graphs(preset, model, params, "fp32")
     (torch_forward,) = make_phases("vision-inference", model, params, "cpu")
     np.testing.assert_allclose(forward.step(), torch_forward.step().numpy(), rtol=1e-4, atol=1e-5)
     assert logits.shape == (32, 10)  # fidelity images, in batches of 3 (the last of 2)
 
     lm = PRESETS["slm-tiny"]
-    (prefill, _), _ = onnx_runtime.prepare(
-        "lm-inference", build_model(lm.architecture), lm.defaults, "onnxruntime:CPU", "int8-dynamic"
-    )
+    (prefill, _), _ = graphs(lm, build_model(lm.architecture), lm.defaults, "int8-dynamic")
     assert np.isfinite(prefill.step()[0]).all()
 
 
 def test_variants_and_tasks_that_do_not_apply_are_skipped():
-    assert "inference workloads" in onnx_runtime.skip_reason("training", "fp32")
-    assert "not bf16" in onnx_runtime.skip_reason("inference", "bf16")
-    assert onnx_runtime.skip_reason("inference", "int8-dynamic") is None
+    def reason(workload, variant):
+        return skip_reason(PRESETS[workload].kind, get_variant(variant), "onnxruntime:CPU")
+
+    assert "inference workloads" in reason("slm-tiny-train", "fp32")
+    assert reason("slm-tiny", "bf16") == "ONNX Runtime runs fp32 and int8-dynamic, not bf16"
+    assert reason("slm-tiny", "int8-dynamic") is None
+    assert "Linear layers only" in reason("resnet-tiny", "int8-dynamic")
+
+
+def test_cells_ask_ray_for_the_hardware_their_provider_uses():
+    from greenbench.executors.ray_executor import task_options
+
+    assert task_options("onnxruntime:CUDA")["num_gpus"] == 1
+    assert "num_gpus" not in task_options("onnxruntime:CPU")
+    assert task_options("onnxruntime:CPU")["resources"] == {"greenbench-node": 1}
 
 
 def test_a_run_on_onnx_runtime_records_energy_and_agreement_with_torch(tmp_path):

@@ -7,12 +7,18 @@ pytest.importorskip("openvino")
 pytest.importorskip("onnxscript")
 
 import greenbench
-from greenbench.backends import onnx_runtime, openvino_runtime
-from greenbench.backends.torch_device import check_available, parse_device
+from greenbench.backends import (
+    check_available,
+    onnx_runtime,
+    openvino_runtime,
+    parse_device,
+    skip_reason,
+)
+from greenbench.energy.meter import SharedPackageMeter
 from greenbench.errors import GreenbenchError
 from greenbench.models import build_model
-from greenbench.runner import SharedPackageMeter
 from greenbench.tasks import make_phases
+from greenbench.variants import get_variant
 from greenbench.workloads import PRESETS
 
 
@@ -30,9 +36,7 @@ def prepared(name, variant="fp32", **overrides):
     params = preset.resolve_params(overrides)
     model = build_model(preset.architecture)
     session = openvino_runtime.session_factory("openvino:CPU", variant)
-    phases, logits = onnx_runtime.prepare(
-        preset.kind, model, params, "openvino:CPU", variant, session
-    )
+    phases, logits = onnx_runtime.prepare_graphs(preset.kind, model, params, session)
     return model, params, phases, logits
 
 
@@ -50,9 +54,21 @@ def test_lm_decode_gives_torch_tokens_and_vision_torch_logits():
 
 
 def test_variant_rules():
-    assert openvino_runtime.skip_reason("inference", "bf16") is None
-    assert "not int8-dynamic" in openvino_runtime.skip_reason("inference", "int8-dynamic")
-    assert "inference workloads" in openvino_runtime.skip_reason("training", "fp32")
+    def reason(workload, variant, device="openvino:CPU"):
+        return skip_reason(PRESETS[workload].kind, get_variant(variant), device)
+
+    assert reason("slm-tiny", "bf16") is None
+    assert reason("slm-tiny", "int8-dynamic") == (
+        "OpenVINO runs fp32, bf16, fp16, int8-wo, not int8-dynamic"
+    )
+    assert "inference workloads" in reason("slm-tiny-train", "fp32")
+
+
+def test_only_intel_gpu_and_npu_cells_ask_ray_for_a_device_resource():
+    from greenbench.executors.ray_executor import task_options
+
+    assert task_options("openvino:CPU")["resources"] == {"greenbench-node": 1}
+    assert task_options("openvino:NPU")["resources"] == {"greenbench-node": 1, "intel-npu": 1}
 
 
 def test_npu_and_igpu_energy_is_labelled_as_inside_the_cpu_package(meter, clock):

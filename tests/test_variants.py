@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from greenbench.backends import backend_for, skip_reason
 from greenbench.models import build_model
 from greenbench.tasks import fidelity_logits, input_dtype
 from greenbench.variants import (
@@ -122,26 +123,30 @@ def test_order_puts_fp32_first_and_compiled_after_eager():
     ]
 
 
+def reason(variant, workload, device="cpu"):
+    return skip_reason(PRESETS[workload].kind, get_variant(variant), device)
+
+
 @pytest.mark.parametrize(
-    ("variant", "task", "family", "device", "reason"),
+    ("variant", "workload", "device", "expected"),
     [
-        ("fp8", "inference", "causal-lm", "cpu", "fp8 runs on cuda, not cpu"),
-        ("int8-dynamic", "inference", "causal-lm", "cuda:0", "runs on cpu, not cuda"),
-        ("int8-wo", "training", "causal-lm", "cpu", "inference variant"),
-        ("int4-wo", "inference", "image-classification", "cpu", "Linear layers only"),
-        ("int8-dynamic+compile", "training", "causal-lm", "cpu", "inference variant"),
+        ("fp8", "slm-tiny", "cpu", "fp8 runs on cuda, not cpu"),
+        ("int8-dynamic", "slm-tiny", "cuda:0", "runs on cpu, not cuda"),
+        ("int8-wo", "slm-tiny-train", "cpu", "inference variant"),
+        ("int4-wo", "resnet-tiny", "cpu", "Linear layers only"),
+        ("int8-dynamic+compile", "slm-tiny-train", "cpu", "inference variant"),
     ],
 )
-def test_variants_that_do_not_apply_give_the_reason(variant, task, family, device, reason):
-    assert reason in get_variant(variant).skip_reason(task, family, device)
+def test_variants_that_do_not_apply_give_the_reason(variant, workload, device, expected):
+    assert expected in reason(variant, workload, device)
 
 
 def test_variants_that_apply_have_no_reason():
     for name in ("fp32", "bf16", "fp16", "bf16+compile"):
-        for task in ("inference", "training"):
-            assert get_variant(name).skip_reason(task, "image-classification", "cpu") is None
+        for workload in ("resnet-tiny", "resnet-tiny-train"):
+            assert reason(name, workload) is None
     for name in ("int8-dynamic", "int8-wo", "int4-wo"):
-        assert get_variant(name).skip_reason("inference", "causal-lm", "cpu") is None
+        assert reason(name, "slm-tiny") is None
 
 
 def test_missing_package_is_a_skip_naming_the_install(monkeypatch):
@@ -151,20 +156,22 @@ def test_missing_package_is_a_skip_naming_the_install(monkeypatch):
     monkeypatch.setattr(
         importlib.util, "find_spec", lambda name: None if name == "torchao" else real(name)
     )
-    reason = get_variant("int8-wo").skip_reason("inference", "causal-lm", "cpu")
-    assert reason == "int8-wo needs the torchao package: pip install torchao"
+    assert reason("int8-wo", "slm-tiny") == "int8-wo needs the torchao package: pip install torchao"
 
 
 def test_compute_capability_below_the_minimum_is_a_skip(monkeypatch):
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (8, 0))
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "NVIDIA A100")
-    assert get_variant("fp8").device_skip_reason("cuda:0") == (
+    cuda = backend_for("cuda:0")
+    assert cuda.device_skip_reason(get_variant("fp8"), "cuda:0") == (
         "fp8 needs compute capability >= 8.9; NVIDIA A100 has 8.0"
     )
-    assert get_variant("bf16").device_skip_reason("cuda:0") is None
-    assert get_variant("fp8").device_skip_reason("cpu") is None
+    assert cuda.device_skip_reason(get_variant("bf16"), "cuda:0") is None
+    assert backend_for("cpu").device_skip_reason(get_variant("fp8"), "cpu") is None
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (7, 5))
-    assert "needs compute capability >= 8.0" in get_variant("int4-wo").device_skip_reason("cuda")
+    assert "needs compute capability >= 8.0" in cuda.device_skip_reason(
+        get_variant("int4-wo"), "cuda"
+    )
 
 
 def test_every_base_states_its_devices_and_training_support():

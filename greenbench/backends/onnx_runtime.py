@@ -1,21 +1,30 @@
 """The ONNX Runtime backend: export the torch model to ONNX, run it with an execution provider.
 
-Devices are `onnxruntime:PROVIDER` (CPU, CUDA, OpenVINO, QNN, VitisAI, DirectML). The same
-workloads and phases as torch: a vision forward; an LM prefill graph (prompt -> last-position
-logits and the KV cache) and a one-token decode-step graph (token + cache -> logits + cache),
-so decode runs exactly N greedy steps from the prefilled cache, as on torch. Variants: fp32, and
+Devices are `onnxruntime:PROVIDER` (CPU, CUDA, OpenVINO, QNN, VitisAI, DirectML). The workload
+kind exports its graphs (tasks/: a vision forward; an LM prefill graph and a one-token
+decode-step graph fed the KV cache), so the phases are those of torch. Variants: fp32, and
 int8-dynamic through onnxruntime.quantization. Fidelity compares with torch fp32 eager.
 """
 
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from greenbench.backends import cuda
+from greenbench.backends.base import DeviceInfo, Emit, Prepared, RayRequest
+from greenbench.carbon.zones import Zone
+from greenbench.energy.codecarbon_meter import CodeCarbonMeter
+from greenbench.energy.meter import Meter
 from greenbench.errors import GreenbenchError
+from greenbench.fidelity import score
+from greenbench.models import build_model
 from greenbench.protocol import Phase
+from greenbench.tasks.base import SessionFactory, WorkloadKind
+from greenbench.variants import Variant
+from greenbench.workloads import WorkloadPreset
 
 PREFIX = "onnxruntime"
 # what --device says -> (execution provider, the pip package that brings it)
@@ -27,55 +36,82 @@ PROVIDERS = {
     "VitisAI": ("VitisAIExecutionProvider", "onnxruntime-vitisai"),
     "DirectML": ("DmlExecutionProvider", "onnxruntime-directml"),
 }
-VARIANTS = ("fp32", "int8-dynamic")
 
 
-def parse(name: str) -> str:
-    """`onnxruntime:cpu` -> `onnxruntime:CPU`; ValueError naming the providers."""
-    _, _, provider = name.partition(":")
-    for known in PROVIDERS:
-        if provider.lower() == known.lower():
-            return f"{PREFIX}:{known}"
-    raise ValueError(
-        f"unknown ONNX Runtime provider '{provider}' (known: "
-        f"{', '.join(f'{PREFIX}:{p}' for p in PROVIDERS)})"
-    )
+def prepare_graphs(
+    kind: WorkloadKind, model: Any, params: Mapping[str, Any], session: SessionFactory
+) -> tuple[list[Phase], Any]:
+    """The kind's graphs exported to a fresh folder and opened with `session`: the phases, and
+    the logits on the fidelity inputs to score against torch."""
+    if kind.export_graphs is None:
+        raise GreenbenchError(f"workload kind '{kind.name}' has no ONNX graphs")
+    workdir = Path(tempfile.mkdtemp(prefix="greenbench-onnx-"))
+    return kind.export_graphs(model, params, session, workdir)
+
+
+class GraphRuntime:
+    """What the graph runtimes share: torch exports the graphs, the runtime runs them."""
+
+    name = "a graph runtime"
+    prefix = ""
+    device_type = ""
+    variants: frozenset[str] | None = None  # a runtime rules on variants itself
+    runs: tuple[str, ...] = ("fp32",)  # the variants it runs
+
+    def check_available(self, device: str) -> None:
+        return None
+
+    def skip_reason(self, kind: WorkloadKind, variant: Variant) -> str | None:
+        if kind.task == "training":
+            return f"{self.name} runs inference workloads; train with torch devices"
+        if kind.export_graphs is None:
+            return f"{self.name} cannot run {kind.name} workloads (no ONNX graphs for them)"
+        if variant.name not in self.runs:
+            return f"{self.name} runs {self.variant_list()}, not {variant.name}"
+        return None
+
+    def variant_list(self) -> str:
+        return " and ".join(self.runs)
+
+    def device_skip_reason(self, variant: Variant, device: str) -> str | None:
+        return None
+
+    def session_factory(self, device: str, variant: str) -> SessionFactory:
+        raise NotImplementedError
+
+    def prepare(
+        self,
+        workload: WorkloadPreset,
+        variant: Variant,
+        device: str,
+        params: Mapping[str, Any],
+        emit: Emit,
+    ) -> Prepared:
+        kind = workload.kind
+        assert kind.fidelity_logits is not None  # skip_reason let only inference kinds through
+        model = build_model(workload.architecture, weights=params.get("weights"))
+        reference = kind.fidelity_logits(model, params, "cpu")
+        emit({"type": "stage", "stage": "exporting to ONNX"})
+        session = self.session_factory(device, variant.name)
+        phases, logits = prepare_graphs(kind, model, params, session)
+        # the runtime's variant against torch fp32 eager
+        return Prepared(phases, score(reference, logits))
+
+    def make_meter(self, device: str, zone: Zone, emit: Emit) -> Meter:
+        return CodeCarbonMeter(zone.iso3, [], zone.source)
+
+    def synchronize(self, device: str) -> None:
+        return None  # a session's run() returns when the work is done
+
+    def free_memory_bytes(self, device: str) -> int | None:
+        return None
+
+    def node_device(self, device: str) -> str:
+        return device
 
 
 def provider_of(device: str) -> str:
     return PROVIDERS[device.partition(":")[2]][0]
-
-
-def check_available(device: str) -> None:
-    provider, package = PROVIDERS[device.partition(":")[2]]
-    try:
-        import onnxruntime
-    except ImportError:
-        raise GreenbenchError(
-            f"device '{device}' needs ONNX Runtime: pip install 'greenbench[onnx]'"
-        ) from None
-    if provider not in onnxruntime.get_available_providers():
-        raise GreenbenchError(
-            f"device '{device}' is not available: this onnxruntime has no {provider}; install "
-            f"{package} (and its driver) instead of onnxruntime"
-        )
-
-
-def skip_reason(task: str, variant: str) -> str | None:
-    if task == "training":
-        return "ONNX Runtime runs inference workloads; train with torch devices"
-    if variant not in VARIANTS:
-        return f"ONNX Runtime runs {' and '.join(VARIANTS)}, not {variant}"
-    return None
-
-
-def _export(module: Any, args: tuple, path: Path, names: list[str], dynamic: Any = None) -> None:
-    import torch
-
-    module.eval()  # the wrappers are new modules, in training mode; the models inside are not
-    torch.onnx.export(
-        module, args, str(path), input_names=names, dynamic_shapes=dynamic, dynamo=True
-    )
 
 
 def _quantize(path: Path) -> Path:
@@ -86,180 +122,87 @@ def _quantize(path: Path) -> Path:
     return out
 
 
-def _session(path: Path, device: str) -> Any:
-    import onnxruntime
-
-    return onnxruntime.InferenceSession(str(path), providers=[provider_of(device)])
-
-
-def _vision_module(model: Any) -> Any:
-    """A module with plain tensor input and output, which ONNX export needs."""
-    import torch
-
-    class Vision(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.model = model
-
-        def forward(self, pixel_values: Any) -> Any:
-            return self.model(pixel_values=pixel_values).logits
-
-    return Vision()
-
-
-def _lm_modules(model: Any) -> tuple[Any, Any, Any]:
-    """(full-logits graph for fidelity, prefill graph, decode-step graph)."""
-    import torch
-    from transformers import DynamicCache
-
-    layers = model.config.num_hidden_layers
-
-    def flat(cache: Any) -> list[Any]:
-        out = []
-        for layer in cache.layers:
-            out += [layer.keys, layer.values]
-        return out
-
-    class Full(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.model = model
-
-        def forward(self, input_ids: Any) -> Any:
-            return self.model(input_ids=input_ids, use_cache=False).logits
-
-    class Prefill(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.model = model
-
-        def forward(self, input_ids: Any) -> tuple:
-            out = self.model(input_ids=input_ids, use_cache=True, logits_to_keep=1)
-            return (out.logits, *flat(out.past_key_values))
-
-    class Step(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.model = model
-
-        def forward(self, input_ids: Any, *kv: Any) -> tuple:
-            cache = DynamicCache()
-            for i in range(layers):
-                cache.update(kv[2 * i], kv[2 * i + 1], i)
-            out = self.model(
-                input_ids=input_ids, past_key_values=cache, use_cache=True, logits_to_keep=1
-            )
-            return (out.logits, *flat(out.past_key_values))
-
-    return Full(), Prefill(), Step()
-
-
-Session = Callable[[Path], Any]  # an ONNX file -> an object with .run(None, feed) -> outputs
-
-
-def ort_session(device: str, variant: str) -> Session:
+def ort_session(device: str, variant: str) -> SessionFactory:
     def make(path: Path) -> Any:
-        return _session(_quantize(path) if variant == "int8-dynamic" else path, device)
+        import onnxruntime
+
+        model = _quantize(path) if variant == "int8-dynamic" else path
+        return onnxruntime.InferenceSession(str(model), providers=[provider_of(device)])
 
     return make
 
 
-def prepare(
-    kind: str,
-    model: Any,
-    params: Mapping[str, Any],
-    device: str,
-    variant: str,
-    session: Session | None = None,
-) -> tuple[list[Phase], Any]:
-    """Export to ONNX and open the graphs with `session` (ONNX Runtime's by default).
+class OnnxRuntimeBackend(GraphRuntime):
+    name = "ONNX Runtime"
+    prefix = PREFIX
+    device_type = PREFIX
+    forms = (f"{PREFIX}:{'|'.join(PROVIDERS)}",)
+    runs = ("fp32", "int8-dynamic")
 
-    Returns the phases and the logits on the fidelity inputs, to score against torch.
-    """
-    workdir = Path(tempfile.mkdtemp(prefix="greenbench-onnx-"))
-    session = session or ort_session(device, variant)
-    if kind == "vision-inference":
-        return _vision(model, params, session, workdir)
-    if kind == "lm-inference":
-        return _lm(model, params, session, workdir)
-    raise GreenbenchError(f"no graph-runtime task for workload kind '{kind}'")
+    def parse(self, name: str) -> str | None:
+        """`onnxruntime:cpu` -> `onnxruntime:CPU`; ValueError naming the providers."""
+        prefix, _, provider = name.strip().partition(":")
+        if prefix.lower() != PREFIX:
+            return None
+        for known in PROVIDERS:
+            if provider.lower() == known.lower():
+                return f"{PREFIX}:{known}"
+        raise ValueError(
+            f"unknown ONNX Runtime provider '{provider}' (known: "
+            f"{', '.join(f'{PREFIX}:{p}' for p in PROVIDERS)})"
+        )
+
+    def check_available(self, device: str) -> None:
+        provider, package = PROVIDERS[device.partition(":")[2]]
+        try:
+            import onnxruntime
+        except ImportError:
+            raise GreenbenchError(
+                f"device '{device}' needs ONNX Runtime: pip install 'greenbench[onnx]'"
+            ) from None
+        if provider not in onnxruntime.get_available_providers():
+            raise GreenbenchError(
+                f"device '{device}' is not available: this onnxruntime has no {provider}; "
+                f"install {package} (and its driver) instead of onnxruntime"
+            )
+
+    def session_factory(self, device: str, variant: str) -> SessionFactory:
+        return ort_session(device, variant)
+
+    def make_meter(self, device: str, zone: Zone, emit: Emit) -> Meter:
+        if device == f"{PREFIX}:CUDA":
+            return cuda.gpu_meter(0, zone, emit)  # the provider's default GPU
+        return super().make_meter(device, zone, emit)
+
+    def ray_request(self, device: str) -> RayRequest:
+        provider = device.partition(":")[2]
+        if provider == "CPU":
+            return RayRequest()
+        if provider == "CUDA":
+            return RayRequest(gpus=1)
+        return RayRequest(resources={f"{PREFIX}-{provider.lower()}": 1})
+
+    def device_rows(self) -> list[DeviceInfo]:
+        try:
+            import onnxruntime
+        except ImportError:
+            return [
+                DeviceInfo(f"{PREFIX}:*", False, "ONNX Runtime", "pip install 'greenbench[onnx]'")
+            ]
+        have = set(onnxruntime.get_available_providers())
+        rows = []
+        for name, (provider, package) in PROVIDERS.items():
+            present = provider in have
+            method = "as the device it runs on (CPU package, or NVML for CUDA)"
+            rows.append(
+                DeviceInfo(
+                    f"{PREFIX}:{name}",
+                    present,
+                    provider,
+                    method if present else f"install {package}",
+                )
+            )
+        return rows
 
 
-def _vision(model, params, make_session, workdir) -> tuple[list[Phase], Any]:
-    import numpy as np
-    import torch
-
-    from greenbench.tasks.vision_inference import FIDELITY_IMAGES, random_images
-
-    batch = params["batch"]
-    images = random_images(model, batch, params["image_size"], "cpu", seed=0)
-    path = workdir / "vision.onnx"
-    batch_dim = torch.export.Dim("batch", min=1, max=1 << 12)
-    _export(
-        _vision_module(model), (images,), path, ["pixel_values"], {"pixel_values": {0: batch_dim}}
-    )
-    session = make_session(path)
-    feed = {"pixel_values": images.numpy()}
-
-    def forward() -> Any:
-        return session.run(None, feed)[0]
-
-    checks = random_images(model, FIDELITY_IMAGES, params["image_size"], "cpu", seed=1)
-    logits = np.concatenate(
-        [session.run(None, {"pixel_values": b.numpy()})[0] for b in checks.split(batch)]
-    )
-    return [Phase("forward", "image", batch, forward)], torch.from_numpy(logits)
-
-
-def _lm(model, params, make_session, workdir) -> tuple[list[Phase], Any]:
-    import numpy as np
-    import torch
-
-    from greenbench.tasks.lm_inference import make_prompt
-
-    batch, new_tokens = params["batch"], params["new_tokens"]
-    prompt = make_prompt(model, params, "cpu")
-    full, prefill_module, step_module = _lm_modules(model)
-    layers = model.config.num_hidden_layers
-    names = [f"past_{i}" for i in range(2 * layers)]
-
-    with torch.no_grad():
-        first = prefill_module(prompt)
-    token = first[0][:, -1].argmax(-1, keepdim=True)
-    length = torch.export.Dim("cache_length", min=2, max=1 << 16)
-    paths = {name: workdir / f"{name}.onnx" for name in ("full", "prefill", "step")}
-    _export(full, (prompt,), paths["full"], ["input_ids"])
-    _export(prefill_module, (prompt,), paths["prefill"], ["input_ids"])
-    _export(
-        step_module,
-        (token, *first[1:]),
-        paths["step"],
-        ["input_ids", *names],
-        {"input_ids": None, "kv": tuple({2: length} for _ in names)},
-    )
-    sessions = {k: make_session(p) for k, p in paths.items()}
-    prompt_feed = {"input_ids": prompt.numpy()}
-    state: dict[str, Any] = {}
-
-    def prefill() -> Any:
-        return sessions["prefill"].run(None, prompt_feed)
-
-    def reset_decode() -> None:
-        out = prefill()
-        state["first"] = out[0][:, -1].argmax(-1)[:, None].astype(np.int64)
-        state["cache"] = out[1:]  # kept as is: every call starts from the prompt's cache
-
-    def decode() -> Any:
-        token, cache = state["first"], state["cache"]
-        for _ in range(new_tokens):
-            feed = {"input_ids": token, **dict(zip(names, cache, strict=True))}
-            out = sessions["step"].run(None, feed)
-            token, cache = out[0][:, -1].argmax(-1)[:, None].astype(np.int64), out[1:]
-        return token
-
-    phases = {
-        "prefill": Phase("prefill", "token", batch * params["prompt_tokens"], prefill),
-        "decode": Phase("decode", "token", batch * new_tokens, decode, reset=reset_decode),
-    }
-    logits = torch.from_numpy(sessions["full"].run(None, prompt_feed)[0])
-    return [phases[name] for name in params["phases"]], logits
+BACKEND = OnnxRuntimeBackend()

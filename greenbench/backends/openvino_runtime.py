@@ -1,11 +1,11 @@
 """The OpenVINO backend: `--device openvino:CPU|GPU|NPU`.
 
-The torch model is exported to the same ONNX graphs as the ONNX Runtime backend (vision forward;
-LM prefill and a one-token decode step fed the KV cache), converted with openvino.convert_model
-and compiled for the OpenVINO device, so the phases are the same as on torch. Variants: fp32,
-bf16 and fp16 set OpenVINO's inference precision; int8-wo compresses weights with NNCF.
-On Intel SoCs the NPU and the integrated GPU sit inside the CPU package's RAPL domain: their
-energy is in the CPU figure, which the method label says.
+The torch model is exported to the same ONNX graphs as for ONNX Runtime (the workload kind's
+graphs), converted with openvino.convert_model and compiled for the OpenVINO device, so the
+phases are the same as on torch. Variants: fp32, bf16 and fp16 set OpenVINO's inference
+precision; int8-wo compresses weights with NNCF. On Intel SoCs the NPU and the integrated GPU
+sit inside the CPU package's RAPL domain: their energy is in the CPU figure, which the method
+label says.
 """
 
 from __future__ import annotations
@@ -14,53 +14,23 @@ import importlib.util
 from pathlib import Path
 from typing import Any
 
+from greenbench.backends.base import DeviceInfo, Emit, RayRequest
+from greenbench.backends.onnx_runtime import GraphRuntime
+from greenbench.carbon.zones import Zone
+from greenbench.energy.codecarbon_meter import CodeCarbonMeter
+from greenbench.energy.meter import Meter, SharedPackageMeter
 from greenbench.errors import GreenbenchError
+from greenbench.tasks.base import SessionFactory, WorkloadKind
+from greenbench.variants import Variant
 
 PREFIX = "openvino"
 DEVICES = ("CPU", "GPU", "NPU")
 PRECISION = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}
-VARIANTS = (*PRECISION, "int8-wo")
-
-
-def parse(name: str) -> str:
-    _, _, target = name.partition(":")
-    if target.upper() not in DEVICES:
-        raise ValueError(
-            f"unknown OpenVINO device '{target}' (known: "
-            f"{', '.join(f'{PREFIX}:{d}' for d in DEVICES)})"
-        )
-    return f"{PREFIX}:{target.upper()}"
-
-
-def check_available(device: str) -> None:
-    try:
-        import openvino
-    except ImportError:
-        raise GreenbenchError(
-            f"device '{device}' needs OpenVINO: pip install 'greenbench[openvino]'"
-        ) from None
-    target = device.partition(":")[2]
-    have = openvino.Core().available_devices
-    if not offers(have, target):
-        raise GreenbenchError(
-            f"device '{device}' is not available: OpenVINO sees {', '.join(have) or 'nothing'}; "
-            f"install the {target} driver (Intel GPU or NPU driver) for this machine"
-        )
 
 
 def offers(available: list[str], target: str) -> bool:
     """Whether OpenVINO's device list (`GPU.0`, `NPU`, ...) has a `target` device."""
     return any(d == target or d.startswith(f"{target}.") for d in available)
-
-
-def skip_reason(task: str, variant: str) -> str | None:
-    if task == "training":
-        return "OpenVINO runs inference workloads; train with torch devices"
-    if variant not in VARIANTS:
-        return f"OpenVINO runs {', '.join(VARIANTS)}, not {variant}"
-    if variant == "int8-wo" and importlib.util.find_spec("nncf") is None:
-        return "int8-wo on OpenVINO needs NNCF: pip install nncf"
-    return None
 
 
 class _Compiled:
@@ -75,7 +45,7 @@ class _Compiled:
         return [results[output] for output in self.compiled.outputs]
 
 
-def session_factory(device: str, variant: str):
+def session_factory(device: str, variant: str) -> SessionFactory:
     import openvino
 
     core = openvino.Core()
@@ -95,9 +65,87 @@ def session_factory(device: str, variant: str):
     return make
 
 
-def method_note(device: str) -> str:
-    """What the CPU figure holds for this device."""
-    target = device.partition(":")[2]
-    if target == "CPU":
-        return ""
-    return f"openvino:{target} energy is inside the CPU package (RAPL) figure on Intel SoCs"
+class OpenVinoBackend(GraphRuntime):
+    name = "OpenVINO"
+    prefix = PREFIX
+    device_type = PREFIX
+    forms = (f"{PREFIX}:{'|'.join(DEVICES)}",)
+    runs = (*PRECISION, "int8-wo")
+
+    def variant_list(self) -> str:
+        return ", ".join(self.runs)
+
+    def parse(self, name: str) -> str | None:
+        prefix, _, target = name.strip().partition(":")
+        if prefix.lower() != PREFIX:
+            return None
+        if target.upper() not in DEVICES:
+            raise ValueError(
+                f"unknown OpenVINO device '{target}' (known: "
+                f"{', '.join(f'{PREFIX}:{d}' for d in DEVICES)})"
+            )
+        return f"{PREFIX}:{target.upper()}"
+
+    def check_available(self, device: str) -> None:
+        try:
+            import openvino
+        except ImportError:
+            raise GreenbenchError(
+                f"device '{device}' needs OpenVINO: pip install 'greenbench[openvino]'"
+            ) from None
+        target = device.partition(":")[2]
+        have = openvino.Core().available_devices
+        if not offers(have, target):
+            raise GreenbenchError(
+                f"device '{device}' is not available: OpenVINO sees "
+                f"{', '.join(have) or 'nothing'}; install the {target} driver (Intel GPU or NPU "
+                "driver) for this machine"
+            )
+
+    def skip_reason(self, kind: WorkloadKind, variant: Variant) -> str | None:
+        reason = super().skip_reason(kind, variant)
+        if reason is None and variant.name == "int8-wo" and not importlib.util.find_spec("nncf"):
+            return "int8-wo on OpenVINO needs NNCF: pip install nncf"
+        return reason
+
+    def session_factory(self, device: str, variant: str) -> SessionFactory:
+        return session_factory(device, variant)
+
+    def make_meter(self, device: str, zone: Zone, emit: Emit) -> Meter:
+        meter = CodeCarbonMeter(zone.iso3, [], zone.source)
+        return meter if device == f"{PREFIX}:CPU" else SharedPackageMeter(meter)
+
+    def ray_request(self, device: str) -> RayRequest:
+        target = device.partition(":")[2]
+        return (
+            RayRequest()
+            if target == "CPU"
+            else RayRequest(resources={f"intel-{target.lower()}": 1})
+        )
+
+    def device_rows(self) -> list[DeviceInfo]:
+        try:
+            import openvino
+        except ImportError:
+            return [
+                DeviceInfo(f"{PREFIX}:*", False, "OpenVINO", "pip install 'greenbench[openvino]'")
+            ]
+        have = openvino.Core().available_devices
+        rows = []
+        for target in DEVICES:
+            present = offers(have, target)
+            method = (
+                "CPU package via CodeCarbon" if target == "CPU" else "in-cpu-package (Intel SoC)"
+            )
+            rows.append(
+                DeviceInfo(
+                    f"{PREFIX}:{target}",
+                    present,
+                    f"OpenVINO {target}",
+                    method if present else f"no {target} driver for OpenVINO here",
+                )
+            )
+        return rows
+
+
+BACKEND = OpenVinoBackend()

@@ -1,129 +1,181 @@
-"""torch devices: parse names, check they exist here, synchronise at window edges."""
+"""torch devices: what every torch device type shares (eager models prepared by variants), and
+the accelerators that CodeCarbon measures only through the CPU package: mps, xpu, npu.
+
+CPU and CUDA have modules of their own (cpu.py, cuda.py): their meters and memory differ.
+"""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Mapping
+from typing import Any
 
+from greenbench.backends.base import DeviceInfo, Emit, Prepared, RayRequest
+from greenbench.carbon.zones import Zone
+from greenbench.energy.codecarbon_meter import CodeCarbonMeter
+from greenbench.energy.meter import Meter
 from greenbench.errors import GreenbenchError
+from greenbench.fidelity import score
+from greenbench.models import build_model
+from greenbench.tasks.base import WorkloadKind
+from greenbench.variants import Variant, linear_weight_sizes, quantized_share
+from greenbench.workloads import WorkloadPreset
 
-DEVICE_TYPES = ("cpu", "cuda", "mps", "xpu", "npu")
-_DEVICE_RE = re.compile(r"^(?P<type>[a-z]+)(?::(?P<index>\d+))?$")
-
-
-def parse_device(name: str) -> str:
-    """Normalise a device name (`cuda:0`, `cpu`, `onnxruntime:CPU`); ValueError when unknown."""
-    if name.strip().lower().startswith("onnxruntime:"):
-        from greenbench.backends import onnx_runtime
-
-        return onnx_runtime.parse(name.strip())
-    if name.strip().lower().startswith("openvino:"):
-        from greenbench.backends import openvino_runtime
-
-        return openvino_runtime.parse(name.strip())
-    match = _DEVICE_RE.match(name.strip().lower())
-    if not match or match["type"] not in DEVICE_TYPES:
-        raise ValueError(
-            f"unknown device '{name}' (known: {', '.join(DEVICE_TYPES)}, cuda:N, "
-            "onnxruntime:CPU|CUDA|OpenVINO|QNN|VitisAI|DirectML, openvino:CPU|GPU|NPU)"
-        )
-    if match["type"] == "cpu" and match["index"] is not None:
-        raise ValueError(f"unknown device '{name}': the CPU takes no index, use 'cpu'")
-    return name.strip().lower()
+PRECISIONS = frozenset({"fp32", "bf16", "fp16"})
 
 
-def device_type(device: str) -> str:
-    return device.split(":", 1)[0]
+class TorchBackend:
+    """A torch device type; subclasses say how to check, measure and synchronise it."""
 
+    name = "torch"
+    device_type = "cpu"
+    indexed = True  # takes `type:N`
+    forms: tuple[str, ...] = ()  # set per device type below
+    variants: frozenset[str] | None = PRECISIONS
 
-def device_index(device: str) -> int:
-    _, _, index = device.partition(":")
-    return int(index) if index else 0
-
-
-def check_available(device: str) -> None:
-    """Raise GreenbenchError naming what is missing when `device` cannot be used here."""
-    import torch
-
-    kind = device_type(device)
-    if kind == "cpu":
-        return
-    if kind == "onnxruntime":
-        from greenbench.backends import onnx_runtime
-
-        onnx_runtime.check_available(device)
-        return
-    if kind == "openvino":
-        from greenbench.backends import openvino_runtime
-
-        openvino_runtime.check_available(device)
-        return
-    if kind == "cuda":
-        if not torch.cuda.is_available():
-            raise GreenbenchError(
-                f"device '{device}' is not available: this torch ({torch.__version__}) sees no "
-                "CUDA GPU; install a CUDA build of torch and the NVIDIA driver, or use --device cpu"
+    def parse(self, name: str) -> str | None:
+        text = name.strip().lower()
+        match = re.fullmatch(rf"{self.device_type}(?::(?P<index>\d+))?", text)
+        if not match:
+            return None
+        if match["index"] is not None and not self.indexed:
+            raise ValueError(
+                f"unknown device '{name}': {self.name} takes no index, use '{self.device_type}'"
             )
-        count = torch.cuda.device_count()
-        if device_index(device) >= count:
-            raise GreenbenchError(
-                f"device '{device}' is not available: {count} CUDA device(s) visible "
-                f"(check CUDA_VISIBLE_DEVICES), use cuda:0..cuda:{count - 1}"
-            )
-        return
-    if kind == "mps":
-        if not torch.backends.mps.is_available():
-            raise GreenbenchError(
-                f"device '{device}' is not available: MPS needs Apple silicon and macOS 12.3+"
-            )
-        return
-    if kind == "xpu":
-        if not (hasattr(torch, "xpu") and torch.xpu.is_available()):
-            raise GreenbenchError(
-                f"device '{device}' is not available: this torch sees no Intel XPU; install "
-                "torch's XPU build and the Intel GPU driver"
-            )
-        return
-    if kind == "npu":
+        return text
+
+    def check_available(self, device: str) -> None:
+        return None
+
+    def skip_reason(self, kind: WorkloadKind, variant: Variant) -> str | None:
+        return None  # the variant rules and `variants` say it all for eager torch
+
+    def device_skip_reason(self, variant: Variant, device: str) -> str | None:
+        return None
+
+    def prepare(
+        self,
+        workload: WorkloadPreset,
+        variant: Variant,
+        device: str,
+        params: Mapping[str, Any],
+        emit: Emit,
+    ) -> Prepared:
+        """The variant's model on the device and its phases; for inference its fidelity to
+        fp32, for quantization how much of the model it quantized."""
+        kind = workload.kind
+        model = build_model(workload.architecture, weights=params.get("weights")).to(device)
+        if kind.task == "training":
+            model = variant.prepare_for_training(model)
+            return Prepared(kind.make_phases(model, params, device, variant.autocast_dtype()))
+        logits = kind.fidelity_logits
+        reference = None
+        if logits is not None and not variant.is_baseline:
+            reference = logits(model, params, device).cpu()
+        sizes = linear_weight_sizes(model) if variant.quantizes else None
+        model = variant.prepare_for_inference(model, device)
+        share = quantized_share(model, sizes) if sizes else None
+        fidelity = None
+        if logits is not None and reference is not None:
+            emit({"type": "stage", "stage": "scoring fidelity"})
+            fidelity = score(reference, logits(model, params, device))
+        return Prepared(kind.make_phases(model, params, device, None), fidelity, share)
+
+    def make_meter(self, device: str, zone: Zone, emit: Emit) -> Meter:
+        return CodeCarbonMeter(zone.iso3, [], zone.source)
+
+    def synchronize(self, device: str) -> None:
+        return None
+
+    def free_memory_bytes(self, device: str) -> int | None:
+        return None
+
+    def ray_request(self, device: str) -> RayRequest:
+        return RayRequest(resources={self.device_type: 1})  # nodes that say they have one
+
+    def node_device(self, device: str) -> str:
+        return device
+
+
+class TorchAccelerator(TorchBackend):
+    """An accelerator torch drives, measured by CodeCarbon as the CPU package and RAM."""
+
+    def __init__(
+        self,
+        device_type: str,
+        name: str,
+        available: Callable[[str], None],
+        synchronize: Callable[[str], None],
+    ) -> None:
+        self.device_type, self.name, self.forms = device_type, name, (device_type,)
+        self._available, self._synchronize = available, synchronize
+
+    def check_available(self, device: str) -> None:
+        self._available(device)
+
+    def synchronize(self, device: str) -> None:
+        self._synchronize(device)
+
+    def device_rows(self) -> list[DeviceInfo]:
         try:
-            import torch_npu  # noqa: F401
-        except ImportError:
-            raise GreenbenchError(
-                f"device '{device}' is not available: Ascend NPUs need the torch_npu package "
-                "and the CANN toolkit"
-            ) from None
-        if not torch.npu.is_available():  # type: ignore[attr-defined]
-            raise GreenbenchError(f"device '{device}' is not available: torch_npu sees no NPU")
+            self.check_available(self.device_type)
+        except GreenbenchError as e:
+            return [DeviceInfo(self.device_type, False, self.name, str(e).split(": ", 1)[-1])]
+        method = "CPU package energy and RAM via CodeCarbon"
+        return [DeviceInfo(self.device_type, True, self.name, method)]
 
 
-def synchronize(device: str) -> None:
-    """Wait for queued device work, so a window edge marks the end of real work."""
+def _mps_available(device: str) -> None:
     import torch
 
-    kind = device_type(device)
-    if kind == "cuda":
-        torch.cuda.synchronize(device)
-    elif kind == "mps":
-        torch.mps.synchronize()
-    elif kind == "xpu":
-        torch.xpu.synchronize(device)
-    elif kind == "npu":
-        torch.npu.synchronize(device)  # type: ignore[attr-defined]
+    if not torch.backends.mps.is_available():
+        raise GreenbenchError(
+            f"device '{device}' is not available: MPS needs Apple silicon and macOS 12.3+"
+        )
 
 
-def gpu_indices(device: str) -> list[int]:
-    """The CUDA indices (as torch numbers them) that a cell on `device` uses."""
-    return [device_index(device)] if device_type(device) == "cuda" else []
+def _mps_synchronize(device: str) -> None:
+    import torch
+
+    torch.mps.synchronize()
 
 
-def free_memory_bytes(device: str) -> int | None:
-    """Memory free for a new model on `device`, or None where we cannot tell."""
-    kind = device_type(device)
-    if kind == "cpu":
-        import psutil
+def _xpu_available(device: str) -> None:
+    import torch
 
-        return psutil.virtual_memory().available
-    if kind == "cuda":
-        import torch
+    if not (hasattr(torch, "xpu") and torch.xpu.is_available()):
+        raise GreenbenchError(
+            f"device '{device}' is not available: this torch sees no Intel XPU; install "
+            "torch's XPU build and the Intel GPU driver"
+        )
 
-        return torch.cuda.mem_get_info(device)[0]
-    return None
+
+def _xpu_synchronize(device: str) -> None:
+    import torch
+
+    torch.xpu.synchronize(device)
+
+
+def _npu_available(device: str) -> None:
+    import torch
+
+    try:
+        import torch_npu  # noqa: F401
+    except ImportError:
+        raise GreenbenchError(
+            f"device '{device}' is not available: Ascend NPUs need the torch_npu package "
+            "and the CANN toolkit"
+        ) from None
+    if not torch.npu.is_available():  # type: ignore[attr-defined]
+        raise GreenbenchError(f"device '{device}' is not available: torch_npu sees no NPU")
+
+
+def _npu_synchronize(device: str) -> None:
+    import torch
+
+    torch.npu.synchronize(device)  # type: ignore[attr-defined]
+
+
+MPS = TorchAccelerator("mps", "Apple GPU", _mps_available, _mps_synchronize)
+XPU = TorchAccelerator("xpu", "Intel GPU", _xpu_available, _xpu_synchronize)
+NPU = TorchAccelerator("npu", "Ascend NPU", _npu_available, _npu_synchronize)

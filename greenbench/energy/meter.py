@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -36,3 +37,21 @@ class Meter(Protocol):
     def end_window(self) -> Measurement: ...
 
     def close(self) -> None: ...
+
+
+class SharedPackageMeter:
+    """A device inside the CPU package (an Intel iGPU or NPU): its energy is in the CPU figure,
+    so its own component is labelled `in-cpu-package` rather than measured apart."""
+
+    def __init__(self, base: Meter) -> None:
+        self.base = base
+
+    def begin_window(self) -> None:
+        self.base.begin_window()
+
+    def end_window(self) -> Measurement:
+        m = self.base.end_window()
+        return dataclasses.replace(m, methods={**m.methods, "gpu": "in-cpu-package"})
+
+    def close(self) -> None:
+        self.base.close()

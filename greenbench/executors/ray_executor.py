@@ -3,9 +3,11 @@
 Each task runs the cell exactly as the local executor does (a fresh `python -m
 greenbench.runner` child with its timeout), on a node that has the device. CodeCarbon measures
 the CPU and RAM of a whole machine, so a cell takes the node's `greenbench-node` resource (one
-per node): two cells never share a node, hence never a device. CUDA cells also take one GPU
-(Ray sets CUDA_VISIBLE_DEVICES, and the cell runs on that GPU as cuda:0); NPU and runtime cells
-take a custom resource named after the device type (`npu`, `xpu`, ...).
+per node): two cells never share a node, hence never a device. What else a cell asks for is its
+backend's `ray_request`: CUDA cells (and onnxruntime:CUDA) take one GPU (Ray sets
+CUDA_VISIBLE_DEVICES, and the cell runs on that GPU as cuda:0); mps, xpu and npu cells a custom
+resource of that name; openvino:GPU|NPU `intel-gpu` or `intel-npu`; onnxruntime providers other
+than CPU and CUDA `onnxruntime-PROVIDER` (lower case). CPU cells need nothing more.
 
 A task that dies with its worker or node fails only its cell (Ray does not retry it: a rerun
 would be a new measurement); `greenbench run --resume` reruns it.
@@ -19,7 +21,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from greenbench.backends.torch_device import device_type
+from greenbench.backends import backend_for
 from greenbench.errors import GreenbenchError
 
 NODE_RESOURCE = "greenbench-node"
@@ -59,12 +61,14 @@ def connect(address: str | None) -> Any:
 
 def task_options(device: str) -> dict[str, Any]:
     """What a cell on `device` asks Ray for."""
-    kind = device_type(device)
-    options: dict[str, Any] = {"num_cpus": 0, "max_retries": 0, "resources": {NODE_RESOURCE: 1}}
-    if kind == "cuda":
-        options["num_gpus"] = 1
-    elif kind != "cpu":
-        options["resources"][kind] = 1
+    request = backend_for(device).ray_request(device)
+    options: dict[str, Any] = {
+        "num_cpus": 0,
+        "max_retries": 0,
+        "resources": {NODE_RESOURCE: 1, **request.resources},
+    }
+    if request.gpus:
+        options["num_gpus"] = request.gpus
     return options
 
 
@@ -74,8 +78,8 @@ def node_spec(spec: dict[str, Any]) -> dict[str, Any]:
     zone = os.environ.get("GREENBENCH_ZONE")
     if zone:
         spec["context"]["zone"] = zone.strip().upper()
-    if device_type(spec["cell"]["device"]) == "cuda":
-        spec["cell"]["device"] = "cuda:0"  # the one GPU Ray made visible to this task
+    device = spec["cell"]["device"]
+    spec["cell"]["device"] = backend_for(device).node_device(device)
     spec["context"]["node"] = socket.gethostname()
     return spec
 
@@ -95,9 +99,6 @@ def run_on_node(spec: dict[str, Any], log_path: str, timeout_s: float, pid_file:
         return {"skipped": str(e), "context": spec["context"]}
     except CellFailed as e:
         return {"failed": str(e), "context": spec["context"]}
-
-
-Submitted = tuple[Any, Any]  # (cell, object ref)
 
 
 def run_cells(

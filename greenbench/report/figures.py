@@ -7,6 +7,7 @@ Inputs are escaped frames (report.data.escaped): labels here are already safe to
 
 from __future__ import annotations
 
+import itertools
 import json
 from dataclasses import dataclass
 
@@ -16,10 +17,13 @@ from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
 from greenbench.report.data import panels, pareto_front
+from greenbench.stats import PHASE_ORDER
 from greenbench.variants import BASES, variant_order
 
 FILTER_KEYS = ["workload", "variant", "device"]
-PHASE_COLORS = {"prefill": "#a6cee3", "decode": "#b2df8a", "forward": "#fdbf6f", "train": "#cab2d6"}
+# phase shading, in the kinds' phase order (prefill, decode, forward, train, ...)
+PHASE_PALETTE = ("#a6cee3", "#b2df8a", "#fdbf6f", "#cab2d6", "#fb9a99", "#ffff99", "#b15928")
+PHASE_COLORS = dict(zip(PHASE_ORDER, itertools.cycle(PHASE_PALETTE), strict=False))
 COMPONENT_COLORS = {"total": "#222222", "cpu": "#1f77b4", "gpu": "#2ca02c", "ram": "#ff7f0e"}
 
 

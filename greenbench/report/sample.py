@@ -12,8 +12,9 @@ from typing import Any
 import pandas as pd
 
 from greenbench.records import COLUMNS
+from greenbench.tasks import phase_units
 
-UNITS = {"prefill": "token", "decode": "token", "forward": "image", "train": "token"}
+UNITS = phase_units()  # phase -> unit, as the workload kinds declare them
 START = dt.datetime(2026, 11, 1, 22, 0, tzinfo=dt.UTC)
 
 

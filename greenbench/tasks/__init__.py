@@ -1,46 +1,69 @@
-"""What a cell does: turn a built model into the phases the protocol measures."""
+"""Workload kinds: what a cell does with a built model. One module per kind, listed here."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from importlib import import_module
 from typing import Any
 
 from greenbench.protocol import Phase
+from greenbench.tasks import lm_inference, lm_training, vision_inference, vision_training
+from greenbench.tasks.base import WorkloadKind, input_dtype
 
-MODULES = {
-    "lm-inference": "greenbench.tasks.lm_inference",
-    "vision-inference": "greenbench.tasks.vision_inference",
-    "lm-training": "greenbench.tasks.lm_training",
-    "vision-training": "greenbench.tasks.vision_training",
+__all__ = ["KINDS", "fidelity_logits", "get_kind", "input_dtype", "make_phases"]
+
+# the registry: a new kind is its module plus one line here; the order is the display order
+KINDS: dict[str, WorkloadKind] = {
+    kind.name: kind
+    for kind in (
+        lm_inference.KIND,
+        vision_inference.KIND,
+        lm_training.KIND,
+        vision_training.KIND,
+    )
 }
 
 
-def _module(kind: str) -> Any:
-    if kind not in MODULES:
-        raise ValueError(f"no task for workload kind '{kind}'")
-    return import_module(MODULES[kind])
+def get_kind(name: str) -> WorkloadKind:
+    try:
+        return KINDS[name]
+    except KeyError:
+        raise KeyError(f"unknown workload kind '{name}' (known: {', '.join(KINDS)})") from None
+
+
+def ordered_phases() -> tuple[str, ...]:
+    """Every kind's phases, each once, in registry order: how tables and charts sort them."""
+    return tuple(dict.fromkeys(phase for kind in KINDS.values() for phase in kind.phases))
+
+
+def _as_kind(kind: str | WorkloadKind) -> WorkloadKind:
+    return kind if isinstance(kind, WorkloadKind) else get_kind(kind)
 
 
 def make_phases(
-    kind: str, model: Any, params: Mapping[str, Any], device: str, autocast: Any = None
+    kind: str | WorkloadKind,
+    model: Any,
+    params: Mapping[str, Any],
+    device: str,
+    autocast: Any = None,
 ) -> list[Phase]:
-    """The measured phases; `autocast` is the mixed-precision dtype of training variants."""
-    if kind.endswith("-training"):
-        return _module(kind).make_phases(model, params, device, autocast)
-    return _module(kind).make_phases(model, params, device)
+    """The measured phases of a `kind` workload; `autocast` is a training variant's dtype."""
+    return _as_kind(kind).make_phases(model, params, device, autocast)
 
 
-def fidelity_logits(kind: str, model: Any, params: Mapping[str, Any], device: str) -> Any:
-    """The logits that fidelity compares, on fixed inputs of the workload (inference only)."""
-    return _module(kind).fidelity_logits(model, params, device)
+def fidelity_logits(
+    kind: str | WorkloadKind, model: Any, params: Mapping[str, Any], device: str
+) -> Any:
+    """The logits that fidelity compares, on the kind's fixed inputs (inference kinds)."""
+    logits = _as_kind(kind).fidelity_logits
+    if logits is None:
+        raise ValueError(f"workload kind '{_as_kind(kind).name}' scores no fidelity")
+    return logits(model, params, device)
 
 
-def input_dtype(model: Any) -> Any:
-    """The dtype floating inputs must have: that of the model's first floating parameter."""
-    import torch
-
-    for p in model.parameters():
-        if p.is_floating_point():
-            return p.dtype
-    return torch.float32
+def phase_units() -> dict[str, str]:
+    """A phase's unit as the first kind measuring it states it (for synthetic records)."""
+    units: dict[str, str] = {}
+    for kind in KINDS.values():
+        for phase, unit in kind.phases.items():
+            units.setdefault(phase, unit)
+    return units

@@ -5,16 +5,16 @@ J per training token (batch x seq_len tokens per step); J per step is in the rec
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
-import torch
-
 from greenbench.protocol import Phase
+from greenbench.tasks.base import Params, WorkloadKind
 from greenbench.tasks.training import make_train_step
 
 
-def make_phases(model: Any, params: Mapping[str, Any], device: str, autocast: Any) -> list[Phase]:
+def make_phases(model: Any, params: Params, device: str, autocast: Any) -> list[Phase]:
+    import torch
+
     batch, seq_len = params["batch"], params["seq_len"]
     generator = torch.Generator().manual_seed(0)
     tokens = torch.randint(0, model.config.vocab_size, (batch, seq_len), generator=generator)
@@ -26,3 +26,13 @@ def make_phases(model: Any, params: Mapping[str, Any], device: str, autocast: An
 
     step = make_train_step(model, optimizer, loss, device, autocast)
     return [Phase("train", "token", batch * seq_len, step)]
+
+
+KIND = WorkloadKind(
+    name="lm-training",
+    task="training",
+    phases={"train": "token"},
+    make_phases=make_phases,
+    weight_copies=4,  # weights, gradients, AdamW's two moments
+    linear_quantization=True,
+)

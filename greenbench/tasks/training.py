@@ -10,20 +10,18 @@ import contextlib
 from collections.abc import Callable
 from typing import Any
 
-import torch
-
-from greenbench.backends.torch_device import device_type
-
 
 def make_train_step(
     model: Any,
-    optimizer: torch.optim.Optimizer,
+    optimizer: Any,
     loss: Callable[[], Any],
     device: str,
     autocast: Any,
-) -> Callable[[], torch.Tensor]:
+) -> Callable[[], Any]:
     """A step function returning the loss (detached: reading it would sync the device)."""
-    kind = device_type(device)
+    import torch
+
+    kind = torch.device(device).type
     scaler = torch.amp.GradScaler(kind, enabled=autocast == torch.float16)
     model.train()
 
@@ -32,7 +30,7 @@ def make_train_step(
             return contextlib.nullcontext()
         return torch.autocast(kind, dtype=autocast)
 
-    def step() -> torch.Tensor:
+    def step() -> Any:
         optimizer.zero_grad(set_to_none=True)
         with precision():
             value = loss()

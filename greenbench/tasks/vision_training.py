@@ -5,17 +5,17 @@ J per training image; J per step is in the records too.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
-import torch
-
 from greenbench.protocol import Phase
+from greenbench.tasks.base import Params, WorkloadKind
 from greenbench.tasks.training import make_train_step
-from greenbench.tasks.vision_inference import random_images
+from greenbench.tasks.vision_inference import IMAGE_PARAMS, random_images
 
 
-def make_phases(model: Any, params: Mapping[str, Any], device: str, autocast: Any) -> list[Phase]:
+def make_phases(model: Any, params: Params, device: str, autocast: Any) -> list[Phase]:
+    import torch
+
     batch = params["batch"]
     images = random_images(model, batch, params["image_size"], device, seed=0)
     generator = torch.Generator().manual_seed(0)
@@ -27,3 +27,13 @@ def make_phases(model: Any, params: Mapping[str, Any], device: str, autocast: An
 
     step = make_train_step(model, optimizer, loss, device, autocast)
     return [Phase("train", "image", batch, step)]
+
+
+KIND = WorkloadKind(
+    name="vision-training",
+    task="training",
+    phases={"train": "image"},
+    make_phases=make_phases,
+    weight_copies=3,  # weights, gradients, SGD's momentum
+    param_rules=IMAGE_PARAMS,
+)
