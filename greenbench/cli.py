@@ -261,15 +261,9 @@ def cmd_list(console: Console) -> int:
 
 def cmd_compare(args: argparse.Namespace, console: Console) -> int:
     from greenbench.compare import AXES, compare
+    from greenbench.formatting import ESTIMATE_MARK, energy_scale, fidelity_cells, fmt, fmt_pct
     from greenbench.results import load_results
-    from greenbench.terminal import (
-        ESTIMATE_MARK,
-        energy_cell,
-        energy_scale,
-        fidelity_cells,
-        fmt,
-        fmt_pct,
-    )
+    from greenbench.terminal import energy_cell
 
     frame = load_results(args.paths)
     table_data = compare(frame, args.by, args.baseline)

@@ -30,7 +30,7 @@ def cpu_model() -> str:
 
 
 def gpus() -> list[dict[str, Any]]:
-    import torch
+    import torch  # lazy, as pynvml below: loaded when an environment is recorded
 
     if not torch.cuda.is_available():
         return []

@@ -17,6 +17,11 @@ from typing import Any
 
 import pytest
 
+from greenbench.carbon.zones import Zone, default_zone, resolve_zone
+from greenbench.energy.codecarbon_meter import CodeCarbonMeter
+from greenbench.formatting import ESTIMATE_MARK, fmt, fmt_joules
+from greenbench.protocol import ProtocolSettings
+
 ZONE_HELP = "grid zone for gCO2e, ISO country code (default GB or $GREENBENCH_ZONE)"
 
 
@@ -58,11 +63,9 @@ class EnergySession:
     """Options, the meter (made on first use) and every benchmark's energy in this session."""
 
     def __init__(self, config: pytest.Config) -> None:
-        from greenbench.protocol import ProtocolSettings
-
         opt = config.getoption
         self._zone_name: str | None = opt("energy_zone")
-        self._zone: Any = None
+        self._zone: Zone | None = None
         if self._zone_name is not None:
             self.zone  # noqa: B018 - a bad zone given on the command line fails now, not later
         if opt("energy_min_window") <= 0 or opt("energy_idle") <= 0:
@@ -85,28 +88,25 @@ class EnergySession:
         self.results: dict[str, dict[str, Any]] = {}  # benchmark fullname -> energy extra_info
         self.compared: dict[str, dict[str, Any]] = {}  # the same, from the compared run
         self.regressions: list[Any] = []
-        self._meter: Any = None
+        self._meter: CodeCarbonMeter | None = None
 
     @property
-    def zone(self) -> Any:
+    def zone(self) -> Zone:
         """The resolved zone; resolved on first use (it reads CodeCarbon's data)."""
         if self._zone is None:
-            from greenbench.carbon.zones import default_zone, resolve_zone
-
             try:
                 self._zone = resolve_zone(self._zone_name or default_zone())
             except ValueError as e:
                 raise pytest.UsageError(f"--energy-zone: {e}") from None
         return self._zone
 
-    def meter(self) -> Any:
+    def meter(self) -> CodeCarbonMeter:
         if self._meter is None:
-            from greenbench.energy.codecarbon_meter import CodeCarbonMeter
-
             self._meter = CodeCarbonMeter(self.zone.iso3, [], self.zone.source)
         return self._meter
 
     def measure(self, fullname: str, call: Callable[[], object]) -> dict[str, Any]:
+        # call_energy and stats load pandas: imported when a benchmark runs, not with the plugin
         from greenbench.call_energy import measure_calls
 
         info = measure_calls(call, self.meter(), self.settings, self.zone.code).extra_info()
@@ -221,7 +221,6 @@ def summary_lines(
     """The terminal summary: J per call per benchmark, its ratio to the compared run, verdicts."""
     from greenbench.call_energy import summary_from_extra_info
     from greenbench.stats import ratio
-    from greenbench.terminal import ESTIMATE_MARK, fmt, fmt_joules
 
     lines: list[tuple[str, dict[str, bool]]] = []
     for name, info in results.items():

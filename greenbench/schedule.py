@@ -16,46 +16,50 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import tzlocal
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.job import Job
+from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.schedulers.base import BaseScheduler
+from apscheduler.schedulers.blocking import BlockingScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.date import DateTrigger
+
+import greenbench
+from greenbench.carbon.green import estimate_duration, plan_green
+from greenbench.carbon.sources.chain import NoUsableSource
 from greenbench.errors import GreenbenchError
 
 DB_NAME = "schedule.sqlite"
 MISFIRE_GRACE_S = 6 * 3600  # a run missed by less than this still runs, once
-_ACTIVE: Any = None  # the scheduler `serve` runs, so a planner job can add its one-shot run
+# the scheduler `serve` runs, so a planner job can add its one-shot run
+_ACTIVE: BaseScheduler | None = None
 
 log = logging.getLogger("greenbench.schedule")
 
 
-def _offline_scheduler_class() -> Any:
-    from apscheduler.schedulers.base import BaseScheduler
+class OfflineScheduler(BaseScheduler):
+    """Reads and writes the job store, and never runs a job: it has no loop to wake.
 
-    class OfflineScheduler(BaseScheduler):
-        """Reads and writes the job store, and never runs a job: it has no loop to wake.
+    A paused BackgroundScheduler is not safe for this: on shutdown its loop processes due
+    jobs once more, advancing a missed run that `schedule serve` should still catch up.
+    """
 
-        A paused BackgroundScheduler is not safe for this: on shutdown its loop processes due
-        jobs once more, advancing a missed run that `schedule serve` should still catch up.
-        """
+    def wakeup(self) -> None:
+        pass
 
-        def wakeup(self) -> None:
-            pass
-
-        def shutdown(self, wait: bool = True) -> None:
-            super().shutdown(wait)
-
-    return OfflineScheduler
+    def shutdown(self, wait: bool = True) -> None:
+        super().shutdown(wait)
 
 
-def make_scheduler(out: str | Path, kind: str = "background") -> Any:
+def make_scheduler(out: str | Path, kind: str = "background") -> BaseScheduler:
     """A scheduler on the SQLite store: "background", "blocking" or "offline" (store only)."""
-    from apscheduler.executors.pool import ThreadPoolExecutor
-    from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
-    from apscheduler.schedulers.background import BackgroundScheduler
-    from apscheduler.schedulers.blocking import BlockingScheduler
-
     Path(out).mkdir(parents=True, exist_ok=True)
-    classes = {
+    classes: dict[str, type[BaseScheduler]] = {
         "background": BackgroundScheduler,
         "blocking": BlockingScheduler,
-        "offline": _offline_scheduler_class(),
+        "offline": OfflineScheduler,
     }
     return classes[kind](
         jobstores={"default": SQLAlchemyJobStore(url=f"sqlite:///{Path(out).resolve() / DB_NAME}")},
@@ -69,10 +73,8 @@ def make_scheduler(out: str | Path, kind: str = "background") -> Any:
     )
 
 
-def cron_trigger(cron: str, tz: str | None = None) -> Any:
+def cron_trigger(cron: str, tz: str | None = None) -> CronTrigger:
     """A CronTrigger from a 5-field crontab line, read in `tz` (default: this machine's zone)."""
-    from apscheduler.triggers.cron import CronTrigger
-
     zone = tz or local_zone_name()
     try:
         return CronTrigger.from_crontab(cron, timezone=zone)
@@ -83,8 +85,6 @@ def cron_trigger(cron: str, tz: str | None = None) -> Any:
 
 
 def local_zone_name() -> str:
-    import tzlocal
-
     return tzlocal.get_localzone_name() or "UTC"
 
 
@@ -109,7 +109,7 @@ class ScheduleStore:
     def __init__(self, out: str | Path) -> None:
         self.out = Path(out)
 
-    def _open(self) -> Any:
+    def _open(self) -> BaseScheduler:
         scheduler = make_scheduler(self.out, "offline")
         scheduler.start()  # reads and writes the store; runs nothing
         return scheduler
@@ -175,7 +175,7 @@ class ScheduleStore:
             scheduler.shutdown(wait=False)
 
 
-def _describe(job: Any, next_run: dt.datetime | None = None) -> ScheduledJob:
+def _describe(job: Job, next_run: dt.datetime | None = None) -> ScheduledJob:
     when = getattr(job, "next_run_time", None) or next_run
     return ScheduledJob(
         job.id, when.astimezone(dt.UTC) if when else None, str(job.trigger), dict(job.kwargs)
@@ -192,9 +192,6 @@ def plan_job(
     duration_s: float | None,
 ) -> str:
     """Fired by the cron trigger: choose the cleanest start and add the one-shot run there."""
-    from greenbench.carbon.green import estimate_duration, plan_green
-    from greenbench.carbon.sources.chain import NoUsableSource
-
     now = dt.datetime.now(dt.UTC)
     duration = dt.timedelta(seconds=duration_s) if duration_s else None
     duration = duration or estimate_duration(out, Path(suite).stem) or dt.timedelta(minutes=30)
@@ -206,8 +203,6 @@ def plan_job(
     log.warning("schedule %s: %s", name, why)
     run_id = f"run:{name}:{start:%Y%m%dT%H%M}"
     if _ACTIVE is not None:
-        from apscheduler.triggers.date import DateTrigger
-
         _ACTIVE.add_job(
             "greenbench.schedule:run_job",
             trigger=DateTrigger(run_date=start, timezone=dt.UTC),
@@ -220,14 +215,12 @@ def plan_job(
 
 def run_job(name: str, suite: str, out: str, zone: str) -> str:
     """The one-shot run a planner job added."""
-    import greenbench
-
     result = greenbench.run(suite, out=out, zone=zone)
     log.warning("schedule %s: run %s finished, ok=%s", name, result.run_id, result.ok)
     return result.run_id
 
 
-def serve(out: str | Path, blocking: bool = True) -> Any:
+def serve(out: str | Path, blocking: bool = True) -> BaseScheduler:
     """Run the scheduler: until interrupted, or in the background (returned, for tests)."""
     global _ACTIVE
     scheduler = make_scheduler(out, "blocking" if blocking else "background")

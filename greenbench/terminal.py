@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
@@ -12,67 +11,22 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
+from greenbench.formatting import (
+    ESTIMATE_MARK,
+    energy_scale,
+    energy_text,
+    fidelity_cells,
+    fmt,
+    fmt_pct,
+)
 from greenbench.protocol import RELIABLE_WINDOW_S
 from greenbench.stats import in_catalogue_order, phase_order, summarize_frame
 from greenbench.suite import Cell
 
-ESTIMATE_MARK = "~"
-
-
-def missing(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and not math.isfinite(value))
-
-
-def fmt(value: Any, digits: int = 3) -> str:
-    if missing(value):
-        return "-"
-    if abs(value) >= 1000:
-        return f"{value:,.0f}"
-    return f"{value:.{digits}g}"
-
-
-def fmt_pct(value: Any) -> str:
-    return "-" if missing(value) else f"{value * 100:.1f}%"
-
-
-def fmt_kl(value: Any) -> str:
-    if missing(value):
-        return "-"
-    return "0" if value == 0 else f"{value:.2g}"
-
-
-SCALES = ((1.0, "J"), (1e-3, "mJ"), (1e-6, "µJ"), (1e-9, "nJ"))
-
-
-def energy_scale(values: pd.Series) -> tuple[float, str]:
-    """The unit (J, mJ, ...) that puts the typical value between 1 and 1000."""
-    typical = values.abs().median()
-    for factor, name in SCALES:
-        if typical >= factor:
-            return factor, name
-    return SCALES[-1]
-
-
-def fmt_joules(value: float, ci95: float | None = None) -> str:
-    """`63.5 ± 1.8 µJ`: one value (and its CI) in the unit that suits it."""
-    factor, name = energy_scale(pd.Series([value]))
-    text = fmt(value / factor)
-    if ci95 is not None and math.isfinite(ci95):
-        text += f" ± {fmt(ci95 / factor, 2)}"
-    return f"{text} {name}"
-
 
 def energy_cell(mean: float, ci95: float, estimated: bool, factor: float = 1.0) -> Text:
-    mark = ESTIMATE_MARK if estimated else ""
-    text = f"{mark}{fmt(mean / factor)}"
-    if math.isfinite(ci95):
-        text += f" ± {fmt(ci95 / factor, 2)}"
-    return Text(text, style="yellow" if estimated else "")
-
-
-def fidelity_cells(row: Any) -> list[str]:
-    """Top-1 agreement and KL divergence to fp32; blank for fp32 itself and for training."""
-    return [fmt_pct(row["fidelity_top1"]), fmt_kl(row["fidelity_kl"])]
+    """A table cell for a mean and its CI, yellow when estimated."""
+    return Text(energy_text(mean, ci95, estimated, factor), style="yellow" if estimated else "")
 
 
 def results_tables(frame: pd.DataFrame) -> list[Table]:

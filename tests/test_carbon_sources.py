@@ -354,14 +354,19 @@ def test_a_run_with_a_source_charges_each_window_at_its_own_intensity(tmp_path, 
     assert frame["emissions_g"].notna().all()  # CodeCarbon's static figure stays beside it
 
 
-def test_electricity_maps_latest_and_history(server):
-    point = {"carbonIntensity": 250, "datetime": NOW.isoformat(), "zone": "DE"}
-    server.reply("/v3/carbon-intensity/latest", (200, point))
-    server.reply("/v3/carbon-intensity/history", (200, {"zone": "DE", "history": [point] * 1}))
-    source = ElectricityMaps("DE", TOKEN, server.url, FAST)
-    assert source.latest().g_per_kwh == 250
-    (past,) = source.history()
-    assert past.start == NOW and past.duration == dt.timedelta(hours=1)
+def test_electricity_maps_forecast_points_are_hourly_slots_sorted_by_start(server):
+    hour = dt.timedelta(hours=1)
+    rows = [
+        {"carbonIntensity": 250, "datetime": (NOW + 2 * hour).isoformat(), "zone": "DE"},
+        {"carbonIntensity": 240.5, "datetime": (NOW - hour).strftime("%Y-%m-%dT%H:%M:%SZ")},
+    ]
+    server.reply("/v3/carbon-intensity/forecast", (200, {"zone": "DE", "forecast": rows}))
+    past, future = ElectricityMaps("DE", TOKEN, server.url, FAST).forecast(*WINDOW)
+    assert (past.start, past.g_per_kwh, past.is_forecast) == (NOW - hour, 240.5, False)
+    assert (future.start, future.g_per_kwh, future.is_forecast) == (NOW + 2 * hour, 250, True)
+    assert past.duration == future.duration == hour and past.signal == "average"
+    assert past.fetched_at is not None and past.fetched_at >= NOW
+    assert server.seen[-1][0].startswith("/v3/carbon-intensity/forecast?")
 
 
 def test_run_when_green_runs_now_when_the_forecast_is_too_short(tmp_path, capsys, monkeypatch):

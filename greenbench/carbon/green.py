@@ -13,6 +13,7 @@ from typing import Any
 from greenbench.carbon.planner import Plan, plan_window
 from greenbench.carbon.sources.chain import (
     ForecastResult,
+    Source,
     Store,
     build_source,
     credentials,
@@ -63,7 +64,7 @@ def _short(duration: dt.timedelta) -> str:
     return f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"{minutes} min"
 
 
-def _sources(zone: str, names: Sequence[str] | None) -> list[Any]:
+def _sources(zone: str, names: Sequence[str] | None) -> list[Source]:
     """The named sources, or the zone's default chain, with their credentials."""
     settings = credentials()
     chosen = list(names) if names else default_sources(zone, settings)

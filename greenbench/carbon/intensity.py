@@ -10,8 +10,10 @@ import bisect
 import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
-SIGNALS = ("average", "marginal")
+# average: the mix's mean intensity; marginal: that of the plant a change in demand moves
+Signal = Literal["average", "marginal"]
 
 
 @dataclass(frozen=True)
@@ -19,7 +21,7 @@ class IntensityPoint:
     start: dt.datetime
     duration: dt.timedelta
     g_per_kwh: float
-    signal: str = "average"  # "average" or "marginal"
+    signal: Signal = "average"
     is_forecast: bool = False
     fetched_at: dt.datetime | None = None
 

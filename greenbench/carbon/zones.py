@@ -7,6 +7,8 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+import pycountry
+
 DEFAULT_ZONE = "GB"
 ZONE_ENV = "GREENBENCH_ZONE"
 
@@ -28,7 +30,7 @@ class Zone:
 
 @functools.cache
 def _energy_mix() -> dict[str, Any]:
-    from codecarbon.input import DataSource
+    from codecarbon.input import DataSource  # lazy: codecarbon takes ~0.2 s to import
 
     return DataSource().get_global_energy_mix_data()
 
@@ -39,8 +41,6 @@ def default_zone() -> str:
 
 def resolve_zone(code: str) -> Zone:
     """A zone from an ISO-3166 alpha-2 or alpha-3 country code; ValueError naming the fix."""
-    import pycountry
-
     wanted = code.strip().upper()
     country = None
     if len(wanted) == 2:

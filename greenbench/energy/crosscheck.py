@@ -12,8 +12,8 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
+from greenbench.energy.meter import Meter
 from greenbench.energy.nvml import Sample, integrate_power
 
 
@@ -36,7 +36,7 @@ class WindowCheck:
 
 
 def check_window(
-    meter: Any,
+    meter: Meter,
     direct_read_j: Callable[[], float],
     load: Callable[[float], None],
     seconds: float,

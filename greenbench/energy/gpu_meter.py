@@ -7,7 +7,7 @@ import math
 import os
 from typing import Any
 
-from greenbench.energy.meter import KWH_TO_J, Measurement
+from greenbench.energy.meter import KWH_TO_J, Measurement, Meter
 from greenbench.energy.nvml import (
     Cooldown,
     NvmlGpuMeter,
@@ -21,7 +21,7 @@ from greenbench.energy.nvml import (
 class CpuRamAndNvmlMeter:
     """Windows of a CodeCarbon meter (CPU, RAM) with NVML's GPU energy and power trace added."""
 
-    def __init__(self, base: Any, gpu: NvmlGpuMeter, nvml: Any) -> None:
+    def __init__(self, base: Meter, gpu: NvmlGpuMeter, nvml: Any) -> None:
         self.base, self.gpu, self.nvml = base, gpu, nvml
         self.cooldown = Cooldown(nvml, gpu.gpus)
 
@@ -56,10 +56,10 @@ class CpuRamAndNvmlMeter:
             self.nvml.nvmlShutdown()
 
 
-def nvml_meter_for(device_index: int, base: Any, nvml: Any | None = None) -> CpuRamAndNvmlMeter:
+def nvml_meter_for(device_index: int, base: Meter, nvml: Any | None = None) -> CpuRamAndNvmlMeter:
     """The meter for torch's cuda:device_index; raises when NVML cannot be used."""
     if nvml is None:
-        import pynvml as nvml
+        import pynvml as nvml  # lazy: only NVIDIA machines need it
     nvml.nvmlInit()
     try:
         torch_uuid = torch_uuid_of(device_index)

@@ -11,10 +11,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from plotly.offline import get_plotlyjs
 
+from greenbench.formatting import fmt, fmt_joules, fmt_pct
 from greenbench.report import data, figures
 from greenbench.report.data import escape
-from greenbench.terminal import fmt, fmt_joules, fmt_pct
 
 PLOT_CONFIG = {"displaylogo": False, "responsive": True}
 
@@ -253,8 +254,6 @@ def build_report(
     baseline_name: str = "",
 ) -> str:
     """The whole page as one HTML string."""
-    from plotly.offline import get_plotlyjs
-
     safe = data.escaped(frame)
     summary = data.cell_summary(safe)
     unfinished = data.unfinished_cells(safe)

@@ -1,7 +1,7 @@
 """Online intensity sources, each normalized to IntensityPoints.
 
 - UK Carbon Intensity API (no key): national, or regional by outward postcode; 48 h forecast.
-- Electricity Maps v3 (auth-token header): latest, history, forecast.
+- Electricity Maps v3 (auth-token header): forecast.
 - WattTime v3 (login to a bearer token): co2_moer forecast, lbs/MWh converted to g/kWh.
 - A Carbon Aware SDK WebAPI server: /emissions/forecasts/current.
 
@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from greenbench.carbon.intensity import IntensityPoint, utc
+from greenbench.carbon.intensity import IntensityPoint, Signal, utc
 from greenbench.carbon.sources.http import SourceError, get_json
 
 LBS_PER_MWH_TO_G_PER_KWH = 453.59237 / 1000  # 1 lb = 453.59237 g; 1 MWh = 1000 kWh
@@ -58,7 +58,10 @@ def _rows(data: Any, key: str | None, source: str) -> list[dict]:
 
 
 def _fixed_step(
-    rows: Iterable[tuple[dt.datetime, float]], step: dt.timedelta, signal: str, fetched: dt.datetime
+    rows: Iterable[tuple[dt.datetime, float]],
+    step: dt.timedelta,
+    signal: Signal,
+    fetched: dt.datetime,
 ) -> list[IntensityPoint]:
     return [IntensityPoint(t, step, v, signal, t >= fetched, fetched) for t, v in rows]
 
@@ -123,16 +126,6 @@ class ElectricityMaps:
         rows = _rows(self._get("carbon-intensity/forecast"), "forecast", self.name)
         return _need(self._points(rows, fetched), self.name)
 
-    def history(self) -> list[IntensityPoint]:
-        rows = _rows(self._get("carbon-intensity/history"), "history", self.name)
-        return _need(self._points(rows, _now()), self.name)
-
-    def latest(self) -> IntensityPoint:
-        data = self._get("carbon-intensity/latest")
-        if not isinstance(data, dict):
-            raise SourceError(f"{self.name}: malformed reply: expected an object")
-        return self._points([data], _now())[0]
-
 
 @dataclass
 class WattTime:
@@ -179,7 +172,7 @@ class CarbonAwareSDK:
 
     location: str
     base_url: str = "http://localhost:8080"
-    signal: str = "marginal"  # the server's data source decides: WattTime marginal by default
+    signal: Signal = "marginal"  # the server's data source decides: WattTime marginal by default
     fetch: Fetch = get_json
     name: str = "carbon-aware-sdk"
 

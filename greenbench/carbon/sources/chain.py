@@ -26,16 +26,22 @@ from greenbench.carbon.sources.apis import (
     UKCarbonIntensity,
     WattTime,
 )
+from greenbench.carbon.sources.file import load_points
 from greenbench.carbon.sources.http import SourceError
 from greenbench.errors import GreenbenchError
 
 CONFIG_ENV = "GREENBENCH_CONFIG"
 DEFAULT_CONFIG = Path("~/.config/greenbench/sources.toml")
-KINDS = ("uk", "electricitymaps", "watttime", "carbon-aware-sdk", "file")
 
 
 class Source(Protocol):
-    name: str
+    """An intensity source: the classes in apis.py and FileSource.
+
+    Optional attribute `cacheable` (default True): False keeps its answers out of the cache.
+    """
+
+    @property
+    def name(self) -> str: ...
 
     def forecast(self, start: dt.datetime, end: dt.datetime) -> list[IntensityPoint]: ...
 
@@ -79,15 +85,13 @@ class FileSource:
     cacheable: bool = False  # the file is the user's own: read it fresh every time
 
     def forecast(self, start: dt.datetime, end: dt.datetime) -> list[IntensityPoint]:
-        from greenbench.carbon.sources.file import load_points
-
         try:
             return load_points(self.path, is_forecast=True)
         except GreenbenchError as e:
             raise SourceError(str(e)) from None
 
 
-def build_source(text: str, zone: str, settings: Mapping[str, Mapping[str, str]]) -> Any:
+def build_source(text: str, zone: str, settings: Mapping[str, Mapping[str, str]]) -> Source:
     """A source from its command-line name; GreenbenchError naming the fix."""
     kind, _, arg = text.partition(":")
     conf = settings.get(kind, {})
@@ -152,7 +156,7 @@ class Store:
     def __init__(self, root: str | os.PathLike) -> None:
         self.root = Path(root)
 
-    def _key(self, source: Any) -> str:
+    def _key(self, source: Source) -> str:
         ident = json.dumps(
             {
                 k: v
@@ -164,7 +168,7 @@ class Store:
         return f"{source.name}-{hashlib.sha256(ident.encode()).hexdigest()[:12]}"
 
     def cached(
-        self, source: Any, max_age: dt.timedelta
+        self, source: Source, max_age: dt.timedelta
     ) -> tuple[list[IntensityPoint], dt.datetime] | None:
         path = self.root / "cache" / f"{self._key(source)}.json"
         try:
@@ -176,7 +180,7 @@ class Store:
         except (OSError, ValueError, KeyError, TypeError):
             return None
 
-    def save(self, source: Any, points: Sequence[IntensityPoint], fetched: dt.datetime) -> None:
+    def save(self, source: Source, points: Sequence[IntensityPoint], fetched: dt.datetime) -> None:
         payload = json.dumps(
             {
                 "source": source.name,
@@ -219,7 +223,7 @@ def _point(d: Mapping[str, Any]) -> IntensityPoint:
 
 
 def fetch_forecast(
-    sources: Sequence[Any],
+    sources: Sequence[Source],
     start: dt.datetime,
     end: dt.datetime,
     store: Store | None = None,

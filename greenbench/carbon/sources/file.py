@@ -16,14 +16,14 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from greenbench.carbon.intensity import IntensityPoint, IntensitySeries, utc
+from greenbench.carbon.intensity import IntensityPoint, IntensitySeries, Signal, utc
 from greenbench.errors import GreenbenchError
 
 TIME_COLUMNS = ("time", "datetime", "timestamp", "start", "from")
 VALUE_COLUMNS = ("carbon intensity", "intensity", "g_per_kwh", "rating", "value", "gco2_per_kwh")
 
 
-def load_series(path: str | Path, signal: str = "average", is_forecast: bool = False):
+def load_series(path: str | Path, signal: Signal = "average", is_forecast: bool = False):
     """The file's intensity as an IntensitySeries; GreenbenchError naming the fix otherwise."""
     points = load_points(path, signal, is_forecast)
     try:
@@ -32,7 +32,7 @@ def load_series(path: str | Path, signal: str = "average", is_forecast: bool = F
         raise GreenbenchError(f"{path}: {e}; fix the file") from None
 
 
-def load_points(path: str | Path, signal: str = "average", is_forecast: bool = False):
+def load_points(path: str | Path, signal: Signal = "average", is_forecast: bool = False):
     file = Path(path)
     try:
         text = file.read_text()
