@@ -102,7 +102,7 @@ def run_cell(spec: Mapping[str, Any], emit: Emit) -> list[dict[str, Any]]:
         )
     finally:
         meter.close()
-    return measured_records(context, result, protocol.reliable, extra)
+    return measured_records(context, result, extra)
 
 
 class SharedPackageMeter:
