@@ -13,9 +13,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from greenbench.energy.meter import COMPONENTS, KWH_TO_J, Meter
-from greenbench.energy.methods import is_estimate
+from greenbench.energy.meter import KWH_TO_J, Meter
 from greenbench.protocol import Phase, ProtocolResult, ProtocolSettings, run_protocol
+from greenbench.records import WindowFacts, window_figures
 from greenbench.stats import Ratio, Summary, ratio, summarize
 
 PREFIX = "energy_"
@@ -70,26 +70,24 @@ def measure_calls(
 
 
 def summarize_calls(result: ProtocolResult, zone: str) -> CallEnergy:
-    idle_w = result.idle.power_w()
-    windows = []
-    for w in result.windows:
-        net = w.measurement.total_j - idle_w * w.duration_s
-        windows.append(
-            {
-                "calls": w.calls,
-                "duration_s": w.duration_s,
-                "energy_j": w.measurement.total_j,
-                "net_energy_j": net,
-                "j_per_call": net / w.calls,
-            }
-        )
-    last = result.windows[-1].measurement
-    measured = {c: last.methods[c] for c in COMPONENTS if last.energy_j[c] > 0}
+    facts = [WindowFacts.of(w, result.idle) for w in result.windows]
+    figures = [window_figures(f) for f in facts]
+    windows = [
+        {
+            "calls": f["calls"],
+            "duration_s": f["duration_s"],
+            "energy_j": f["energy_j"],
+            "net_energy_j": f["net_energy_j"],
+            "j_per_call": f["energy_per_call_j"],
+        }
+        for f in figures
+    ]
+    last = facts[-1]
     return CallEnergy(
         per_call=summarize([w["j_per_call"] for w in windows]),
-        methods=measured,
-        estimated=any(is_estimate(m) for m in measured.values()),
-        idle_power_w=idle_w,
+        methods={c: last.methods[c] for c in last.measured_components()},
+        estimated=bool(figures[-1]["estimated"]),
+        idle_power_w=last.idle_power_w,
         carbon_intensity_g_per_kwh=last.carbon_intensity_g_per_kwh,
         carbon_source=last.carbon_source,
         zone=zone,

@@ -12,10 +12,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from greenbench.energy.meter import COMPONENTS, KWH_TO_J
 from greenbench.errors import GreenbenchError
-from greenbench.protocol import RELIABLE_WINDOW_S
-from greenbench.records import COLUMNS
+from greenbench.records import Record, WindowFacts, build_record, window_figures
 from greenbench.store import RunStore
 
 SUITE = "pytest-benchmark"
@@ -38,60 +36,53 @@ def read_benchmarks(path: Path) -> dict[str, Any]:
     return data
 
 
-def benchmark_records(bench: dict[str, Any], run_id: str, recorded_at: str) -> list[dict]:
+def benchmark_records(bench: dict[str, Any], run_id: str, recorded_at: str) -> list[Record]:
     """One record per energy window of one benchmark; [] when it has no energy fields."""
     info = bench.get("extra_info") or {}
     windows = info.get("energy_windows")
     if not windows:
         return []
     methods = dict(part.split(":", 1) for part in str(info.get("energy_methods", "")).split())
-    intensity = float(info.get("energy_carbon_intensity_g_per_kwh", float("nan")))
     name = bench.get("fullname") or bench.get("name", "benchmark")
     variant = bench.get("param") or "default"
-    idle_w = float(info.get("energy_idle_power_w", 0.0))
+    context = {
+        "run_id": run_id,
+        "cell_id": f"{name}/{variant}/{DEVICE}",
+        "attempt": 1,
+        "suite": SUITE,
+        "workload": name,
+        "architecture": None,
+        "task": "benchmark",
+        "phase": "call",
+        "variant": variant,
+        "device": DEVICE,
+        "params": json.dumps(bench.get("params") or {}, sort_keys=True, default=str),
+        "zone": info.get("energy_zone"),
+    }
     rows = []
     for repetition, w in enumerate(windows, start=1):
-        calls, duration = int(w["calls"]), float(w["duration_s"])
-        gross, net = float(w["energy_j"]), float(w["net_energy_j"])
-        record = {
-            "run_id": run_id,
-            "cell_id": f"{name}/{variant}/{DEVICE}",
-            "attempt": 1,
-            "suite": SUITE,
-            "workload": name,
-            "architecture": None,
-            "task": "benchmark",
-            "phase": "call",
-            "variant": variant,
-            "device": DEVICE,
-            "repetition": repetition,
-            "params": json.dumps(bench.get("params") or {}, sort_keys=True, default=str),
-            "zone": info.get("energy_zone"),
-            "unit": "call",
-            "unit_count": calls,
-            "calls": calls,
-            "duration_s": duration,
-            "energy_j": gross,
-            "idle_power_w": idle_w,
-            "net_energy_j": net,
-            "energy_per_unit_j": net / calls,
-            "gross_energy_per_unit_j": gross / calls,
-            "energy_per_call_j": net / calls,
-            "throughput": calls / duration if duration else None,
-            "power_w": gross / duration if duration else None,
-            "emissions_g": gross / KWH_TO_J * intensity,
-            "emissions_per_1k_units_g": net / calls * 1000 / KWH_TO_J * intensity,
-            "carbon_intensity_g_per_kwh": intensity,
-            "carbon_source": info.get("energy_carbon_source"),
-            "estimated": bool(info.get("energy_estimated", True)),
-            "reliable": duration >= RELIABLE_WINDOW_S,
-            "status": "ok",
-            "error": None,
-            "recorded_at": recorded_at,
-        }
-        for c in COMPONENTS:
-            record[f"method_{c}"] = methods.get(c, "none")
-        rows.append({col: record.get(col) for col in COLUMNS})
+        calls = int(w["calls"])
+        facts = WindowFacts(
+            unit="call",
+            unit_count=calls,
+            calls=calls,
+            duration_s=float(w["duration_s"]),
+            energy_j=float(w["energy_j"]),
+            idle_power_w=float(info.get("energy_idle_power_w", 0.0)),
+            methods=methods,  # the measured components only
+            carbon_intensity_g_per_kwh=float(
+                info.get("energy_carbon_intensity_g_per_kwh", float("nan"))
+            ),
+            carbon_source=info.get("energy_carbon_source"),
+        )
+        rows.append(
+            build_record(
+                context,
+                {"repetition": repetition},
+                window_figures(facts),
+                recorded_at=recorded_at,
+            )
+        )
     return rows
 
 

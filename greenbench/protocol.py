@@ -28,10 +28,6 @@ class ProtocolSettings:
     cell_timeout_s: float = 1800.0
     cooldown_max_s: float = 60.0  # GPUs: longest wait for power and temperature to settle
 
-    @property
-    def reliable(self) -> bool:
-        return self.min_window_s >= RELIABLE_WINDOW_S
-
 
 def _no_reset() -> None:
     return None

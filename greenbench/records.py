@@ -1,7 +1,9 @@
-"""The record schema: one row per (cell, phase, repetition), built from a protocol result.
+"""The record schema: one row per (cell, phase, repetition), and the one place its figures are made.
 
 Totals (energy_j, emissions_g) are gross: what the machine drew. Per-unit figures are net of the
-idle baseline: what the work itself cost.
+idle baseline: what the work itself cost. Every producer of rows (the runner, the pytest-benchmark
+import, the report's synthetic sample, the pytest plugin's J per call) describes a window as
+`WindowFacts` and lets `window_figures` derive the rest, so they cannot disagree.
 """
 
 from __future__ import annotations
@@ -10,167 +12,249 @@ import datetime as dt
 import json
 import math
 from collections.abc import Iterable, Mapping
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal, TypedDict, cast
 
 from greenbench.energy.meter import COMPONENTS, KWH_TO_J
 from greenbench.energy.methods import is_estimate
-from greenbench.protocol import ProtocolResult, Window
+from greenbench.protocol import RELIABLE_WINDOW_S, IdleBaseline, ProtocolResult, Window
 
-# Identity of a cell and its row; filled by the runner for every record, failed ones included.
-CONTEXT_COLUMNS = [
-    "run_id",
-    "cell_id",
-    "attempt",
-    "suite",
-    "workload",
-    "architecture",
-    "task",
-    "phase",
-    "variant",
-    "device",
-    "repetition",
-    "params",
-    "zone",
-    "node",  # the machine the cell ran on
-]
+Status = Literal["ok", "failed", "skipped"]
 
-MEASURE_COLUMNS = [
-    "window_start",  # UTC, ISO 8601
-    "unit",
-    "unit_count",
-    "calls",
-    "duration_s",
-    "cooldown_s",
-    "energy_j",
-    "energy_cpu_j",
-    "energy_gpu_j",
-    "energy_ram_j",
-    "idle_power_w",
-    "idle_power_cpu_w",
-    "idle_power_gpu_w",
-    "idle_power_ram_w",
-    "net_energy_j",
-    "energy_per_unit_j",
-    "gross_energy_per_unit_j",
-    "energy_per_call_j",
-    "throughput",
-    "power_w",
-    "emissions_g",
-    "emissions_per_1k_units_g",
-    "carbon_intensity_g_per_kwh",
-    "carbon_source",
+
+class Record(TypedDict, total=False):
+    """One row of records.jsonl; its fields, in this order, are the columns (COLUMNS).
+
+    Every row carries every column: a value the row does not have is None.
+    """
+
+    # Identity of a cell and its row; filled by the runner for every record, failed ones included.
+    run_id: str
+    cell_id: str
+    attempt: int
+    suite: str
+    workload: str
+    architecture: str | None
+    task: str
+    phase: str
+    variant: str
+    device: str
+    repetition: int | None
+    params: str  # JSON
+    zone: str | None
+    node: str | None  # the machine the cell ran on
+    # The measured window.
+    window_start: str | None  # UTC, ISO 8601
+    unit: str | None
+    unit_count: int | None
+    calls: int | None
+    duration_s: float | None
+    cooldown_s: float | None
+    energy_j: float | None
+    energy_cpu_j: float | None
+    energy_gpu_j: float | None
+    energy_ram_j: float | None
+    idle_power_w: float | None
+    idle_power_cpu_w: float | None
+    idle_power_gpu_w: float | None
+    idle_power_ram_w: float | None
+    net_energy_j: float | None
+    energy_per_unit_j: float | None
+    gross_energy_per_unit_j: float | None
+    energy_per_call_j: float | None
+    throughput: float | None
+    power_w: float | None
+    emissions_g: float | None
+    emissions_per_1k_units_g: float | None
+    carbon_intensity_g_per_kwh: float | None
+    carbon_source: str | None
     # with an intensity source: gross emissions from the time-weighted intensity of the window
-    "emissions_series_g",
-    "carbon_intensity_series_g_per_kwh",
-    "carbon_series_source",
-    "method_cpu",
-    "method_gpu",
-    "method_ram",
-    "estimated",
-    "reliable",
+    emissions_series_g: float | None
+    carbon_intensity_series_g_per_kwh: float | None
+    carbon_series_source: str | None
+    method_cpu: str | None
+    method_gpu: str | None
+    method_ram: str | None
+    estimated: bool | None
+    reliable: bool | None  # this window lasted at least RELIABLE_WINDOW_S
     # inference variants other than fp32: agreement with the fp32 model (see fidelity.py)
-    "fidelity_top1",
-    "fidelity_kl",
-    "fidelity_n",
+    fidelity_top1: float | None
+    fidelity_kl: float | None
+    fidelity_n: int | None
     # quantization variants: the share of Linear weight elements actually quantized (torchao
     # leaves layers its kernels cannot take in the model's precision)
-    "quantized_share",
+    quantized_share: float | None
     # CUDA cells measured through NVML: the window's power trace (JSON rows of seconds from the
     # window's start, NVML index, W, utilization %, °C, SM MHz) and other processes on the GPU
-    "gpu_trace",
-    "gpu_foreign_pids",
-]
+    gpu_trace: str | None
+    gpu_foreign_pids: str | None
+    # How the cell ended.
+    status: Status
+    error: str | None
+    recorded_at: str
 
-STATUS_COLUMNS = ["status", "error", "recorded_at"]
 
-COLUMNS = CONTEXT_COLUMNS + MEASURE_COLUMNS + STATUS_COLUMNS
+COLUMNS: list[str] = list(Record.__annotations__)
 
-STATUSES = ("ok", "failed", "skipped")
+
+@dataclass(frozen=True)
+class WindowFacts:
+    """What a measured window gives before anything is derived from it.
+
+    The whole machine's gross energy and idle power are facts of their own: a pytest-benchmark
+    file keeps only those, without the split by component.
+    """
+
+    unit: str
+    unit_count: int
+    calls: int
+    duration_s: float
+    energy_j: float  # gross, every component (the sum of the split where there is one)
+    idle_power_w: float  # of the idle baseline, every component
+    methods: Mapping[str, str]  # component -> method label; a missing one is "none"
+    carbon_intensity_g_per_kwh: float
+    carbon_source: str | None
+    emissions_g: float | None = None  # None: the gross energy at the carbon intensity
+    energy_by_component_j: Mapping[str, float] | None = None  # gross
+    idle_power_by_component_w: Mapping[str, float] | None = None
+    gpu_trace: tuple[tuple[float, ...], ...] = ()
+    gpu_foreign_pids: tuple[int, ...] = ()
+
+    @classmethod
+    def of(cls, window: Window, idle: IdleBaseline) -> WindowFacts:
+        """The facts of one protocol window, with its cell's idle baseline."""
+        m = window.measurement
+        return cls(
+            unit=window.unit,
+            unit_count=window.unit_count,
+            calls=window.calls,
+            duration_s=window.duration_s,
+            energy_j=m.total_j,
+            idle_power_w=idle.power_w(),
+            methods=m.methods,
+            carbon_intensity_g_per_kwh=m.carbon_intensity_g_per_kwh,
+            carbon_source=m.carbon_source,
+            emissions_g=m.emissions_g,
+            energy_by_component_j=m.energy_j,
+            idle_power_by_component_w={c: idle.power_w(c) for c in COMPONENTS},
+            gpu_trace=m.gpu_trace,
+            gpu_foreign_pids=m.gpu_foreign_pids,
+        )
+
+    def measured_components(self) -> list[str]:
+        """Components that carried energy (without a split: those with a method other than none)."""
+        if self.energy_by_component_j is not None:
+            return [c for c in COMPONENTS if self.energy_by_component_j.get(c, 0.0) > 0]
+        return [c for c in COMPONENTS if self.methods.get(c, "none") != "none"]
+
+
+def _per(value: float, count: float) -> float | None:
+    return value / count if count else None
+
+
+def window_figures(facts: WindowFacts) -> Record:
+    """Every measured column of a window's row, derived from its facts."""
+    gross = facts.energy_j
+    net = gross - facts.idle_power_w * facts.duration_s
+    intensity = facts.carbon_intensity_g_per_kwh
+    known_intensity = math.isfinite(intensity)
+    net_per_unit = _per(net, facts.unit_count)
+    emissions = facts.emissions_g
+    if emissions is None and known_intensity:
+        emissions = gross / KWH_TO_J * intensity
+    by_component = facts.energy_by_component_j or {}
+    idle_by_component = facts.idle_power_by_component_w or {}
+    figures: dict[str, Any] = {
+        "unit": facts.unit,
+        "unit_count": facts.unit_count,
+        "calls": facts.calls,
+        "duration_s": facts.duration_s,
+        "energy_j": gross,
+        "idle_power_w": facts.idle_power_w,
+        "net_energy_j": net,
+        "energy_per_unit_j": net_per_unit,
+        "gross_energy_per_unit_j": _per(gross, facts.unit_count),
+        "energy_per_call_j": _per(net, facts.calls),
+        "throughput": _per(facts.unit_count, facts.duration_s),
+        "power_w": _per(gross, facts.duration_s),
+        "emissions_g": emissions,
+        "emissions_per_1k_units_g": (
+            net_per_unit * 1000 / KWH_TO_J * intensity
+            if known_intensity and net_per_unit is not None
+            else None
+        ),
+        "carbon_intensity_g_per_kwh": intensity,
+        "carbon_source": facts.carbon_source,
+        "estimated": any(
+            is_estimate(facts.methods.get(c, "none")) for c in facts.measured_components()
+        ),
+        "reliable": facts.duration_s >= RELIABLE_WINDOW_S,
+        "gpu_trace": json.dumps(facts.gpu_trace) if facts.gpu_trace else None,
+        "gpu_foreign_pids": json.dumps(facts.gpu_foreign_pids) if facts.gpu_foreign_pids else None,
+    }
+    for c in COMPONENTS:
+        figures[f"energy_{c}_j"] = by_component.get(c)
+        figures[f"idle_power_{c}_w"] = idle_by_component.get(c)
+        figures[f"method_{c}"] = facts.methods.get(c, "none")
+    return cast(Record, figures)
 
 
 def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
+def build_record(
+    *parts: Mapping[str, Any],
+    status: Status = "ok",
+    error: str | None = None,
+    recorded_at: str | None = None,
+) -> Record:
+    """A full row: the parts (context, measured figures, extras; later ones win) and the status.
+
+    Columns no part fills are None, and the keys come in COLUMNS order.
+    """
+    merged: dict[str, Any] = {}
+    for part in parts:
+        merged.update(part)
+    merged.update(
+        status=status, error=error, recorded_at=_now() if recorded_at is None else recorded_at
+    )
+    return cast(Record, {col: merged.get(col) for col in COLUMNS})
+
+
+def window_start(started_at: float) -> str:
+    """A window's Unix start time as the `window_start` column writes it."""
+    return dt.datetime.fromtimestamp(started_at, dt.UTC).isoformat(timespec="milliseconds")
+
+
 def window_record(
     context: Mapping[str, Any],
     result: ProtocolResult,
     window: Window,
-    reliable: bool,
     extra: Mapping[str, Any] | None = None,
-) -> dict[str, Any]:
+) -> Record:
     """One measured row; `extra` holds per-cell values such as fidelity."""
-    m = window.measurement
-    idle_w = result.idle.power_w()
-    gross = m.total_j
-    net = gross - idle_w * window.duration_s
-    units = window.unit_count
-    intensity = m.carbon_intensity_g_per_kwh
-    net_per_unit = net / units
-    record: dict[str, Any] = {
-        **context,
+    where = {
         "phase": window.phase,
         "repetition": window.repetition,
-        "window_start": dt.datetime.fromtimestamp(window.started_at, dt.UTC).isoformat(
-            timespec="milliseconds"
-        ),
-        "unit": window.unit,
-        "unit_count": units,
-        "calls": window.calls,
-        "duration_s": window.duration_s,
+        "window_start": window_start(window.started_at),
         "cooldown_s": window.cooldown_s,
-        "energy_j": gross,
-        "idle_power_w": idle_w,
-        "net_energy_j": net,
-        "energy_per_unit_j": net_per_unit,
-        "gross_energy_per_unit_j": gross / units,
-        "energy_per_call_j": net / window.calls,
-        "throughput": units / window.duration_s,
-        "power_w": gross / window.duration_s,
-        "emissions_g": m.emissions_g,
-        "emissions_per_1k_units_g": (
-            net_per_unit * 1000 / KWH_TO_J * intensity if math.isfinite(intensity) else None
-        ),
-        "carbon_intensity_g_per_kwh": intensity,
-        "carbon_source": m.carbon_source,
-        "estimated": any(is_estimate(m.methods[c]) for c in COMPONENTS if m.energy_j[c] > 0),
-        "reliable": reliable,
-        "status": "ok",
-        "error": None,
-        "recorded_at": _now(),
-        "gpu_trace": json.dumps(m.gpu_trace) if m.gpu_trace else None,
-        "gpu_foreign_pids": json.dumps(m.gpu_foreign_pids) if m.gpu_foreign_pids else None,
-        **(extra or {}),
     }
-    for c in COMPONENTS:
-        record[f"energy_{c}_j"] = m.energy_j[c]
-        record[f"idle_power_{c}_w"] = result.idle.power_w(c)
-        record[f"method_{c}"] = m.methods[c]
-    return {col: record.get(col) for col in COLUMNS}
+    figures = window_figures(WindowFacts.of(window, result.idle))
+    return build_record(context, where, figures, extra or {})
 
 
 def measured_records(
     context: Mapping[str, Any],
     result: ProtocolResult,
-    reliable: bool,
     extra: Mapping[str, Any] | None = None,
-) -> list[dict[str, Any]]:
-    return [window_record(context, result, w, reliable, extra) for w in result.windows]
+) -> list[Record]:
+    return [window_record(context, result, w, extra) for w in result.windows]
 
 
 def unfinished_records(
-    context: Mapping[str, Any], phases: Iterable[str], status: str, error: str
-) -> list[dict[str, Any]]:
+    context: Mapping[str, Any], phases: Iterable[str], status: Status, error: str
+) -> list[Record]:
     """One row per phase for a cell that failed or was skipped, carrying the reason."""
     assert status in ("failed", "skipped")
-    rows = []
-    for phase in phases:
-        record = {
-            **context,
-            "phase": phase,
-            "status": status,
-            "error": error,
-            "recorded_at": _now(),
-        }
-        rows.append({col: record.get(col) for col in COLUMNS})
-    return rows
+    return [build_record(context, {"phase": phase}, status=status, error=error) for phase in phases]

@@ -102,7 +102,7 @@ def run_cell(spec: Mapping[str, Any], emit: Emit) -> list[dict[str, Any]]:
         )
     finally:
         meter.close()
-    return measured_records(context, result, protocol.reliable, prepared.record_columns())
+    return measured_records(context, result, prepared.record_columns())
 
 
 def memory_skip_reason(cell: Cell, backend: Backend) -> str | None:

@@ -236,7 +236,7 @@ def test_records_keep_the_trace_and_foreign_pids_as_json(clock, meter):
         clock=clock,
         sleep=clock.sleep,
     )
-    (row,) = measured_records({"cell_id": "c"}, result, True)
+    (row,) = measured_records({"cell_id": "c"}, result)
     assert json.loads(row["gpu_trace"]) == [[0.0, 0, 95.0, 80.0, 60.0, 1700.0]]
     assert json.loads(row["gpu_foreign_pids"]) == [7]
 

@@ -7,11 +7,10 @@ import itertools
 import json
 import random
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 import pandas as pd
 
-from greenbench.records import COLUMNS
+from greenbench.records import COLUMNS, Record, WindowFacts, build_record, window_figures
 from greenbench.tasks import phase_units
 
 UNITS = phase_units()  # phase -> unit, as the workload kinds declare them
@@ -21,12 +20,24 @@ START = dt.datetime(2026, 11, 1, 22, 0, tzinfo=dt.UTC)
 def _row(
     run_id: str, workload: str, phase: str, variant: str, v_index: int, device: str,
     repetition: int, per_unit: float, at: dt.datetime,
-) -> dict[str, Any]:  # fmt: skip
+) -> Record:  # fmt: skip
     units, calls, duration, idle_w = 100, 10, 5.0, 20.0
     net = per_unit * units
-    gross = net + idle_w * duration
+    facts = WindowFacts(
+        unit=UNITS[phase],
+        unit_count=units,
+        calls=calls,
+        duration_s=duration,
+        energy_j=net + idle_w * duration,
+        idle_power_w=idle_w,
+        methods={"cpu": "rapl", "gpu": "none", "ram": "ram-estimate"},
+        carbon_intensity_g_per_kwh=200.0,
+        carbon_source="synthetic",
+        energy_by_component_j={"cpu": net + 5 * duration, "gpu": 0.0, "ram": 15 * duration},
+        idle_power_by_component_w={"cpu": 5.0, "gpu": 0.0, "ram": 15.0},
+    )
     scored = variant != "fp32" and phase != "train"
-    return {
+    context = {
         "run_id": run_id,
         "cell_id": f"{workload}/{variant}/{device}",
         "attempt": 1,
@@ -41,41 +52,16 @@ def _row(
         "params": json.dumps({"batch": 1}),
         "zone": "GB",
         "window_start": at.isoformat(timespec="milliseconds"),
-        "unit": UNITS[phase],
-        "unit_count": units,
-        "calls": calls,
-        "duration_s": duration,
-        "energy_j": gross,
-        "energy_cpu_j": net + 5 * duration,
-        "energy_gpu_j": 0.0,
-        "energy_ram_j": 15 * duration,
-        "idle_power_w": idle_w,
-        "idle_power_cpu_w": 5.0,
-        "idle_power_gpu_w": 0.0,
-        "idle_power_ram_w": 15.0,
-        "net_energy_j": net,
-        "energy_per_unit_j": per_unit,
-        "gross_energy_per_unit_j": gross / units,
-        "energy_per_call_j": net / calls,
-        "throughput": units / duration,
-        "power_w": gross / duration,
-        "emissions_g": gross / 3.6e6 * 200,
-        "emissions_per_1k_units_g": per_unit * 1000 / 3.6e6 * 200,
-        "carbon_intensity_g_per_kwh": 200.0,
-        "carbon_source": "synthetic",
-        "method_cpu": "rapl",
-        "method_gpu": "none",
-        "method_ram": "ram-estimate",
-        "estimated": True,
-        "reliable": True,
+    }
+    extra = {
         "fidelity_top1": 0.99 - 0.1 * v_index if scored else None,
         "fidelity_kl": 0.001 * v_index if scored else None,
         "fidelity_n": 128 if scored else None,
         "quantized_share": 1.0 if scored and variant.startswith(("int", "fp8")) else None,
-        "status": "ok",
-        "error": None,
-        "recorded_at": at.isoformat(timespec="seconds"),
     }
+    return build_record(
+        context, window_figures(facts), extra, recorded_at=at.isoformat(timespec="seconds")
+    )
 
 
 def synthetic_frame(
