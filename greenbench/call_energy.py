@@ -30,9 +30,9 @@ class CallEnergy:
     estimated: bool
     idle_power_w: float
     carbon_intensity_g_per_kwh: float
-    carbon_source: str
+    carbon_source: str | None
     zone: str
-    windows: list[dict[str, float]]
+    windows: list[dict[str, float | None]]  # per window: calls, duration_s, energy_j, ...
 
     @property
     def g_co2e_per_call(self) -> float:

@@ -17,7 +17,9 @@ def _smollm2(hidden: int, intermediate: int, layers: int, heads: int, kv_heads: 
     def config() -> Any:
         from transformers import LlamaConfig
 
-        return LlamaConfig(
+        # transformers 5 takes rope_theta through **kwargs (into rope_parameters); its
+        # annotations name only the new keywords
+        return LlamaConfig(  # type: ignore[call-arg]
             vocab_size=49152,
             hidden_size=hidden,
             intermediate_size=intermediate,
@@ -54,7 +56,7 @@ def _resnet(
     def config() -> Any:
         from transformers import ResNetConfig
 
-        return ResNetConfig(
+        return ResNetConfig(  # type: ignore[call-arg]  # num_labels: PretrainedConfig **kwargs
             num_channels=3,
             embedding_size=embedding,
             hidden_sizes=hidden_sizes,
@@ -69,7 +71,8 @@ def _resnet(
 def _mobilenet_v2() -> Any:
     from transformers import MobileNetV2Config
 
-    return MobileNetV2Config(depth_multiplier=1.0, image_size=224, num_labels=1000)
+    # num_labels goes through PretrainedConfig's **kwargs, which the annotations omit
+    return MobileNetV2Config(depth_multiplier=1.0, image_size=224, num_labels=1000)  # type: ignore[call-arg]
 
 
 # architecture name -> (model family, config factory)

@@ -230,9 +230,9 @@ def summary_lines(
         text += (
             f" {mark}{fmt(info['energy_gco2e_per_call'])} gCO2e/call, zone {info['energy_zone']})"
         )
-        before = summary_from_extra_info(compared.get(name, {}))
-        if before is not None:
-            r = ratio(summary_from_extra_info(info), before)
+        now, before = summary_from_extra_info(info), summary_from_extra_info(compared.get(name, {}))
+        if now is not None and before is not None:
+            r = ratio(now, before)
             text += f"; x{fmt(r.value)} of the compared run"
         lines.append((text, {}))
     if any(info["energy_estimated"] for info in results.values()):

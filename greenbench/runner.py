@@ -23,7 +23,7 @@ from greenbench.errors import one_line
 from greenbench.models import parameter_count
 from greenbench.protocol import ProtocolSettings, Window, run_protocol
 from greenbench.quiet import quiet_library_logs
-from greenbench.records import measured_records
+from greenbench.records import Record, measured_records
 from greenbench.suite import Cell
 from greenbench.variants import get_variant
 from greenbench.workloads import get_preset
@@ -31,7 +31,9 @@ from greenbench.workloads import get_preset
 Emit = Callable[[dict[str, Any]], None]
 
 
-def cell_context(cell: Cell, run_id: str, attempt: int, suite_name: str, zone: str) -> dict:
+def cell_context(
+    cell: Cell, run_id: str, attempt: int, suite_name: str, zone: str
+) -> dict[str, Any]:
     """The columns that identify a cell's rows, for measured and unfinished rows alike."""
     preset = get_preset(cell.workload)
     return {
@@ -68,7 +70,7 @@ class CellSkipped(Exception):
     """The cell cannot run here (its variant on this device, or its memory); the message is why."""
 
 
-def run_cell(spec: Mapping[str, Any], emit: Emit) -> list[dict[str, Any]]:
+def run_cell(spec: Mapping[str, Any], emit: Emit) -> list[Record]:
     """Build, measure and record one cell in this process."""
     cell = Cell(**spec["cell"])
     protocol = ProtocolSettings(**spec["protocol"])

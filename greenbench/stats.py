@@ -51,7 +51,7 @@ class Summary:
         return self.mean + self.ci95
 
 
-def summarize(values: Iterable[float]) -> Summary:
+def summarize(values: Iterable[float | None]) -> Summary:
     data = [float(v) for v in values if v is not None and math.isfinite(float(v))]
     n = len(data)
     if n == 0:

@@ -16,7 +16,7 @@ import datetime as dt
 import json
 import os
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +51,7 @@ class RunStore:
         return self.path / "logs"
 
     @classmethod
-    def create(cls, out_dir: str | os.PathLike, meta: dict[str, Any]) -> RunStore:
+    def create(cls, out_dir: str | os.PathLike[str], meta: dict[str, Any]) -> RunStore:
         run_id = new_run_id()
         path = Path(out_dir) / run_id
         path.mkdir(parents=True, exist_ok=False)
@@ -61,7 +61,7 @@ class RunStore:
         return store
 
     @classmethod
-    def open(cls, out_dir: str | os.PathLike, run: str) -> RunStore:
+    def open(cls, out_dir: str | os.PathLike[str], run: str) -> RunStore:
         """A run by id (under out_dir) or by folder path."""
         for candidate in (Path(run), Path(out_dir) / run):
             if (candidate / RUN_FILE).is_file():
@@ -71,7 +71,8 @@ class RunStore:
         )
 
     def read_meta(self) -> dict[str, Any]:
-        return json.loads((self.path / RUN_FILE).read_text())
+        meta: dict[str, Any] = json.loads((self.path / RUN_FILE).read_text())
+        return meta
 
     def write_meta(self, meta: dict[str, Any]) -> None:
         target = self.path / RUN_FILE
@@ -85,7 +86,7 @@ class RunStore:
     def update_meta(self, **fields: Any) -> None:
         self.write_meta({**self.read_meta(), **fields})
 
-    def append(self, records: Iterable[dict[str, Any]]) -> None:
+    def append(self, records: Iterable[Mapping[str, Any]]) -> None:
         data = "".join(json.dumps(r, default=str) + "\n" for r in records).encode()
         if not data:
             return
@@ -130,7 +131,7 @@ def read_records_file(path: Path) -> list[dict[str, Any]]:
     return records
 
 
-def find_record_files(paths: Iterable[str | os.PathLike]) -> list[Path]:
+def find_record_files(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
     """Records files named by paths: a records file, a run folder, or a folder of runs."""
     found: list[Path] = []
     for raw in paths:

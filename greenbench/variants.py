@@ -196,7 +196,8 @@ def _int4_wo_config(kind: str, model: Any) -> Any:
     import torch
     from torchao.quantization import IntxWeightOnlyConfig, PerGroup
 
-    return IntxWeightOnlyConfig(weight_dtype=torch.int4, granularity=PerGroup(32))
+    int4 = torch.int4  # type: ignore[attr-defined]  # in torch >= 2.5; its stubs lack it
+    return IntxWeightOnlyConfig(weight_dtype=int4, granularity=PerGroup(32))
 
 
 def _fp8_config(kind: str, model: Any) -> Any:

@@ -51,7 +51,7 @@ class CpuBackend(TorchBackend):
     variants = PRECISIONS | {"int8-dynamic", "int8-wo", "int4-wo"}
 
     def free_memory_bytes(self, device: str) -> int | None:
-        return psutil.virtual_memory().available
+        return int(psutil.virtual_memory().available)
 
     def ray_request(self, device: str) -> RayRequest:
         return RayRequest()  # every node has a CPU

@@ -50,8 +50,9 @@ class GreenPlan:
             f"cleanest start {p.start:%Y-%m-%d %H:%M} UTC ({local:%H:%M} local): "
             f"{p.chosen_g_per_kwh:.0f} gCO2/kWh over {_short(p.duration)}"
         )
-        if p.now_g_per_kwh is not None:
-            text += f", against {p.now_g_per_kwh:.0f} if started now ({100 * p.saving:.1f} % less)"
+        saving = p.saving
+        if p.now_g_per_kwh is not None and saving is not None:
+            text += f", against {p.now_g_per_kwh:.0f} if started now ({100 * saving:.1f} % less)"
         cached = ", cached" if self.forecast.from_cache else ""
         text += f"; source {self.forecast.source}{cached}"
         if len(p.starts) > 1:

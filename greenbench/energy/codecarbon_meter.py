@@ -51,6 +51,7 @@ class CodeCarbonMeter:
         self._tracker.start_task(self._active)
 
     def end_window(self) -> Measurement:
+        assert self._active is not None, "end_window without begin_window"
         data = self._tracker.stop_task(self._active)
         if data is None:
             raise RuntimeError("CodeCarbon returned no measurement for the window")

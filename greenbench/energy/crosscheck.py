@@ -52,7 +52,7 @@ def check_window(
     m = meter.end_window()
     after, ended = direct_read_j(), clock()
     window_s = max(ended - started, 1e-9)
-    trace = [Sample(t, gpu, watts, 0.0, 0.0, 0.0) for t, gpu, watts, *_ in m.gpu_trace]
+    trace = [Sample(t, int(gpu), watts, 0.0, 0.0, 0.0) for t, gpu, watts, *_ in m.gpu_trace]
     return WindowCheck(
         seconds=window_s,
         greenbench_j=m.energy_j["gpu"],

@@ -59,7 +59,9 @@ class CpuRamAndNvmlMeter:
 def nvml_meter_for(device_index: int, base: Meter, nvml: Any | None = None) -> CpuRamAndNvmlMeter:
     """The meter for torch's cuda:device_index; raises when NVML cannot be used."""
     if nvml is None:
-        import pynvml as nvml  # lazy: only NVIDIA machines need it
+        import pynvml  # lazy: only NVIDIA machines need it
+
+        nvml = pynvml
     nvml.nvmlInit()
     try:
         torch_uuid = torch_uuid_of(device_index)

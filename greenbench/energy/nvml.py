@@ -206,7 +206,7 @@ class NvmlGpuMeter:
 
     def _counter(self, gpu: NvmlGpu) -> float | None:
         try:
-            return self.nvml.nvmlDeviceGetTotalEnergyConsumption(gpu.handle) / 1000  # mJ
+            return float(self.nvml.nvmlDeviceGetTotalEnergyConsumption(gpu.handle)) / 1000  # mJ
         except self.nvml.NVMLError:
             return None
 
@@ -227,15 +227,18 @@ class NvmlGpuMeter:
         total = 0.0
         for gpu in self.gpus:
             after = self._counter(gpu) if self.counters[gpu.index] else None
-            if after is not None and before[gpu.index] is not None:
-                total += after - before[gpu.index]
+            start = before[gpu.index]
+            if after is not None and start is not None:
+                total += after - start
             else:
                 total += integrate_power([s for s in trace if s.gpu == gpu.index], t0, t1)
         self._start = None
         return GpuWindow(total, self.method, t0, trace)
 
 
-def foreign_processes(nvml: Any, gpus: Sequence[NvmlGpu], own: set[int] | None = None):
+def foreign_processes(
+    nvml: Any, gpus: Sequence[NvmlGpu], own: set[int] | None = None
+) -> list[tuple[str, int]]:
     """(gpu uuid, pid) of compute processes on these GPUs that are not this cell's."""
     own = own if own is not None else {os.getpid(), os.getppid()}
     found = []

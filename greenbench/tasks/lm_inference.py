@@ -104,7 +104,7 @@ def _graph_modules(model: Any) -> tuple[Any, Any, Any]:
             super().__init__()
             self.model = model
 
-        def forward(self, input_ids: Any) -> tuple:
+        def forward(self, input_ids: Any) -> tuple[Any, ...]:
             out = self.model(input_ids=input_ids, use_cache=True, logits_to_keep=1)
             return (out.logits, *flat(out.past_key_values))
 
@@ -113,7 +113,7 @@ def _graph_modules(model: Any) -> tuple[Any, Any, Any]:
             super().__init__()
             self.model = model
 
-        def forward(self, input_ids: Any, *kv: Any) -> tuple:
+        def forward(self, input_ids: Any, *kv: Any) -> tuple[Any, ...]:
             cache = DynamicCache()
             for i in range(layers):
                 cache.update(kv[2 * i], kv[2 * i + 1], i)

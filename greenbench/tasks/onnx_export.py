@@ -8,7 +8,7 @@ from typing import Any
 
 
 def export_onnx(
-    module: Any, args: tuple, path: Path, names: Sequence[str], dynamic: Any = None
+    module: Any, args: tuple[Any, ...], path: Path, names: Sequence[str], dynamic: Any = None
 ) -> None:
     import torch
 

@@ -50,7 +50,7 @@ def _need(points: list[IntensityPoint], source: str) -> list[IntensityPoint]:
     return sorted(points, key=lambda p: p.start)
 
 
-def _rows(data: Any, key: str | None, source: str) -> list[dict]:
+def _rows(data: Any, key: str | None, source: str) -> list[dict[str, Any]]:
     rows = data.get(key) if key is not None and isinstance(data, dict) else data
     if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
         raise SourceError(f"{source}: malformed reply: expected a list of points under '{key}'")
@@ -114,7 +114,7 @@ class ElectricityMaps:
         query = urllib.parse.urlencode({"zone": self.zone})
         return self.fetch(f"{self.base_url}/v3/{path}?{query}", {"auth-token": self.token})
 
-    def _points(self, rows: list[dict], fetched: dt.datetime) -> list[IntensityPoint]:
+    def _points(self, rows: list[dict[str, Any]], fetched: dt.datetime) -> list[IntensityPoint]:
         parsed = [
             (_time(r.get("datetime"), self.name), _value(r.get("carbonIntensity"), self.name))
             for r in rows

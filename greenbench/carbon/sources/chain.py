@@ -153,7 +153,7 @@ class NoUsableSource(GreenbenchError):
 class Store:
     """results/carbon/: `cache/` (latest answer per source, for max_age) and `archive/`."""
 
-    def __init__(self, root: str | os.PathLike) -> None:
+    def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root)
 
     def _key(self, source: Source) -> str:
@@ -232,8 +232,8 @@ def fetch_forecast(
     """The first usable answer for [start, end) from the chain; NoUsableSource with reasons."""
     failures: list[str] = []
     for source in sources:
-        cacheable = store is not None and getattr(source, "cacheable", True)
-        hit = store.cached(source, max_age) if cacheable else None
+        cache = store if getattr(source, "cacheable", True) else None
+        hit = cache.cached(source, max_age) if cache is not None else None
         if hit is not None:
             points, fetched = hit
             from_cache = True
@@ -255,8 +255,8 @@ def fetch_forecast(
                 f"{series.end:%Y-%m-%d %H:%M} UTC) misses the window asked for"
             )
             continue
-        if cacheable and not from_cache:
-            store.save(source, points, fetched)
+        if cache is not None and not from_cache:
+            cache.save(source, points, fetched)
         return ForecastResult(series, source.name, fetched, from_cache, failures)
     reasons = "; ".join(failures) or "no source configured"
     raise NoUsableSource(f"no usable intensity source ({reasons})")
