@@ -74,16 +74,65 @@ def test_energy_lands_in_benchmark_json_and_pytest_benchmark_compare_reads_it(py
     assert "test_square_sum" in compared.stdout
 
 
+# The gate's test session measures work, not the live CPU: 1 µJ per unit of work done, so a
+# planted 2x regression is exactly 2x however busy the machine is.
+WORK_METER = """
+from greenbench import pytest_plugin
+from greenbench.energy.meter import Measurement
+
+WORKED = [0]
+
+
+class WorkMeter:
+    def begin_window(self):
+        self.start = WORKED[0]
+
+    def end_window(self):
+        joules = (WORKED[0] - self.start) * 1e-6
+        return Measurement(
+            energy_j={"cpu": joules, "gpu": 0.0, "ram": 0.0},
+            methods={"cpu": "rapl", "gpu": "none", "ram": "none"},
+            emissions_g=joules / 3.6e6 * 200,
+            carbon_intensity_g_per_kwh=200.0,
+            carbon_source="fake",
+        )
+
+    def close(self):
+        pass
+
+
+pytest_plugin.EnergySession.meter = lambda self: WorkMeter()
+"""
+
+COUNTED_SAMPLE = """
+import os
+
+from conftest import WORKED
+
+N = int(os.environ.get("GREENBENCH_SAMPLE_WORK", "3000"))
+
+
+def work(n):
+    WORKED[0] += n
+    return sum(i * i for i in range(n))
+
+
+def test_square_sum(energy_benchmark):
+    assert energy_benchmark(work, N) == work(N)
+"""
+
+
 def test_the_gate_fails_a_planted_2x_regression_and_passes_a_rerun(pytester, monkeypatch):
-    pytester.makepyfile(test_sample=SAMPLE.replace("test_square_sum_pedantic", "_not_a_test"))
+    pytester.makeconftest(WORK_METER)
+    pytester.makepyfile(test_sample=COUNTED_SAMPLE)
     run(pytester, "--benchmark-autosave").assert_outcomes(passed=1)
 
-    monkeypatch.setenv("GREENBENCH_SAMPLE_WORK", "60000")  # twice the work per call
+    monkeypatch.setenv("GREENBENCH_SAMPLE_WORK", "6000")  # twice the work per call
     slower = run(pytester, "--benchmark-compare", "--energy-fail-on-regression=20")
     assert slower.ret == pytest.ExitCode.TESTS_FAILED
-    slower.stdout.fnmatch_lines(["*energy regression: *test_square_sum: J per call x*"])
+    slower.stdout.fnmatch_lines(["*energy regression: *test_square_sum: J per call x2 *"])
 
-    monkeypatch.setenv("GREENBENCH_SAMPLE_WORK", "30000")  # the saved run's code again
+    monkeypatch.setenv("GREENBENCH_SAMPLE_WORK", "3000")  # the saved run's code again
     same = run(pytester, "--benchmark-compare=0001", "--energy-fail-on-regression=20")
     assert same.ret == pytest.ExitCode.OK, same.stdout.str()
     assert "energy regression" not in same.stdout.str()
