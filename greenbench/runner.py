@@ -75,7 +75,6 @@ def run_cell(spec: Mapping[str, Any], emit: Emit) -> list[Record]:
     cell = Cell(**spec["cell"])
     protocol = ProtocolSettings(**spec["protocol"])
     context = spec["context"]
-    preset = get_preset(cell.workload)
     variant = get_variant(cell.variant)
     backend = backend_for(cell.device)
     zone = resolve_zone(context["zone"])
@@ -84,7 +83,7 @@ def run_cell(spec: Mapping[str, Any], emit: Emit) -> list[Record]:
         raise CellSkipped(reason)
 
     emit({"type": "stage", "stage": "building model"})
-    prepared = backend.prepare(preset, variant, cell.device, cell.params, emit)
+    prepared = backend.prepare(cell, emit)
     meter = backend.make_meter(cell.device, zone, emit)
 
     def on_window(window: Window) -> None:

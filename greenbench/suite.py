@@ -17,6 +17,7 @@ from typing import Any
 
 from greenbench.backends import parse_device
 from greenbench.carbon.zones import default_zone, resolve_zone
+from greenbench.cell import Cell
 from greenbench.errors import SuiteError
 from greenbench.protocol import ProtocolSettings
 from greenbench.variants import get_variant
@@ -34,24 +35,6 @@ SUITE_KEYS = (
     "params",
 )
 PROTOCOL_FIELDS = {f.name: f for f in dataclasses.fields(ProtocolSettings)}
-
-
-@dataclass(frozen=True)
-class Cell:
-    """One workload x variant x device, with the workload's resolved parameters."""
-
-    workload: str
-    variant: str
-    device: str
-    params: Mapping[str, Any]
-
-    @property
-    def cell_id(self) -> str:
-        return f"{self.workload}/{self.variant}/{self.device}"
-
-    @property
-    def phases(self) -> tuple[str, ...]:
-        return get_preset(self.workload).phases(self.params)
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import pytest
@@ -32,8 +33,8 @@ class FakeAccelerator(TorchBackend):
     def __init__(self) -> None:
         self.synced = 0
 
-    def prepare(self, workload, variant, device, params, emit):
-        return super().prepare(workload, variant, "cpu", params, emit)
+    def prepare(self, cell, emit):
+        return super().prepare(dataclasses.replace(cell, device="cpu"), emit)
 
     def make_meter(self, device, zone, emit):
         return FakeMeter(time.perf_counter, {"gpu": 50.0}, {"gpu": "nvml-counter"})

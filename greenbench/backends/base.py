@@ -12,12 +12,12 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from greenbench.carbon.zones import Zone
+from greenbench.cell import Cell
 from greenbench.energy.meter import Meter
 from greenbench.fidelity import Fidelity
 from greenbench.protocol import Phase
 from greenbench.tasks.base import WorkloadKind
 from greenbench.variants import Variant
-from greenbench.workloads import WorkloadPreset
 
 Emit = Callable[[dict[str, Any]], None]  # progress events from the child, one JSON dict each
 
@@ -94,14 +94,9 @@ class Backend(Protocol):
         """Why the device itself cannot run `variant` (e.g. compute capability); in the child."""
         ...
 
-    def prepare(
-        self,
-        workload: WorkloadPreset,
-        variant: Variant,
-        device: str,
-        params: Mapping[str, Any],
-        emit: Emit,
-    ) -> Prepared: ...
+    def prepare(self, cell: Cell, emit: Emit) -> Prepared:
+        """The cell's phases, ready to measure, and the cell's own record columns."""
+        ...
 
     def make_meter(self, device: str, zone: Zone, emit: Emit) -> Meter:
         """The meter of a cell on `device`: which components it measures, and how."""

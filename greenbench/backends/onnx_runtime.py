@@ -16,6 +16,7 @@ from typing import Any
 from greenbench.backends import cuda
 from greenbench.backends.base import DeviceInfo, Emit, Prepared, RayRequest
 from greenbench.carbon.zones import Zone
+from greenbench.cell import Cell
 from greenbench.energy.codecarbon_meter import CodeCarbonMeter
 from greenbench.energy.meter import Meter
 from greenbench.errors import GreenbenchError
@@ -24,7 +25,7 @@ from greenbench.models import build_model
 from greenbench.protocol import Phase
 from greenbench.tasks.base import SessionFactory, WorkloadKind
 from greenbench.variants import Variant
-from greenbench.workloads import WorkloadPreset
+from greenbench.workloads import get_preset
 
 PREFIX = "onnxruntime"
 # what --device says -> (execution provider, the pip package that brings it)
@@ -79,20 +80,14 @@ class GraphRuntime:
     def session_factory(self, device: str, variant: str) -> SessionFactory:
         raise NotImplementedError
 
-    def prepare(
-        self,
-        workload: WorkloadPreset,
-        variant: Variant,
-        device: str,
-        params: Mapping[str, Any],
-        emit: Emit,
-    ) -> Prepared:
+    def prepare(self, cell: Cell, emit: Emit) -> Prepared:
+        workload, params = get_preset(cell.workload), cell.params
         kind = workload.kind
         assert kind.fidelity_logits is not None  # skip_reason let only inference kinds through
         model = build_model(workload.architecture, weights=params.get("weights"))
         reference = kind.fidelity_logits(model, params, "cpu")
         emit({"type": "stage", "stage": "exporting to ONNX"})
-        session = self.session_factory(device, variant.name)
+        session = self.session_factory(cell.device, cell.variant)
         phases, logits = prepare_graphs(kind, model, params, session)
         # the runtime's variant against torch fp32 eager
         return Prepared(phases, score(reference, logits))

@@ -7,19 +7,19 @@ CPU and CUDA have modules of their own (cpu.py, cuda.py): their meters and memor
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable
 
 from greenbench.backends.base import DeviceInfo, Emit, Prepared, RayRequest
 from greenbench.carbon.zones import Zone
+from greenbench.cell import Cell
 from greenbench.energy.codecarbon_meter import CodeCarbonMeter
 from greenbench.energy.meter import Meter
 from greenbench.errors import GreenbenchError
 from greenbench.fidelity import score
 from greenbench.models import build_model
 from greenbench.tasks.base import WorkloadKind
-from greenbench.variants import Variant, linear_weight_sizes, quantized_share
-from greenbench.workloads import WorkloadPreset
+from greenbench.variants import Variant, get_variant, linear_weight_sizes, quantized_share
+from greenbench.workloads import get_preset
 
 PRECISIONS = frozenset({"fp32", "bf16", "fp16"})
 
@@ -53,17 +53,11 @@ class TorchBackend:
     def device_skip_reason(self, variant: Variant, device: str) -> str | None:
         return None
 
-    def prepare(
-        self,
-        workload: WorkloadPreset,
-        variant: Variant,
-        device: str,
-        params: Mapping[str, Any],
-        emit: Emit,
-    ) -> Prepared:
+    def prepare(self, cell: Cell, emit: Emit) -> Prepared:
         """The variant's model on the device and its phases; for inference its fidelity to
         fp32, for quantization how much of the model it quantized."""
-        kind = workload.kind
+        workload, variant = get_preset(cell.workload), get_variant(cell.variant)
+        kind, device, params = workload.kind, cell.device, cell.params
         model = build_model(workload.architecture, weights=params.get("weights")).to(device)
         if kind.task == "training":
             model = variant.prepare_for_training(model)
