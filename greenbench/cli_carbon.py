@@ -7,8 +7,10 @@ import contextlib
 
 from rich.console import Console
 
-from greenbench.cli import EXIT_OK
 from greenbench.errors import GreenbenchError
+from greenbench.exit_codes import EXIT_OK
+from greenbench.schedule import ScheduleStore, local_zone_name, serve
+from greenbench.suite import RunOverrides, load_suite, resolve_suite
 
 
 def wait_for_green(args: argparse.Namespace, console: Console) -> None:
@@ -19,19 +21,10 @@ def wait_for_green(args: argparse.Namespace, console: Console) -> None:
     from greenbench.carbon.sources.chain import NoUsableSource
     from greenbench.carbon.timeparse import parse_duration
     from greenbench.carbon.zones import default_zone
-    from greenbench.suite import DEFAULT_SUITE, apply_overrides, load_suite
 
     if args.resume:
         raise GreenbenchError("--when-green plans new runs; resume without it")
-    suite = apply_overrides(
-        load_suite(args.suite or DEFAULT_SUITE),
-        args.workload,
-        args.variant,
-        args.device,
-        args.repetitions,
-        args.min_window,
-        args.zone,
-    )  # a bad suite fails now, not after the wait
+    suite = resolve_suite(RunOverrides.from_args(args))  # a bad suite fails now, not after the wait
     within = parse_duration(args.within, "--within")
     if args.duration:
         duration = parse_duration(args.duration, "--duration")
@@ -61,45 +54,51 @@ def wait_for_green(args: argparse.Namespace, console: Console) -> None:
         )
 
 
-def cmd_schedule(args: argparse.Namespace, console: Console) -> int:
-    from greenbench.schedule import ScheduleStore, local_zone_name, serve
+def cmd_schedule_add(args: argparse.Namespace, console: Console) -> int:
+    from greenbench.carbon.timeparse import parse_duration
+    from greenbench.carbon.zones import default_zone, resolve_zone
 
     store = ScheduleStore(args.out)
-    if args.action == "add":
-        from greenbench.carbon.timeparse import parse_duration
-        from greenbench.carbon.zones import default_zone, resolve_zone
-        from greenbench.suite import load_suite
+    load_suite(args.suite)  # a bad suite fails now, not at 22:00
+    try:
+        zone = resolve_zone(args.zone or default_zone()).code
+    except ValueError as e:
+        raise GreenbenchError(f"--zone: {e}") from None
+    duration = parse_duration(args.duration, "--duration") if args.duration else None
+    job = store.add(
+        args.name,
+        args.suite,
+        args.cron,
+        parse_duration(args.within, "--within").total_seconds(),
+        zone,
+        args.source,
+        duration.total_seconds() if duration else None,
+        args.tz,
+    )
+    console.print(f"added {job.describe()}  (cron read in {args.tz or local_zone_name()})")
+    console.print(f"it runs while `greenbench schedule serve --out {args.out}` is running")
+    return EXIT_OK
 
-        load_suite(args.suite)  # a bad suite fails now, not at 22:00
-        try:
-            zone = resolve_zone(args.zone or default_zone()).code
-        except ValueError as e:
-            raise GreenbenchError(f"--zone: {e}") from None
-        duration = parse_duration(args.duration, "--duration") if args.duration else None
-        job = store.add(
-            args.name,
-            args.suite,
-            args.cron,
-            parse_duration(args.within, "--within").total_seconds(),
-            zone,
-            args.source,
-            duration.total_seconds() if duration else None,
-            args.tz,
-        )
-        console.print(f"added {job.describe()}  (cron read in {args.tz or local_zone_name()})")
-        console.print(f"it runs while `greenbench schedule serve --out {args.out}` is running")
-    elif args.action == "list":
-        jobs = store.list()
-        for job in jobs:
-            console.print(job.describe(), markup=False)
-        if not jobs:
-            console.print("no schedules; add one with `greenbench schedule add`")
-    elif args.action == "remove":
-        console.print(f"removed {store.remove(args.name)} job(s) of '{args.name}'")
-    else:
-        console.print(f"serving the schedules in {args.out}/ (Ctrl-C stops)")
-        with contextlib.suppress(KeyboardInterrupt):
-            serve(args.out)
+
+def cmd_schedule_list(args: argparse.Namespace, console: Console) -> int:
+    jobs = ScheduleStore(args.out).list()
+    for job in jobs:
+        console.print(job.describe(), markup=False)
+    if not jobs:
+        console.print("no schedules; add one with `greenbench schedule add`")
+    return EXIT_OK
+
+
+def cmd_schedule_remove(args: argparse.Namespace, console: Console) -> int:
+    removed = ScheduleStore(args.out).remove(args.name)
+    console.print(f"removed {removed} job(s) of '{args.name}'")
+    return EXIT_OK
+
+
+def cmd_schedule_serve(args: argparse.Namespace, console: Console) -> int:
+    console.print(f"serving the schedules in {args.out}/ (Ctrl-C stops)")
+    with contextlib.suppress(KeyboardInterrupt):
+        serve(args.out)
     return EXIT_OK
 
 
