@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -14,25 +13,24 @@ import pandas as pd
 
 from greenbench.backends import check_available
 from greenbench.backends import skip_reason as backend_skip_reason
+from greenbench.carbon.accounting import account
+from greenbench.carbon.green import intensity_around
+from greenbench.environment import collect_environment
 from greenbench.errors import GreenbenchError
-from greenbench.executors.local import CellFailed, run_in_child
-from greenbench.records import COLUMNS, unfinished_records
+from greenbench.executors import DEFAULT_EXECUTOR, make_executor
+from greenbench.executors.base import CellProgress, Executor, plan_jobs
+from greenbench.records import COLUMNS
 from greenbench.results import load_results
-from greenbench.runner import CellSkipped, cell_context, cell_spec, one_line
 from greenbench.store import RunStore
-from greenbench.suite import DEFAULT_SUITE, Cell, Suite, apply_overrides, load_suite
+from greenbench.suite import Cell, RunOverrides, Suite, resolve_suite
 from greenbench.variants import get_variant
 from greenbench.workloads import get_preset
 
 
-class Reporter(Protocol):
+class Reporter(CellProgress, Protocol):
     """Progress callbacks; the CLI draws a progress bar from them."""
 
     def run_started(self, run_id: str, path: Path, cells: list[Cell], windows: int) -> None: ...
-
-    def cell_started(self, cell: Cell) -> None: ...
-
-    def cell_event(self, cell: Cell, event: dict[str, Any]) -> None: ...
 
     def cell_finished(self, cell: Cell, records: list[dict[str, Any]]) -> None: ...
 
@@ -83,7 +81,7 @@ def run(
     resume: str | None = None,
     reporter: Reporter | None = None,
     carbon_sources: Sequence[str] | None = None,
-    executor: str = "local",
+    executor: str = DEFAULT_EXECUTOR,
     address: str | None = None,
 ) -> RunResult:
     """Run a suite (or resume a run) and return its records. Takes what `greenbench run` takes.
@@ -92,20 +90,41 @@ def run(
     computed from the time-weighted grid intensity over its actual time. `executor="ray"` runs
     the cells as Ray tasks on the cluster at `address` (or a local one).
     """
-    if executor not in EXECUTORS:
-        raise GreenbenchError(f"--executor: unknown '{executor}'; use {' or '.join(EXECUTORS)}")
-    if executor == "ray":
-        from greenbench.executors.ray_executor import import_ray
+    # the keywords above are suite.RunOverrides' fields (a test holds them equal)
+    overrides = RunOverrides(
+        suite=suite,
+        workloads=workloads,
+        variants=variants,
+        devices=devices,
+        repetitions=repetitions,
+        min_window_s=min_window_s,
+        zone=zone,
+    )
+    cells_executor = make_executor(executor, address)  # a bad name or no Ray: nothing written
+    resolved, resumed = _resolve(overrides, out, resume)
+    opened = _open_store(resolved, out, resumed)
+    return _execute(opened, cells_executor, reporter or SilentReporter(), carbon_sources)
 
-        import_ray()  # says how to install Ray before anything is written
-    reporter = reporter or SilentReporter()
-    if resume is not None:
-        overrides = (suite, workloads, variants, devices, repetitions, min_window_s, zone)
-        if any(v is not None for v in overrides):
-            raise GreenbenchError(
-                "--resume reruns the run's own suite; drop --suite, --workload, --variant, "
-                "--device, --repetitions, --min-window and --zone"
-            )
+
+@dataclass
+class _OpenRun:
+    """A run's store, ready to take records: the suite and what earlier attempts left."""
+
+    store: RunStore
+    suite: Suite
+    attempts: dict[str, int]  # cell id -> its latest attempt
+    done: set[str]  # cells already finished: not run again
+
+
+def _resolve(
+    overrides: RunOverrides, out: str | os.PathLike, resume: str | None
+) -> tuple[Suite, RunStore | None]:
+    """The suite to run, checked against this machine's devices; and the resumed run's store."""
+    if resume is None:
+        resolved, store = resolve_suite(overrides), None
+    else:
+        if overrides.given():
+            raise GreenbenchError(resume_conflict())
         store = RunStore.open(out, resume)
         meta = store.read_meta()
         if "suite" not in meta:
@@ -114,49 +133,54 @@ def run(
                 "there is nothing to resume"
             )
         resolved = Suite.from_dict(meta["suite"], source=str(store.path / "run.json"))
-    else:
-        if isinstance(suite, Suite):
-            base = suite
-        else:
-            base = load_suite(suite or DEFAULT_SUITE)
-            if suite is None and any(v is not None for v in (workloads, variants, devices)):
-                # flags alone: an ad-hoc suite from the quick suite's defaults
-                base = dataclasses.replace(base, name="adhoc", description="from flags")
-        resolved = apply_overrides(
-            base, workloads, variants, devices, repetitions, min_window_s, zone
-        )
     for device in resolved.devices:
         check_available(device)
+    return resolved, store
 
-    if resume is not None:
-        earlier = load_results(store.path)  # each cell's latest attempt
+
+def resume_conflict() -> str:
+    """Why --resume takes no suite flags, naming every one of them."""
+    flags = [option.flag for option in RunOverrides.options().values()]
+    return f"--resume reruns the run's own suite; drop {', '.join(flags[:-1])} and {flags[-1]}"
+
+
+def _open_store(suite: Suite, out: str | os.PathLike, resumed: RunStore | None) -> _OpenRun:
+    """A new run's store, or the resumed one with its cells' attempts and finished cells."""
+    if resumed is not None:
+        earlier = load_results(resumed.path)  # each cell's latest attempt
         attempts = earlier.groupby("cell_id")["attempt"].max().astype(int).to_dict()
-        done = _finished_cells(earlier, resolved)
-        store.update_meta(status="running", resumed_at=_now())
-    else:
-        from greenbench.environment import collect_environment
+        done = _finished_cells(earlier, suite)
+        resumed.update_meta(status="running", resumed_at=_now())
+        return _OpenRun(resumed, suite, attempts, done)
 
-        attempts, done = {}, set()
-        store = RunStore.create(
-            out,
-            {
-                "status": "running",
-                "started_at": _now(),
-                "suite": resolved.to_dict(),
-                "environment": collect_environment(),
-            },
-        )
-
-    cells = [c for c in resolved.cells() if c.cell_id not in done]
-    windows = sum(
-        len(c.phases) * resolved.protocol.repetitions for c in cells if not skip_reason(c)
+    store = RunStore.create(
+        out,
+        {
+            "status": "running",
+            "started_at": _now(),
+            "suite": suite.to_dict(),
+            "environment": collect_environment(),
+        },
     )
+    return _OpenRun(store, suite, {}, set())
+
+
+def _execute(
+    opened: _OpenRun,
+    executor: Executor,
+    reporter: Reporter,
+    carbon_sources: Sequence[str] | None,
+) -> RunResult:
+    """Run the unfinished cells, store each one's records as it finishes, set the status."""
+    store, suite = opened.store, opened.suite
+    cells = [c for c in suite.cells() if c.cell_id not in opened.done]
+    jobs = plan_jobs(cells, suite, store.run_id, store.log_dir, opened.attempts, skip_reason)
+    windows = sum(len(job.cell.phases) * suite.protocol.repetitions for job in jobs if not job.skip)
     reporter.run_started(store.run_id, store.path, cells, windows)
-    outcomes = _local_cells if executor == "local" else _ray_cells
     try:
-        for cell, records in outcomes(cells, resolved, store, attempts, reporter, address):
+        for cell, records in executor.run(jobs, reporter):
             if carbon_sources:
-                _account(records, carbon_sources, resolved.zone, store)
+                _account(records, carbon_sources, suite.zone, store)
             store.append(records)
             reporter.cell_finished(cell, records)
     except KeyboardInterrupt:
@@ -166,104 +190,11 @@ def run(
     rows = frame.astype(object).where(frame.notna(), None).to_dict("records")
     status = "failed" if any(r["status"] == "failed" for r in rows) else "complete"
     store.update_meta(status=status, ended_at=_now())
-    return RunResult(store.run_id, store.path, resolved, rows)
-
-
-EXECUTORS = ("local", "ray")
-Outcomes = Iterator[tuple[Cell, list[dict[str, Any]]]]
-
-
-def _local_cells(
-    cells: list[Cell],
-    suite: Suite,
-    store: RunStore,
-    attempts: dict[str, int],
-    reporter: Reporter,
-    address: str | None,
-) -> Outcomes:
-    """One cell after another, each in a child process of this machine."""
-    for cell in cells:
-        reporter.cell_started(cell)
-        yield cell, _run_cell(cell, suite, store, attempts.get(cell.cell_id, 0) + 1, reporter)
-
-
-def _ray_cells(
-    cells: list[Cell],
-    suite: Suite,
-    store: RunStore,
-    attempts: dict[str, int],
-    reporter: Reporter,
-    address: str | None,
-) -> Outcomes:
-    """Every runnable cell submitted to Ray at once; records as each finishes."""
-    from greenbench.executors.ray_executor import run_cells
-
-    contexts = {}
-    runnable = []
-    for cell in cells:
-        attempt = attempts.get(cell.cell_id, 0) + 1
-        contexts[cell.cell_id] = cell_context(cell, store.run_id, attempt, suite.name, suite.zone)
-        reason = skip_reason(cell)
-        if reason:
-            yield cell, unfinished_records(contexts[cell.cell_id], cell.phases, "skipped", reason)
-        else:
-            runnable.append(cell)
-
-    def make_spec(cell: Cell) -> tuple[dict, Path, float]:
-        reporter.cell_started(cell)
-        attempt = contexts[cell.cell_id]["attempt"]
-        log_path = store.log_dir / f"{cell.cell_id.replace('/', '_')}.{attempt}.log"
-        spec = cell_spec(cell, suite.protocol, contexts[cell.cell_id])
-        return spec, log_path, suite.protocol.cell_timeout_s
-
-    for cell, outcome in run_cells(runnable, make_spec, address):
-        context = {**contexts[cell.cell_id], **outcome.get("context", {})}
-        if "records" in outcome:
-            for record in outcome["records"]:
-                reporter.cell_event(
-                    cell,
-                    {
-                        "type": "window",
-                        "phase": record["phase"],
-                        "repetition": record["repetition"],
-                    },
-                )
-            yield cell, outcome["records"]
-        elif "skipped" in outcome:
-            yield cell, unfinished_records(context, cell.phases, "skipped", outcome["skipped"])
-        else:
-            yield cell, unfinished_records(context, cell.phases, "failed", outcome["failed"])
-
-
-def _run_cell(
-    cell: Cell, suite: Suite, store: RunStore, attempt: int, reporter: Reporter
-) -> list[dict[str, Any]]:
-    context = cell_context(cell, store.run_id, attempt, suite.name, suite.zone)
-    phases = cell.phases
-    reason = skip_reason(cell)
-    if reason:
-        return unfinished_records(context, phases, "skipped", reason)
-    spec = cell_spec(cell, suite.protocol, context)
-    log_path = store.log_dir / f"{cell.cell_id.replace('/', '_')}.{attempt}.log"
-    try:
-        return run_in_child(
-            spec,
-            log_path,
-            suite.protocol.cell_timeout_s,
-            lambda event: reporter.cell_event(cell, event),
-        )
-    except CellSkipped as e:
-        return unfinished_records(context, phases, "skipped", str(e))
-    except CellFailed as e:
-        return unfinished_records(context, phases, "failed", str(e))
-    except OSError as e:
-        return unfinished_records(context, phases, "failed", one_line(e))
+    return RunResult(store.run_id, store.path, suite, rows)
 
 
 def _account(records: list[dict], names: Sequence[str], zone: str, store: RunStore) -> None:
     """Time-weighted emissions from the first source that answers; if none, why, in run.json."""
-    from greenbench.carbon.accounting import account
-    from greenbench.carbon.green import intensity_around
 
     try:
         result = intensity_around(zone, names, store.path.parent)

@@ -5,14 +5,28 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+import webbrowser
 from collections.abc import Sequence
 
 from rich.console import Console
 from rich.table import Table
 
+import greenbench
+from greenbench import cli_carbon
+from greenbench.backends import list_devices, variant_devices
 from greenbench.errors import GreenbenchError
+from greenbench.executors import DEFAULT_EXECUTOR, EXECUTORS
+from greenbench.exit_codes import EXIT_FAILED_CELLS, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
+from greenbench.formatting import ESTIMATE_MARK, energy_scale, fidelity_cells, fmt, fmt_pct
+from greenbench.import_pytest_benchmark import import_pytest_benchmark
+from greenbench.models import parameter_count
+from greenbench.quiet import quiet_library_logs
+from greenbench.records import COMPARE_AXES as AXES
+from greenbench.suite import RunOverrides, builtin_suites
+from greenbench.variants import COMPILE_SUFFIX, known_variants
+from greenbench.workloads import PRESETS
 
-EXIT_OK, EXIT_FAILED_CELLS, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+__all__ = ["EXIT_FAILED_CELLS", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "build_parser", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -23,16 +37,18 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run a suite and record its energy")
-    run.add_argument("--suite", help="built-in suite name or path to a .toml file (default quick)")
-    run.add_argument("--workload", action="append", help="workload preset; repeat or comma-list")
-    run.add_argument("--variant", action="append", help="variant; repeat or comma-list")
-    run.add_argument("--device", action="append", help="device (cpu, cuda, cuda:N, ...)")
-    run.add_argument("--repetitions", type=int, help="measured repetitions per phase")
-    run.add_argument("--min-window", type=float, help="minimum seconds per measured window")
-    run.add_argument("--zone", help="grid zone for carbon, ISO country code (default GB)")
+    run.set_defaults(func=cmd_run)
+    add_run_overrides(run)
     run.add_argument("--out", default="results", help="results folder (default results/)")
     run.add_argument("--resume", metavar="RUN", help="finish the cells a run did not finish")
-    run.add_argument("--executor", default="local", help="local (default) or ray")
+    others = [name for name in EXECUTORS if name != DEFAULT_EXECUTOR]
+    run.add_argument(
+        "--executor",
+        default=DEFAULT_EXECUTOR,
+        choices=EXECUTORS,
+        metavar="EXECUTOR",
+        help=f"{DEFAULT_EXECUTOR} (default) or {' or '.join(others)}",
+    )
     run.add_argument("--address", help="with --executor ray: auto or ray://HOST:PORT")
     run.add_argument(
         "--when-green", action="store_true", help="wait for the cleanest window, then run"
@@ -49,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     forecast = sub.add_parser("forecast", help="the cleanest time to start a job of a duration")
+    forecast.set_defaults(func=cli_carbon.cmd_forecast)
     forecast.add_argument("--zone", help="grid zone (default GB or $GREENBENCH_ZONE)")
     forecast.add_argument("--duration", default="1h", help="job length (default 1h)")
     forecast.add_argument("--within", default="8h", help="start within this long (default 8h)")
@@ -61,15 +78,26 @@ def build_parser() -> argparse.ArgumentParser:
     forecast.add_argument("--out", default="results", help="where the cache and archive go")
     forecast.add_argument("--json", action="store_true", help="print JSON")
 
-    sub.add_parser("list", help="list workloads, variants and suites")
-    sub.add_parser("devices", help="devices on this machine and how their energy is measured")
+    sub.add_parser("list", help="list workloads, variants and suites").set_defaults(func=cmd_list)
+    sub.add_parser(
+        "devices", help="devices on this machine and how their energy is measured"
+    ).set_defaults(func=cmd_devices)
 
-    compare = sub.add_parser("compare", help="compare results along one axis")
-    compare.add_argument("paths", nargs="*", default=["results"], help="results folders or runs")
-    compare.add_argument("--by", default="variant", help="variant, device, workload or run")
-    compare.add_argument("--baseline", help="the value of --by that ratios are taken against")
+    axes = list(AXES)
+    by_axis = sub.add_parser("compare", help="compare results along one axis")
+    by_axis.set_defaults(func=cmd_compare)
+    by_axis.add_argument("paths", nargs="*", default=["results"], help="results folders or runs")
+    by_axis.add_argument(
+        "--by",
+        default="variant",
+        choices=AXES,
+        metavar="BY",
+        help=f"{', '.join(axes[:-1])} or {axes[-1]}",
+    )
+    by_axis.add_argument("--baseline", help="the value of --by that ratios are taken against")
 
     report = sub.add_parser("report", help="write an HTML dashboard of results (Plotly)")
+    report.set_defaults(func=cmd_report)
     report.add_argument("paths", nargs="*", default=["results"], help="results folders or runs")
     report.add_argument("-o", "--output", default="report.html", help="(default report.html)")
     report.add_argument("--baseline", help="a run id or results path to compare against")
@@ -81,6 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     backtest = sub.add_parser(
         "backtest", help="replay a carbon-intensity trace: what carbon-aware starts would save"
     )
+    backtest.set_defaults(func=cli_carbon.cmd_backtest)
     backtest.add_argument("--trace", required=True, help="CSV or JSON intensity file")
     backtest.add_argument("--duration", default="30m", help="job length (default 30m)")
     backtest.add_argument("--at", default="01:00", help="usual daily start, UTC (default 01:00)")
@@ -96,6 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     schedule.add_argument("--out", default="results", help="results folder holding the schedule")
     actions = schedule.add_subparsers(dest="action", required=True)
     add = actions.add_parser("add", help="add or replace a schedule")
+    add.set_defaults(func=cli_carbon.cmd_schedule_add)
     add.add_argument("name")
     add.add_argument("--suite", default="quick", help="suite name or .toml path (default quick)")
     add.add_argument("--cron", required=True, help='crontab line, e.g. "0 22 * * *"')
@@ -104,22 +134,40 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--zone", help="grid zone (default GB or $GREENBENCH_ZONE)")
     add.add_argument("--duration", help="the run's length (default: earlier runs of the suite)")
     add.add_argument("--source", action="append", help="intensity source(s), as for forecast")
-    actions.add_parser("list", help="list schedules and planned runs")
+    actions.add_parser("list", help="list schedules and planned runs").set_defaults(
+        func=cli_carbon.cmd_schedule_list
+    )
     remove = actions.add_parser("remove", help="remove a schedule and its planned run")
+    remove.set_defaults(func=cli_carbon.cmd_schedule_remove)
     remove.add_argument("name")
-    actions.add_parser("serve", help="run the scheduler until Ctrl-C")
+    actions.add_parser("serve", help="run the scheduler until Ctrl-C").set_defaults(
+        func=cli_carbon.cmd_schedule_serve
+    )
 
     imports = sub.add_parser(
         "import-pytest-benchmark",
         help="turn a --benchmark-json file of energy_benchmark tests into greenbench records",
     )
+    imports.set_defaults(func=cmd_import_pytest_benchmark)
     imports.add_argument("file", help="the JSON file pytest --benchmark-json wrote")
     imports.add_argument("--out", default="results", help="results folder (default results/)")
     return parser
 
 
+def add_run_overrides(parser: argparse.ArgumentParser) -> None:
+    """One flag per RunOverrides field; its destination is the field's name."""
+    for name, option in RunOverrides.options().items():
+        parser.add_argument(
+            option.flag,
+            dest=name,
+            metavar=option.metavar,
+            type=option.type,
+            action="append" if option.repeatable else "store",
+            help=option.help,
+        )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    from greenbench.quiet import quiet_library_logs
 
     quiet_library_logs()
     args = build_parser().parse_args(argv)
@@ -129,53 +177,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         console = Console(width=140, markup=False)  # logs and pipes: wide rows, not wrapped
     errors = Console(stderr=True, markup=False)
     try:
-        if args.command == "run":
-            return cmd_run(args, console)
-        if args.command == "list":
-            return cmd_list(console)
-        if args.command == "devices":
-            return cmd_devices(console)
-        if args.command in ("schedule", "forecast", "backtest"):
-            from greenbench import cli_carbon
-
-            command = {
-                "schedule": cli_carbon.cmd_schedule,
-                "forecast": cli_carbon.cmd_forecast,
-                "backtest": cli_carbon.cmd_backtest,
-            }[args.command]
-            return command(args, console)
-        if args.command == "report":
-            return cmd_report(args, console)
-        if args.command == "import-pytest-benchmark":
-            return cmd_import_pytest_benchmark(args, console)
-        return cmd_compare(args, console)
+        return args.func(args, console)
     except GreenbenchError as e:
         errors.print(f"greenbench: error: {e}", markup=False, highlight=False, soft_wrap=True)
         return EXIT_USAGE
 
 
 def cmd_run(args: argparse.Namespace, console: Console) -> int:
-    import greenbench
     from greenbench.terminal import RichReporter, print_results
 
     if args.when_green:
-        from greenbench.cli_carbon import wait_for_green
-
         try:
-            wait_for_green(args, console)
+            cli_carbon.wait_for_green(args, console)
         except KeyboardInterrupt:
             console.print("interrupted while waiting: nothing was run", style="yellow")
             return EXIT_INTERRUPTED
     reporter = RichReporter(console)
     try:
         result = greenbench.run(
-            args.suite,
-            workloads=args.workload,
-            variants=args.variant,
-            devices=args.device,
-            repetitions=args.repetitions,
-            min_window_s=args.min_window,
-            zone=args.zone,
+            **RunOverrides.from_args(args).as_kwargs(),
             out=args.out,
             resume=args.resume,
             reporter=reporter,
@@ -203,8 +223,7 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
     return EXIT_OK
 
 
-def cmd_devices(console: Console) -> int:
-    from greenbench.backends import list_devices
+def cmd_devices(args: argparse.Namespace, console: Console) -> int:
 
     table = Table(title="devices", title_justify="left")
     for header in ("--device", "present", "what", "energy measured by"):
@@ -221,12 +240,7 @@ def cmd_devices(console: Console) -> int:
     return EXIT_OK
 
 
-def cmd_list(console: Console) -> int:
-    from greenbench.backends import variant_devices
-    from greenbench.models import parameter_count
-    from greenbench.suite import builtin_suites
-    from greenbench.variants import COMPILE_SUFFIX, known_variants
-    from greenbench.workloads import PRESETS
+def cmd_list(args: argparse.Namespace, console: Console) -> int:
 
     table = Table(title="workloads", title_justify="left")
     for header in ("name", "task", "phases", "parameters", "defaults", "description"):
@@ -260,8 +274,7 @@ def cmd_list(console: Console) -> int:
 
 
 def cmd_compare(args: argparse.Namespace, console: Console) -> int:
-    from greenbench.compare import AXES, compare
-    from greenbench.formatting import ESTIMATE_MARK, energy_scale, fidelity_cells, fmt, fmt_pct
+    from greenbench.compare import compare  # pandas: only the commands that read results
     from greenbench.results import load_results
     from greenbench.terminal import energy_cell
 
@@ -326,8 +339,6 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
     path, count = write_report(args.paths, args.output, args.baseline)
     console.print(f"report: {path} ({count} records, {path.stat().st_size / 1e6:.1f} MB)")
     if args.open:
-        import webbrowser
-
         webbrowser.open(path.resolve().as_uri())
     if args.serve:
         from greenbench.report.serve import make_server
@@ -345,7 +356,6 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_import_pytest_benchmark(args: argparse.Namespace, console: Console) -> int:
-    from greenbench.import_pytest_benchmark import import_pytest_benchmark
 
     store = import_pytest_benchmark(args.file, args.out)
     count = sum(1 for _ in store.records_path.open())

@@ -4,34 +4,28 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
+import time
 
 from rich.console import Console
 
-from greenbench.cli import EXIT_OK
+from greenbench.carbon.backtest import backtest, parse_forecast
+from greenbench.carbon.green import estimate_duration, plan_green, wait_until
+from greenbench.carbon.sources.chain import NoUsableSource
+from greenbench.carbon.sources.file import load_series
+from greenbench.carbon.timeparse import parse_clock, parse_duration
+from greenbench.carbon.zones import default_zone, resolve_zone
 from greenbench.errors import GreenbenchError
+from greenbench.exit_codes import EXIT_OK
+from greenbench.suite import RunOverrides, load_suite, resolve_suite
 
 
 def wait_for_green(args: argparse.Namespace, console: Console) -> None:
     """Check the suite, plan the cleanest start, count down to it; run now if no source answers."""
-    import time
-
-    from greenbench.carbon.green import estimate_duration, plan_green, wait_until
-    from greenbench.carbon.sources.chain import NoUsableSource
-    from greenbench.carbon.timeparse import parse_duration
-    from greenbench.carbon.zones import default_zone
-    from greenbench.suite import DEFAULT_SUITE, apply_overrides, load_suite
 
     if args.resume:
         raise GreenbenchError("--when-green plans new runs; resume without it")
-    suite = apply_overrides(
-        load_suite(args.suite or DEFAULT_SUITE),
-        args.workload,
-        args.variant,
-        args.device,
-        args.repetitions,
-        args.min_window,
-        args.zone,
-    )  # a bad suite fails now, not after the wait
+    suite = resolve_suite(RunOverrides.from_args(args))  # a bad suite fails now, not after the wait
     within = parse_duration(args.within, "--within")
     if args.duration:
         duration = parse_duration(args.duration, "--duration")
@@ -61,54 +55,63 @@ def wait_for_green(args: argparse.Namespace, console: Console) -> None:
         )
 
 
-def cmd_schedule(args: argparse.Namespace, console: Console) -> int:
-    from greenbench.schedule import ScheduleStore, local_zone_name, serve
+def cmd_schedule_add(args: argparse.Namespace, console: Console) -> int:
+    from greenbench.schedule import (  # APScheduler: schedule actions only
+        ScheduleStore,
+        local_zone_name,
+    )
 
     store = ScheduleStore(args.out)
-    if args.action == "add":
-        from greenbench.carbon.timeparse import parse_duration
-        from greenbench.carbon.zones import default_zone, resolve_zone
-        from greenbench.suite import load_suite
+    load_suite(args.suite)  # a bad suite fails now, not at 22:00
+    try:
+        zone = resolve_zone(args.zone or default_zone()).code
+    except ValueError as e:
+        raise GreenbenchError(f"--zone: {e}") from None
+    duration = parse_duration(args.duration, "--duration") if args.duration else None
+    job = store.add(
+        args.name,
+        args.suite,
+        args.cron,
+        parse_duration(args.within, "--within").total_seconds(),
+        zone,
+        args.source,
+        duration.total_seconds() if duration else None,
+        args.tz,
+    )
+    console.print(f"added {job.describe()}  (cron read in {args.tz or local_zone_name()})")
+    console.print(f"it runs while `greenbench schedule serve --out {args.out}` is running")
+    return EXIT_OK
 
-        load_suite(args.suite)  # a bad suite fails now, not at 22:00
-        try:
-            zone = resolve_zone(args.zone or default_zone()).code
-        except ValueError as e:
-            raise GreenbenchError(f"--zone: {e}") from None
-        duration = parse_duration(args.duration, "--duration") if args.duration else None
-        job = store.add(
-            args.name,
-            args.suite,
-            args.cron,
-            parse_duration(args.within, "--within").total_seconds(),
-            zone,
-            args.source,
-            duration.total_seconds() if duration else None,
-            args.tz,
-        )
-        console.print(f"added {job.describe()}  (cron read in {args.tz or local_zone_name()})")
-        console.print(f"it runs while `greenbench schedule serve --out {args.out}` is running")
-    elif args.action == "list":
-        jobs = store.list()
-        for job in jobs:
-            console.print(job.describe(), markup=False)
-        if not jobs:
-            console.print("no schedules; add one with `greenbench schedule add`")
-    elif args.action == "remove":
-        console.print(f"removed {store.remove(args.name)} job(s) of '{args.name}'")
-    else:
-        console.print(f"serving the schedules in {args.out}/ (Ctrl-C stops)")
-        with contextlib.suppress(KeyboardInterrupt):
-            serve(args.out)
+
+def cmd_schedule_list(args: argparse.Namespace, console: Console) -> int:
+    from greenbench.schedule import ScheduleStore  # APScheduler: schedule actions only
+
+    jobs = ScheduleStore(args.out).list()
+    for job in jobs:
+        console.print(job.describe(), markup=False)
+    if not jobs:
+        console.print("no schedules; add one with `greenbench schedule add`")
+    return EXIT_OK
+
+
+def cmd_schedule_remove(args: argparse.Namespace, console: Console) -> int:
+    from greenbench.schedule import ScheduleStore  # APScheduler: schedule actions only
+
+    removed = ScheduleStore(args.out).remove(args.name)
+    console.print(f"removed {removed} job(s) of '{args.name}'")
+    return EXIT_OK
+
+
+def cmd_schedule_serve(args: argparse.Namespace, console: Console) -> int:
+    from greenbench.schedule import serve  # APScheduler: schedule actions only
+
+    console.print(f"serving the schedules in {args.out}/ (Ctrl-C stops)")
+    with contextlib.suppress(KeyboardInterrupt):
+        serve(args.out)
     return EXIT_OK
 
 
 def cmd_forecast(args: argparse.Namespace, console: Console) -> int:
-    import json
-
-    from greenbench.carbon.green import plan_green
-    from greenbench.carbon.timeparse import parse_duration
-    from greenbench.carbon.zones import default_zone
 
     zone = (args.zone or default_zone()).upper()
     green = plan_green(
@@ -129,11 +132,6 @@ def cmd_forecast(args: argparse.Namespace, console: Console) -> int:
 
 def cmd_backtest(args: argparse.Namespace, console: Console) -> int:
     import datetime as dt
-    import json
-
-    from greenbench.carbon.backtest import backtest, parse_forecast
-    from greenbench.carbon.sources.file import load_series
-    from greenbench.carbon.timeparse import parse_clock, parse_duration
 
     def day(text: str | None, flag: str) -> dt.date | None:
         try:

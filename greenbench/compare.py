@@ -5,9 +5,8 @@ from __future__ import annotations
 import pandas as pd
 
 from greenbench.errors import GreenbenchError
+from greenbench.records import COMPARE_AXES as AXES
 from greenbench.stats import SUMMARY_KEYS, in_catalogue_order, ratio, summarize_frame, summary_of
-
-AXES = {"variant": "variant", "device": "device", "workload": "workload", "run": "run_id"}
 
 
 def default_baseline(axis: str, values: list[str]) -> str:

@@ -95,6 +95,8 @@ class Record(TypedDict, total=False):
 
 
 COLUMNS: list[str] = list(Record.__annotations__)
+# what `greenbench compare --by` groups by -> the record column holding it
+COMPARE_AXES = {"variant": "variant", "device": "device", "workload": "workload", "run": "run_id"}
 
 
 @dataclass(frozen=True)

@@ -237,37 +237,109 @@ def split_values(values: Iterable[str] | None) -> list[str] | None:
     return [part.strip() for value in values for part in value.split(",") if part.strip()]
 
 
-FLAG_FOR_KEY = {
-    "workloads": "--workload",
-    "variants": "--variant",
-    "devices": "--device",
-    "zone": "--zone",
-    "protocol.repetitions": "--repetitions",
-    "protocol.min_window_s": "--min-window",
-}
+@dataclass(frozen=True)
+class RunOption:
+    """How one override is spelled on the command line and where it goes in a suite."""
+
+    flag: str
+    key: str | None  # dotted suite key it replaces; None for --suite, which picks the suite
+    type: type
+    help: str
+    repeatable: bool = False  # repeat the flag or comma-list its values
+
+    @property
+    def metavar(self) -> str:
+        return self.flag.lstrip("-").upper().replace("-", "_")
 
 
-def apply_overrides(
-    suite: Suite,
-    workloads: Sequence[str] | None = None,
-    variants: Sequence[str] | None = None,
-    devices: Sequence[str] | None = None,
-    repetitions: int | None = None,
-    min_window_s: float | None = None,
-    zone: str | None = None,
-) -> Suite:
-    """The suite with flag values replacing its axes and settings, validated like a file."""
+def _option(flag: str, key: str | None, kind: type, help: str, repeatable: bool = False) -> Any:
+    return field(default=None, metadata={"option": RunOption(flag, key, kind, help, repeatable)})
+
+
+@dataclass(frozen=True)
+class RunOverrides:
+    """The suite a run uses and the values replacing its own: the one list of these options.
+
+    The `greenbench run` flags, the resume conflict check, FLAG_FOR_KEY and apply_overrides are
+    all derived from these fields; None leaves the suite's own value.
+    """
+
+    suite: Suite | str | None = _option(
+        "--suite", None, str, "built-in suite name or path to a .toml file (default quick)"
+    )
+    workloads: Sequence[str] | None = _option(
+        "--workload", "workloads", str, "workload preset; repeat or comma-list", repeatable=True
+    )
+    variants: Sequence[str] | None = _option(
+        "--variant", "variants", str, "variant; repeat or comma-list", repeatable=True
+    )
+    devices: Sequence[str] | None = _option(
+        "--device", "devices", str, "device (cpu, cuda, cuda:N, ...)", repeatable=True
+    )
+    repetitions: int | None = _option(
+        "--repetitions", "protocol.repetitions", int, "measured repetitions per phase"
+    )
+    min_window_s: float | None = _option(
+        "--min-window", "protocol.min_window_s", float, "minimum seconds per measured window"
+    )
+    zone: str | None = _option(
+        "--zone", "zone", str, "grid zone for carbon, ISO country code (default GB)"
+    )
+
+    @staticmethod
+    def options() -> dict[str, RunOption]:
+        """Field name -> its option, in declaration order."""
+        return {f.name: f.metadata["option"] for f in dataclasses.fields(RunOverrides)}
+
+    @classmethod
+    def from_args(cls, args: Any) -> RunOverrides:
+        """From an argparse namespace whose destinations are the field names."""
+        return cls(**{name: getattr(args, name) for name in cls.options()})
+
+    def as_kwargs(self) -> dict[str, Any]:
+        """The fields as `greenbench.run` keywords (not dataclasses.asdict: a Suite stays one)."""
+        return {name: getattr(self, name) for name in self.options()}
+
+    def given(self) -> list[str]:
+        """The names of the fields that are set."""
+        return [name for name in self.options() if getattr(self, name) is not None]
+
+
+FLAG_FOR_KEY = {o.key: o.flag for o in RunOverrides.options().values() if o.key}
+AXIS_OVERRIDES = ("workloads", "variants", "devices")  # given alone: an ad-hoc suite
+
+
+def apply_overrides(suite: Suite, overrides: RunOverrides) -> Suite:
+    """The suite with flag values replacing its axes and settings, validated like a file.
+
+    `overrides.suite` is not looked at here: `suite` is the base (see resolve_suite).
+    """
     data = suite.to_dict()
-    for key, value in (("workloads", workloads), ("variants", variants), ("devices", devices)):
-        if value is not None:
-            data[key] = split_values(value)
-    if zone is not None:
-        data["zone"] = zone
-    if repetitions is not None:
-        data["protocol"]["repetitions"] = repetitions
-    if min_window_s is not None:
-        data["protocol"]["min_window_s"] = min_window_s
+    for name, option in RunOverrides.options().items():
+        value = getattr(overrides, name)
+        if option.key is None or value is None:
+            continue
+        *tables, key = option.key.split(".")
+        target = data
+        for table in tables:
+            target = target.setdefault(table, {})
+        target[key] = split_values(value) if option.repeatable else value
     try:
         return parse_suite(data, "flags")
     except SuiteError as e:
         raise SuiteError(FLAG_FOR_KEY.get(e.key or "", "flags"), None, e.problem) from None
+
+
+def resolve_suite(overrides: RunOverrides) -> Suite:
+    """The suite a new run uses: `overrides.suite` (a Suite, a name, a path; default quick)
+    with the other overrides applied. Axis flags alone make an ad-hoc suite from quick's
+    defaults."""
+    if isinstance(overrides.suite, Suite):
+        base = overrides.suite
+    else:
+        base = load_suite(overrides.suite or DEFAULT_SUITE)
+        if overrides.suite is None and any(
+            getattr(overrides, name) is not None for name in AXIS_OVERRIDES
+        ):
+            base = dataclasses.replace(base, name="adhoc", description="from flags")
+    return apply_overrides(base, overrides)

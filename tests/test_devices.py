@@ -36,10 +36,10 @@ def test_devices_command_lists_the_cpu_and_why_others_are_missing(capsys):
 
 
 def test_install_hints_in_brackets_are_printed_as_written(capsys, monkeypatch):
-    from greenbench import backends
+    from greenbench import cli
     from greenbench.backends.base import DeviceInfo
 
     missing = DeviceInfo("openvino:*", False, "OpenVINO", "pip install 'greenbench[openvino]'")
-    monkeypatch.setattr(backends, "list_devices", lambda: [missing])
+    monkeypatch.setattr(cli, "list_devices", lambda: [missing])
     assert main(["devices"]) == 0
     assert "pip install 'greenbench[openvino]'" in capsys.readouterr().out

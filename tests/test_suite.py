@@ -1,7 +1,16 @@
 import pytest
 
 from greenbench.errors import SuiteError
-from greenbench.suite import apply_overrides, builtin_suites, load_suite, split_values
+from greenbench.suite import (
+    FLAG_FOR_KEY,
+    RunOverrides,
+    Suite,
+    apply_overrides,
+    builtin_suites,
+    load_suite,
+    resolve_suite,
+    split_values,
+)
 
 VALID = """
 name = "mine"
@@ -149,10 +158,9 @@ def test_flags_take_comma_separated_and_repeated_values():
 def test_overrides_replace_axes_and_settings():
     suite = apply_overrides(
         load_suite("quick"),
-        workloads=["resnet-tiny,slm-tiny"],
-        repetitions=5,
-        min_window_s=0.2,
-        zone="fr",
+        RunOverrides(
+            workloads=["resnet-tiny,slm-tiny"], repetitions=5, min_window_s=0.2, zone="fr"
+        ),
     )
     assert suite.workloads == ("resnet-tiny", "slm-tiny")
     assert suite.protocol.repetitions == 5 and suite.protocol.min_window_s == 0.2
@@ -160,17 +168,57 @@ def test_overrides_replace_axes_and_settings():
     assert suite.params["slm-135m"]["prompt_tokens"] == 128  # the file's params are kept
 
 
-@pytest.mark.parametrize(
-    ("kwargs", "flag"),
-    [
-        ({"workloads": ["nope"]}, "--workload"),
-        ({"variants": ["int3"]}, "--variant"),
-        ({"devices": ["tpu"]}, "--device"),
-        ({"repetitions": 0}, "--repetitions"),
-        ({"min_window_s": 0}, "--min-window"),
-        ({"zone": "Atlantis"}, "--zone"),
-    ],
-)
+BAD_VALUES = [
+    ({"workloads": ["nope"]}, "--workload"),
+    ({"variants": ["int3"]}, "--variant"),
+    ({"devices": ["tpu"]}, "--device"),
+    ({"repetitions": 0}, "--repetitions"),
+    ({"min_window_s": 0}, "--min-window"),
+    ({"zone": "Atlantis"}, "--zone"),
+]
+
+
+@pytest.mark.parametrize(("kwargs", "flag"), BAD_VALUES)
 def test_bad_flags_name_the_flag(kwargs, flag):
     with pytest.raises(SuiteError, match=rf"^{flag}: "):
-        apply_overrides(load_suite("quick"), **kwargs)
+        apply_overrides(load_suite("quick"), RunOverrides(**kwargs))
+
+
+def test_every_override_that_changes_a_suite_has_a_flag_for_its_key_and_a_bad_value_test():
+    keyed = {name: o for name, o in RunOverrides.options().items() if o.key}
+    assert {o.key: o.flag for o in keyed.values()} == FLAG_FOR_KEY
+    assert {next(iter(kwargs)) for kwargs, _ in BAD_VALUES} == set(keyed)
+    assert RunOverrides.options()["suite"].key is None  # picks the suite, changes no key
+
+
+def test_overrides_reach_the_key_their_option_names():
+    quick = load_suite("quick")
+    values = {"workloads": ["resnet-tiny"], "repetitions": 7, "min_window_s": 0.25, "zone": "DE"}
+    data = apply_overrides(quick, RunOverrides(**values)).to_dict()
+    for name, value in values.items():
+        *tables, key = RunOverrides.options()[name].key.split(".")
+        target = data
+        for table in tables:
+            target = target[table]
+        assert target[key] == value
+
+
+def test_overrides_given_and_as_kwargs():
+    overrides = RunOverrides(suite="tiny", repetitions=3)
+    assert overrides.given() == ["suite", "repetitions"]
+    assert overrides.as_kwargs() == {name: None for name in RunOverrides.options()} | {
+        "suite": "tiny",
+        "repetitions": 3,
+    }
+    suite = load_suite("tiny")
+    assert RunOverrides(suite=suite).as_kwargs()["suite"] is suite  # not turned into a dict
+
+
+def test_resolve_suite_names_a_flags_only_suite_adhoc():
+    assert resolve_suite(RunOverrides()).name == "quick"
+    assert resolve_suite(RunOverrides(suite="tiny", workloads=["resnet-tiny"])).name == "tiny"
+    adhoc = resolve_suite(RunOverrides(workloads=["resnet-tiny"]))
+    assert (adhoc.name, adhoc.workloads) == ("adhoc", ("resnet-tiny",))
+    assert resolve_suite(RunOverrides(repetitions=2)).name == "quick"  # not an axis
+    mine = Suite("mine", ("resnet-tiny",))
+    assert resolve_suite(RunOverrides(suite=mine, zone="FR")).name == "mine"

@@ -12,18 +12,38 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import greenbench
+from greenbench.executors.base import CellFailed, CellJob, CellProgress, Outcomes, Records
 from greenbench.runner import CellSkipped
+
+__all__ = ["CellFailed", "LocalExecutor", "run_in_child"]
 
 OnEvent = Callable[[dict[str, Any]], None]
 
 
-class CellFailed(Exception):
-    """The child did not return records; the message is the reason, one line."""
+class LocalExecutor:
+    """One cell after another, each in a child process of this machine."""
+
+    def run(self, jobs: Sequence[CellJob], progress: CellProgress) -> Outcomes:
+        for job in jobs:
+            progress.cell_started(job.cell)
+            yield job.cell, self._records(job, progress)
+
+    @staticmethod
+    def _records(job: CellJob, progress: CellProgress) -> Records:
+        if job.skip:
+            return job.skipped()
+
+        def on_event(event: dict[str, Any]) -> None:
+            progress.cell_event(job.cell, event)
+
+        return job.records_or_reason(
+            lambda: run_in_child(job.spec(), job.log_path, job.timeout_s, on_event)
+        )
 
 
 def run_in_child(spec: dict[str, Any], log_path: Path, timeout_s: float, on_event: OnEvent) -> list:

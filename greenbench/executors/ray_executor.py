@@ -17,12 +17,16 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from greenbench.backends import backend_for
 from greenbench.errors import GreenbenchError
+from greenbench.executors.base import CellFailed, CellJob, CellProgress, Outcomes, Records
+from greenbench.executors.local import run_in_child
+from greenbench.runner import CellSkipped
 
 NODE_RESOURCE = "greenbench-node"
 INSTALL_HINT = "--executor ray needs Ray: pip install 'greenbench[ray]'"
@@ -86,9 +90,6 @@ def node_spec(spec: dict[str, Any]) -> dict[str, Any]:
 
 def run_on_node(spec: dict[str, Any], log_path: str, timeout_s: float, pid_file: str) -> dict:
     """The Ray task: run the cell in a child process here; its records, or why it failed."""
-    from greenbench.executors.local import CellFailed, run_in_child
-    from greenbench.runner import CellSkipped
-
     Path(pid_file).parent.mkdir(parents=True, exist_ok=True)
     Path(pid_file).write_text(str(os.getpid()))  # where the cell runs, for people and tests
     spec = node_spec(spec)
@@ -101,32 +102,60 @@ def run_on_node(spec: dict[str, Any], log_path: str, timeout_s: float, pid_file:
         return {"failed": str(e), "context": spec["context"]}
 
 
-def run_cells(
-    cells: Sequence[Any],
-    make_spec: Callable[[Any], tuple[dict, Path, float]],
-    address: str | None,
-) -> Iterator[tuple[Any, dict]]:
-    """Submit every cell, then yield (cell, outcome) as each finishes, in finishing order.
+class RayExecutor:
+    """Every runnable cell submitted to Ray at once; records as each finishes."""
 
-    An outcome is run_on_node's dict, or {"failed": reason} when the task itself was lost.
-    """
-    ray = connect(address)
-    remote = ray.remote(run_on_node)
-    pending: dict[Any, Any] = {}
-    for cell in cells:
-        spec, log_path, timeout_s = make_spec(cell)
-        pid_file = str(log_path.with_suffix(".worker.pid"))
-        ref = remote.options(**task_options(cell.device)).remote(
-            spec, str(log_path), timeout_s, pid_file
-        )
-        pending[ref] = cell
-    while pending:
-        done, _ = ray.wait(list(pending), num_returns=1)
-        ref = done[0]
-        cell = pending.pop(ref)
-        try:
-            outcome = ray.get(ref)
-        except Exception as e:  # noqa: BLE001 - a lost worker or node fails this cell only
-            reason = " ".join(str(e).split())[:300]
-            outcome = {"failed": f"the Ray task was lost ({type(e).__name__}): {reason}"}
-        yield cell, outcome
+    def __init__(self, address: str | None = None) -> None:
+        import_ray()  # says how to install Ray before anything is written
+        self.address = address
+
+    def run(self, jobs: Sequence[CellJob], progress: CellProgress) -> Outcomes:
+        runnable = []
+        for job in jobs:
+            if job.skip:
+                yield job.cell, job.skipped()
+            else:
+                runnable.append(job)
+        ray = connect(self.address)
+        remote = ray.remote(run_on_node)
+        pending: dict[Any, CellJob] = {}
+        for job in runnable:
+            progress.cell_started(job.cell)
+            pid_file = str(job.log_path.with_suffix(".worker.pid"))
+            ref = remote.options(**task_options(job.cell.device)).remote(
+                job.spec(), str(job.log_path), job.timeout_s, pid_file
+            )
+            pending[ref] = job
+        while pending:
+            done, _ = ray.wait(list(pending), num_returns=1)
+            job = pending.pop(done[0])
+            outcome = _outcome(ray, done[0])
+            for record in outcome.get("records", []):
+                progress.cell_event(
+                    job.cell,
+                    {
+                        "type": "window",
+                        "phase": record["phase"],
+                        "repetition": record["repetition"],
+                    },
+                )
+            records = job.records_or_reason(partial(_records, outcome), outcome.get("context"))
+            yield job.cell, records
+
+
+def _outcome(ray: Any, ref: Any) -> dict[str, Any]:
+    """run_on_node's dict, or {"failed": reason} when the task itself was lost."""
+    try:
+        return ray.get(ref)
+    except Exception as e:  # noqa: BLE001 - a lost worker or node fails this cell only
+        reason = " ".join(str(e).split())[:300]
+        return {"failed": f"the Ray task was lost ({type(e).__name__}): {reason}"}
+
+
+def _records(outcome: dict[str, Any]) -> Records:
+    """The outcome's records; raises what run_in_child raised on the node."""
+    if "records" in outcome:
+        return outcome["records"]
+    if "skipped" in outcome:
+        raise CellSkipped(outcome["skipped"])
+    raise CellFailed(outcome["failed"])
