@@ -24,6 +24,7 @@ def test_devices_parse_and_name_the_missing_provider():
         check_available("onnxruntime:CUDA")
 
 
+@pytest.mark.slow
 def test_lm_phases_decode_the_same_tokens_as_torch():
     preset = PRESETS["slm-tiny"]
     params = preset.resolve_params({"batch": 2, "prompt_tokens": 6, "new_tokens": 5})
@@ -43,6 +44,7 @@ def test_lm_phases_decode_the_same_tokens_as_torch():
     assert np.array_equal(first, expected) and np.array_equal(second, expected)
 
 
+@pytest.mark.slow
 def test_vision_forward_agrees_with_torch_and_int8_runs():
     preset = PRESETS["resnet-tiny"]
     params = preset.resolve_params({"batch": 3})
@@ -67,6 +69,7 @@ def test_variants_and_tasks_that_do_not_apply_are_skipped():
     assert onnx_runtime.skip_reason("inference", "int8-dynamic") is None
 
 
+@pytest.mark.slow
 def test_a_run_on_onnx_runtime_records_energy_and_agreement_with_torch(tmp_path):
     suite = tmp_path / "s.toml"
     suite.write_text(
