@@ -8,7 +8,7 @@ import time
 import pytest
 from conftest import FakeMeter
 
-from greenbench import backends, runner, tasks, workloads
+from greenbench import backends, tasks, workloads
 from greenbench.backends import backend_for, parse_device, skip_reason
 from greenbench.backends.base import DeviceInfo, RayRequest
 from greenbench.backends.torch_device import TorchBackend
@@ -111,18 +111,3 @@ def test_a_registered_kind_runs_on_a_registered_backend(registered):
 def test_the_kinds_declare_the_phase_order_that_tables_sort_by():
     assert tasks.ordered_phases() == ("prefill", "decode", "forward", "train")
     assert tasks.phase_units()["forward"] == "image"
-
-
-def test_memory_estimate_counts_the_kinds_weight_copies(monkeypatch):
-    class Tight(FakeAccelerator):
-        def free_memory_bytes(self, device):
-            return 3 * 4 * 1_000_000  # room for 3 fp32 copies of a 1 M-parameter model
-
-    monkeypatch.setattr(runner, "parameter_count", lambda architecture: 1_000_000)
-    inference, training = (
-        Cell(name, "fp32", "fakeacc", PRESETS[name].resolve_params({}))
-        for name in ("slm-tiny", "slm-tiny-train")
-    )
-    assert runner.memory_skip_reason(inference, Tight()) is None
-    reason = runner.memory_skip_reason(training, Tight())  # AdamW: weights, grads, 2 moments
-    assert reason is not None and "needs about 0.0 GiB for fp32 weights, gradients" in reason

@@ -293,6 +293,7 @@ def test_forecast_command_plans_from_a_file_source(tmp_path, capsys):
     assert "no usable intensity source (no such trace file" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_run_when_green_without_a_usable_source_runs_now_and_says_why(tmp_path, capsys):
     suite = tmp_path / "s.toml"
     suite.write_text(
@@ -332,6 +333,7 @@ def test_run_when_green_needs_a_duration_it_can_estimate(tmp_path, capsys):
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_a_run_with_a_source_charges_each_window_at_its_own_intensity(tmp_path, capsys):
     trace = tmp_path / "trace.csv"
     trace_around_now(trace, cheapest_index=-99)  # a flat 300 gCO2/kWh around now

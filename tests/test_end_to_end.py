@@ -35,6 +35,7 @@ def suite_file(tmp_path, workloads='"slm-tiny", "resnet-tiny"', timeout=300):
     return str(path)
 
 
+@pytest.mark.slow
 def test_run_records_every_phase_and_repetition(tmp_path):
     result = greenbench.run(suite_file(tmp_path), out=tmp_path / "results")
     assert result.ok
@@ -120,6 +121,7 @@ def _has_cuda():
     return torch.cuda.is_available()
 
 
+@pytest.mark.slow
 def test_killed_run_keeps_finished_cells_and_resume_finishes_the_rest(tmp_path):
     out = tmp_path / "results"
     suite = suite_file(tmp_path, '"resnet-tiny", "slm-tiny"')
@@ -161,6 +163,7 @@ def test_resume_rejects_suite_flags(tmp_path):
         greenbench.run(resume="x", workloads=["slm-tiny"], out=tmp_path)
 
 
+@pytest.mark.slow
 def test_variants_record_fidelity_training_j_per_step_and_skips(tmp_path, capsys):
     suite = suite_file(tmp_path, '"slm-tiny", "slm-tiny-train"')
     code = main(
@@ -193,6 +196,7 @@ def test_variants_record_fidelity_training_j_per_step_and_skips(tmp_path, capsys
     assert "top-1" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_a_model_too_large_for_memory_is_skipped_by_its_child(tmp_path):
     import psutil
 

@@ -162,15 +162,63 @@ def test_power_integration_is_trapezoidal_and_flat_at_the_edges():
     assert integrate_power([], 0.0, 3.0) == 0.0
 
 
-def test_the_sampler_thread_samples_at_about_10_hz():
-    import time
+def _timed_sampler(nvml, sample_s, stop_after):
+    """A sampler on GPU 0 whose samples take `sample_s` of the fake time and whose waits
+    move it; it stops itself after `stop_after` waits. Returns it and the waits asked for."""
+    waits = []
+    read_power = nvml.nvmlDeviceGetPowerUsage
+
+    def slow_read(handle):
+        nvml.now += sample_s
+        return read_power(handle)
+
+    def wait(seconds):
+        waits.append(seconds)
+        nvml.now += seconds
+        if len(waits) == stop_after:
+            sampler.stop()
+
+    nvml.nvmlDeviceGetPowerUsage = slow_read
+    sampler = PowerSampler(nvml, nvml_gpus(nvml)[:1], clock=lambda: nvml.now, wait=wait)
+    return sampler, waits
+
+
+def test_the_sampler_loop_samples_at_10_hz_waiting_out_what_a_sample_took():
+    nvml = fleet()
+    sampler, waits = _timed_sampler(nvml, sample_s=0.03, stop_after=5)
+    sampler.run()
+    assert waits == pytest.approx([0.07] * 5)
+    assert [s.t for s in sampler.samples] == pytest.approx([0.0, 0.1, 0.2, 0.3, 0.4])
+    assert {s.power_w for s in sampler.samples} == {100.0}
+
+
+def test_a_sample_slower_than_the_period_is_followed_at_once_by_the_next():
+    nvml = fleet()
+    sampler, waits = _timed_sampler(nvml, sample_s=0.25, stop_after=3)
+    sampler.run()
+    assert waits == [0.0, 0.0, 0.0]
+    assert [s.t for s in sampler.samples] == pytest.approx([0.0, 0.25, 0.5])
+
+
+def test_the_sampler_thread_samples_at_once_and_stop_ends_its_wait():
+    import threading
 
     nvml = fleet()
-    sampler = PowerSampler(nvml, nvml_gpus(nvml)[:1])
+    sampled = threading.Event()
+    read_power = nvml.nvmlDeviceGetPowerUsage
+
+    def read_and_signal(handle):
+        sampled.set()
+        return read_power(handle)
+
+    nvml.nvmlDeviceGetPowerUsage = read_and_signal
+    sampler = PowerSampler(nvml, nvml_gpus(nvml)[:1], period_s=3600)  # the real wait
     sampler.start()
-    time.sleep(0.55)
+    assert sampled.wait(timeout=30)
     sampler.stop()
-    assert 4 <= len(sampler.samples) <= 8
+    sampler._thread.join(timeout=30)  # an hour-long wait if stop did not end it
+    assert not sampler._thread.is_alive()
+    assert len(sampler.samples) == 1
 
 
 def test_foreign_processes_on_the_measured_gpu_are_found():

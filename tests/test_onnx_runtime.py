@@ -29,6 +29,7 @@ def test_devices_parse_and_name_the_missing_provider():
         check_available("onnxruntime:CUDA")
 
 
+@pytest.mark.slow
 def test_lm_phases_decode_the_same_tokens_as_torch():
     preset = PRESETS["slm-tiny"]
     params = preset.resolve_params({"batch": 2, "prompt_tokens": 6, "new_tokens": 5})
@@ -48,6 +49,7 @@ def test_lm_phases_decode_the_same_tokens_as_torch():
     assert np.array_equal(first, expected) and np.array_equal(second, expected)
 
 
+@pytest.mark.slow
 def test_vision_forward_agrees_with_torch_and_int8_runs():
     preset = PRESETS["resnet-tiny"]
     params = preset.resolve_params({"batch": 3})
@@ -80,6 +82,7 @@ def test_cells_ask_ray_for_the_hardware_their_provider_uses():
     assert task_options("onnxruntime:CPU")["resources"] == {"greenbench-node": 1}
 
 
+@pytest.mark.slow
 def test_a_run_on_onnx_runtime_records_energy_and_agreement_with_torch(tmp_path):
     suite = tmp_path / "s.toml"
     suite.write_text(

@@ -40,6 +40,7 @@ def prepared(name, variant="fp32", **overrides):
     return model, params, phases, logits
 
 
+@pytest.mark.slow
 def test_lm_decode_gives_torch_tokens_and_vision_torch_logits():
     model, params, (prefill, decode), logits = prepared("slm-tiny", batch=2, new_tokens=5)
     assert logits.shape == (2, 16, 512)
@@ -78,6 +79,7 @@ def test_npu_and_igpu_energy_is_labelled_as_inside_the_cpu_package(meter, clock)
     assert shared.end_window().methods["gpu"] == "in-cpu-package"
 
 
+@pytest.mark.slow
 def test_a_run_on_openvino_records_energy_and_agreement_with_torch(tmp_path):
     suite = tmp_path / "s.toml"
     suite.write_text(

@@ -48,6 +48,7 @@ def run(pytester, *args):
     return pytester.runpytest_subprocess(*FAST, "--benchmark-storage=file://./saved", *args)
 
 
+@pytest.mark.slow
 def test_energy_lands_in_benchmark_json_and_pytest_benchmark_compare_reads_it(pytester):
     pytester.makepyfile(test_sample=SAMPLE)
     result = run(pytester, "--benchmark-json=out.json")
@@ -122,6 +123,7 @@ def test_square_sum(energy_benchmark):
 """
 
 
+@pytest.mark.slow
 def test_the_gate_fails_a_planted_2x_regression_and_passes_a_rerun(pytester, monkeypatch):
     pytester.makeconftest(WORK_METER)
     pytester.makepyfile(test_sample=COUNTED_SAMPLE)
@@ -145,6 +147,7 @@ def test_the_gate_needs_a_compared_run(pytester):
     result.stderr.fnmatch_lines(["*--energy-fail-on-regression needs a saved run*"])
 
 
+@pytest.mark.slow
 def test_import_turns_the_json_into_records(pytester, tmp_path, capsys):
     pytester.makepyfile(test_sample=SAMPLE)
     run(pytester, "--benchmark-json=out.json").assert_outcomes(passed=2)

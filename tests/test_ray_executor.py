@@ -40,6 +40,7 @@ def suite_file(tmp_path, workloads, window=0.3):
     return str(path)
 
 
+@pytest.mark.cluster
 def test_ray_records_have_the_local_executors_shape(tmp_path):
     suite = suite_file(tmp_path, '"slm-tiny", "resnet-tiny"')
     local = greenbench.run(suite, out=tmp_path / "local")
@@ -53,6 +54,7 @@ def test_ray_records_have_the_local_executors_shape(tmp_path):
     assert set(b["method_cpu"]) == set(a["method_cpu"])
 
 
+@pytest.mark.cluster
 def test_a_killed_worker_fails_only_its_cell_and_the_run_resumes(tmp_path):
     suite = suite_file(tmp_path, '"resnet-tiny", "slm-tiny"', window=2.0)
     out = tmp_path / "results"

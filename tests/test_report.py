@@ -188,6 +188,7 @@ CHROMIUM = (
 
 
 @pytest.mark.skipif(not CHROMIUM, reason="needs selenium and Debian's chromium and chromium-driver")
+@pytest.mark.browser
 def test_page_opens_in_headless_chromium_without_errors(frame, tmp_path):
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service

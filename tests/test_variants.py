@@ -1,10 +1,15 @@
-"""Each variant applied to the tiny presets on the CPU; the rules that skip a variant."""
+"""What each variant does to a model (tiny presets, on the CPU), and why one that does not apply
+is skipped: the skip reasons through greenbench.api.skip_reason, the check run before a cell."""
+
+import math
 
 import pytest
 import torch
 
-from greenbench.backends import backend_for, skip_reason
+from greenbench.api import skip_reason
+from greenbench.backends import backend_for
 from greenbench.models import build_model
+from greenbench.suite import Cell
 from greenbench.tasks import fidelity_logits, input_dtype
 from greenbench.variants import (
     BASES,
@@ -14,10 +19,10 @@ from greenbench.variants import (
     quantized_share,
     variant_order,
 )
-from greenbench.workloads import PRESETS
+from greenbench.workloads import get_preset
 
-LM = PRESETS["slm-tiny"]
-CNN = PRESETS["resnet-tiny"]
+LM = get_preset("slm-tiny")
+CNN = get_preset("resnet-tiny")
 
 
 def prepared(variant: str, preset=LM):
@@ -29,30 +34,41 @@ def logits(model, preset):
     return fidelity_logits(preset.kind, model, preset.defaults, "cpu")
 
 
-@pytest.mark.parametrize(("variant", "dtype"), [("fp32", torch.float32), ("bf16", torch.bfloat16)])
+def eager_fp32_logits(preset):
+    return logits(build_model(preset.architecture), preset)
+
+
+def skip(workload: str, variant: str, device: str = "cpu") -> str | None:
+    params = get_preset(workload).resolve_params({})
+    return skip_reason(Cell(workload, variant, device, params))
+
+
+# --- what a variant does to the model
+
+
+@pytest.mark.parametrize(
+    ("variant", "dtype"),
+    [("fp32", torch.float32), ("bf16", torch.bfloat16), ("fp16", torch.float16)],
+)
 @pytest.mark.parametrize("preset", [LM, CNN], ids=["lm", "cnn"])
 def test_precision_variants_cast_weights_and_outputs(variant, dtype, preset):
     model, preset = prepared(variant, preset)
     assert input_dtype(model) == dtype
     assert all(p.dtype == dtype for p in model.parameters() if p.is_floating_point())
     out = logits(model, preset)
-    expected = (1, 16, 512) if preset is LM else (32, 10)
-    assert out.shape == expected and out.dtype == dtype
+    assert out.shape == eager_fp32_logits(preset).shape and out.dtype == dtype
 
 
-def test_fp16_casts_the_cnn_too():
-    model, preset = prepared("fp16", CNN)
-    assert logits(model, preset).dtype == torch.float16
-
-
-def test_int8_dynamic_replaces_every_linear_layer():
-    model, preset = prepared("int8-dynamic")
-    linears = [m for m in model.modules() if type(m) is torch.nn.Linear]
-    quantized = [m for m in model.modules() if type(m).__name__ == "Linear" and m not in linears]
-    assert not linears and len(quantized) == 2 * 7 + 1  # 7 per layer, and the LM head
-    assert all("quantized" in type(m).__module__ for m in quantized)
-    out = logits(model, preset)
-    assert out.shape == (1, 16, 512) and out.dtype == torch.float32
+def test_int8_dynamic_replaces_every_linear_layer_with_a_quantized_one():
+    model = build_model(LM.architecture)
+    linear_names = set(linear_weight_sizes(model))
+    assert linear_names
+    model = get_variant("int8-dynamic").prepare_for_inference(model, "cpu")
+    modules = dict(model.named_modules())
+    assert not [n for n, m in modules.items() if isinstance(m, torch.nn.Linear)]
+    assert all("quantized" in type(modules[n]).__module__ for n in linear_names)
+    out = logits(model, LM)
+    assert out.shape == eager_fp32_logits(LM).shape and out.dtype == torch.float32
 
 
 @pytest.mark.parametrize(("variant", "tensor_type"), [("int8-wo", "Int8"), ("int4-wo", "Intx")])
@@ -60,7 +76,7 @@ def test_weight_only_variants_hold_quantized_weights(variant, tensor_type):
     model, preset = prepared(variant)
     weights = [m.weight for m in model.modules() if isinstance(m, torch.nn.Linear)]
     assert weights and all(tensor_type in type(w).__name__ for w in weights)
-    assert logits(model, preset).shape == (1, 16, 512)
+    assert logits(model, preset).shape == eager_fp32_logits(preset).shape
 
 
 @pytest.mark.parametrize("variant", ["int8-dynamic", "int8-wo", "int4-wo", "int8-wo+compile"])
@@ -72,13 +88,32 @@ def test_quantization_variants_quantize_every_linear_weight_of_the_presets(varia
     assert quantized_share(model, sizes) == 1.0  # through torch.compile's wrapper too
 
 
-def test_a_layer_left_unquantized_lowers_the_share():
-    from torchao.quantization import Int8WeightOnlyConfig, quantize_
+class AttentionThenHead(torch.nn.Module):
+    """nn.MultiheadAttention's out_proj is a Linear that torch and torchao both leave alone."""
 
-    model = build_model(LM.architecture)
+    def __init__(self) -> None:
+        super().__init__()
+        self.attn = torch.nn.MultiheadAttention(64, 4, batch_first=True)
+        self.head = torch.nn.Linear(64, 32)
+
+    def forward(self, x):
+        return self.head(self.attn(x, x, x)[0])
+
+
+@pytest.mark.parametrize("variant", ["int8-dynamic", "int8-wo", "int4-wo"])
+def test_a_linear_layer_the_quantizer_skips_lowers_the_share(variant):
+    model = AttentionThenHead()
     sizes = linear_weight_sizes(model)
-    quantize_(model, Int8WeightOnlyConfig(), filter_fn=lambda m, fqn: fqn == "lm_head")
-    assert quantized_share(model, sizes) == pytest.approx(sizes["lm_head"] / sum(sizes.values()))
+    assert set(sizes) == {"attn.out_proj", "head"}  # the skipped layer is counted in the total
+    model = get_variant(variant).prepare_for_inference(model, "cpu")
+    assert type(model.attn.out_proj.weight.data) is torch.Tensor  # skipped: still plain
+    assert quantized_share(model, sizes) == pytest.approx(sizes["head"] / sum(sizes.values()))
+
+
+def test_convolutions_are_not_counted_and_no_linear_weights_is_no_share():
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3))
+    assert linear_weight_sizes(model) == {}
+    assert math.isnan(quantized_share(model, {}))
 
 
 @pytest.mark.parametrize(
@@ -94,22 +129,66 @@ def test_int4_on_gpus_takes_the_largest_group_that_divides_every_layer(widths, g
     assert int4_group_size(widths) == group
 
 
-def test_compile_suffix_wraps_the_model_and_still_runs():
+def test_int4_group_choices_are_tried_largest_first():
+    assert int4_group_size([96], choices=(96, 48, 32)) == 96
+    assert int4_group_size([48, 96], choices=(96, 48, 32)) == 48
+
+
+def test_compile_suffix_wraps_the_prepared_model():
+    model, _ = prepared("bf16+compile")
+    assert type(model).__name__ == "OptimizedModule"
+    assert input_dtype(model._orig_mod) == torch.bfloat16  # the base variant, then compile
+    eager, _ = prepared("bf16")
+    assert type(eager).__name__ != "OptimizedModule"
+
+
+@pytest.mark.slow
+def test_a_compiled_model_runs_and_agrees_with_eager():
     model, preset = prepared("fp32+compile")
     assert type(model).__name__ == "OptimizedModule"
-    eager = logits(build_model(LM.architecture), preset)
-    torch.testing.assert_close(logits(model, preset), eager, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(
+        logits(model, preset), eager_fp32_logits(preset), rtol=1e-4, atol=1e-4
+    )
 
 
-def test_names_parse_into_base_and_compile_flag():
-    variant = get_variant("bf16+compile")
-    assert (variant.base.name, variant.compiled) == ("bf16", True)
-    assert "torch.compile" in variant.description
-    assert not get_variant("fp32").compiled and get_variant("fp32").is_baseline
-    assert not get_variant("fp32+compile").is_baseline
-    for bad in ("int3", "bf16+compile+compile", "bf16+", "+compile"):
-        with pytest.raises(KeyError, match="unknown variant"):
-            get_variant(bad)
+@pytest.mark.parametrize(
+    ("variant", "dtype"), [("fp32", None), ("bf16", torch.bfloat16), ("fp16", torch.float16)]
+)
+def test_training_keeps_fp32_weights_and_autocasts_to_the_variant(variant, dtype):
+    model = build_model(LM.architecture)
+    assert get_variant(variant).autocast_dtype() == dtype
+    assert get_variant(variant).prepare_for_training(model) is model
+    assert input_dtype(model) == torch.float32
+    compiled = get_variant(f"{variant}+compile").prepare_for_training(model)
+    assert type(compiled).__name__ == "OptimizedModule" and compiled._orig_mod is model
+
+
+# --- names
+
+
+@pytest.mark.parametrize(
+    ("name", "base", "compiled"),
+    [("bf16+compile", "bf16", True), ("bf16", "bf16", False), ("int4-wo+compile", "int4-wo", True)],
+)
+def test_names_parse_into_base_and_compile_flag(name, base, compiled):
+    variant = get_variant(name)
+    assert (variant.name, variant.base.name, variant.compiled) == (name, base, compiled)
+
+
+def test_only_eager_fp32_is_the_baseline_and_descriptions_say_compiled_or_eager():
+    assert get_variant("fp32").is_baseline
+    assert not get_variant("fp32+compile").is_baseline and not get_variant("bf16").is_baseline
+    assert "torch.compile" in get_variant("bf16+compile").description
+    assert "torch.compile" not in get_variant("bf16").description
+
+
+@pytest.mark.parametrize("bad", ["int3", "bf16+compile+compile", "bf16+", "+compile", "BF16"])
+def test_unknown_names_are_rejected_naming_the_known_variants(bad):
+    with pytest.raises(KeyError, match="unknown variant") as error:
+        get_variant(bad)
+    message = str(error.value)
+    assert f"'{bad}'" in message and "+compile" in message
+    assert all(name in message for name in BASES)
 
 
 def test_order_puts_fp32_first_and_compiled_after_eager():
@@ -123,60 +202,79 @@ def test_order_puts_fp32_first_and_compiled_after_eager():
     ]
 
 
-def reason(variant, workload, device="cpu"):
-    return skip_reason(PRESETS[workload].kind, get_variant(variant), device)
+# --- why a variant is skipped
+
+
+@pytest.mark.parametrize("variant", ["fp32", "bf16", "fp16", "bf16+compile"])
+@pytest.mark.parametrize(
+    "workload", ["slm-tiny", "slm-tiny-train", "resnet-tiny", "resnet-tiny-train"]
+)
+def test_precision_variants_run_every_workload_on_the_cpu(variant, workload):
+    assert skip(workload, variant) is None
+
+
+@pytest.mark.parametrize("variant", ["int8-dynamic", "int8-wo", "int4-wo", "int8-wo+compile"])
+def test_quantization_variants_run_lm_inference_on_the_cpu(variant):
+    assert skip("slm-tiny", variant) is None
 
 
 @pytest.mark.parametrize(
-    ("variant", "workload", "device", "expected"),
+    ("variant", "device"),
     [
-        ("fp8", "slm-tiny", "cpu", "fp8 runs on cuda, not cpu"),
-        ("int8-dynamic", "slm-tiny", "cuda:0", "runs on cpu, not cuda"),
-        ("int8-wo", "slm-tiny-train", "cpu", "inference variant"),
-        ("int4-wo", "resnet-tiny", "cpu", "Linear layers only"),
-        ("int8-dynamic+compile", "slm-tiny-train", "cpu", "inference variant"),
+        ("int8-dynamic", "cpu"),
+        ("int8-wo", "cpu"),
+        ("int4-wo", "cpu"),
+        ("fp8", "cuda:0"),
+        ("int8-dynamic+compile", "cpu"),
     ],
 )
-def test_variants_that_do_not_apply_give_the_reason(variant, workload, device, expected):
-    assert expected in reason(variant, workload, device)
+def test_quantization_variants_do_not_train(variant, device):
+    reason = skip("slm-tiny-train", variant, device)
+    assert reason is not None
+    assert variant.split("+")[0] in reason and "inference variant" in reason
 
 
-def test_variants_that_apply_have_no_reason():
-    for name in ("fp32", "bf16", "fp16", "bf16+compile"):
-        for workload in ("resnet-tiny", "resnet-tiny-train"):
-            assert reason(name, workload) is None
-    for name in ("int8-dynamic", "int8-wo", "int4-wo"):
-        assert reason(name, "slm-tiny") is None
+@pytest.mark.parametrize(("variant", "device"), [("int8-dynamic", "cpu"), ("fp8", "cuda:0")])
+def test_quantization_variants_do_not_take_a_convolutional_network(variant, device):
+    reason = skip("resnet-tiny", variant, device)
+    assert reason is not None and "Linear layers only" in reason
 
 
-def test_missing_package_is_a_skip_naming_the_install(monkeypatch):
+@pytest.mark.parametrize(
+    ("variant", "device", "says"),
+    [
+        ("fp8", "cpu", "fp8 runs on cuda, not cpu"),
+        ("int8-dynamic", "cuda:0", "int8-dynamic runs on cpu, not cuda"),
+        ("int8-wo", "mps", "int8-wo runs on cpu and cuda, not mps"),
+    ],
+)
+def test_a_variant_on_a_device_it_does_not_run_on_is_skipped(variant, device, says):
+    assert says in skip("slm-tiny", variant, device)
+
+
+def test_a_missing_package_is_a_skip_naming_the_install(monkeypatch):
     import importlib.util
 
     real = importlib.util.find_spec
     monkeypatch.setattr(
-        importlib.util, "find_spec", lambda name: None if name == "torchao" else real(name)
+        importlib.util, "find_spec", lambda name, *a: None if name == "torchao" else real(name, *a)
     )
-    assert reason("int8-wo", "slm-tiny") == "int8-wo needs the torchao package: pip install torchao"
+    assert skip("slm-tiny", "int8-wo") == "int8-wo needs the torchao package: pip install torchao"
+    assert skip("slm-tiny", "int8-dynamic") is None  # torch's own: needs no torchao
 
 
 def test_compute_capability_below_the_minimum_is_a_skip(monkeypatch):
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (8, 0))
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "NVIDIA A100")
-    cuda = backend_for("cuda:0")
-    assert cuda.device_skip_reason(get_variant("fp8"), "cuda:0") == (
-        "fp8 needs compute capability >= 8.9; NVIDIA A100 has 8.0"
-    )
-    assert cuda.device_skip_reason(get_variant("bf16"), "cuda:0") is None
-    assert backend_for("cpu").device_skip_reason(get_variant("fp8"), "cpu") is None
+
+    def in_child(variant, device):  # the check a cell's child makes on its device
+        return backend_for(device).device_skip_reason(get_variant(variant), device)
+
+    assert in_child("fp8", "cuda:0") == "fp8 needs compute capability >= 8.9; NVIDIA A100 has 8.0"
+    assert in_child("bf16", "cuda:0") is None
+    assert in_child("fp8", "cpu") is None
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (7, 5))
-    assert "needs compute capability >= 8.0" in cuda.device_skip_reason(
-        get_variant("int4-wo"), "cuda"
-    )
-
-
-def test_every_base_states_its_devices_and_training_support():
-    assert set(BASES) == {"fp32", "bf16", "fp16", "int8-dynamic", "int8-wo", "int4-wo", "fp8"}
-    assert {b.name for b in BASES.values() if b.training} == {"fp32", "bf16", "fp16"}
+    assert "needs compute capability >= 8.0" in in_child("int4-wo", "cuda")
 
 
 def test_the_terminal_notes_a_cell_that_left_weights_unquantized():

@@ -129,11 +129,15 @@ class PowerSampler:
         gpus: Sequence[NvmlGpu],
         period_s: float = SAMPLE_PERIOD_S,
         clock: Callable[[], float] = time.monotonic,
+        wait: Callable[[float], object] | None = None,
     ) -> None:
+        """`wait(seconds)` pauses between samples; by default it waits on the stop event, so
+        stop() ends a pause at once. Tests pass a fake clock and wait and call run() directly."""
         self.nvml, self.gpus, self.period_s, self.clock = nvml, list(gpus), period_s, clock
         self.samples: list[Sample] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self.wait = wait if wait is not None else self._stop.wait
         self._thread: threading.Thread | None = None
 
     def sample_once(self) -> None:
@@ -154,14 +158,16 @@ class PowerSampler:
         with self._lock:
             self.samples.extend(taken)
 
-    def start(self) -> None:
-        def loop() -> None:
-            while not self._stop.is_set():
-                started = self.clock()
-                self.sample_once()
-                self._stop.wait(max(0.0, self.period_s - (self.clock() - started)))
+    def run(self) -> None:
+        """The sampling loop (start() runs it in a thread): a sample, then wait out the rest of
+        the period, until stop()."""
+        while not self._stop.is_set():
+            started = self.clock()
+            self.sample_once()
+            self.wait(max(0.0, self.period_s - (self.clock() - started)))
 
-        self._thread = threading.Thread(target=loop, name="greenbench-gpu-sampler", daemon=True)
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self.run, name="greenbench-gpu-sampler", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
