@@ -19,7 +19,7 @@ from greenbench.environment import collect_environment
 from greenbench.errors import GreenbenchError
 from greenbench.executors import DEFAULT_EXECUTOR, make_executor
 from greenbench.executors.base import CellProgress, Executor, plan_jobs
-from greenbench.records import COLUMNS
+from greenbench.records import COLUMNS, Record
 from greenbench.results import load_results
 from greenbench.store import RunStore
 from greenbench.suite import Cell, RunOverrides, Suite, resolve_suite
@@ -32,7 +32,7 @@ class Reporter(CellProgress, Protocol):
 
     def run_started(self, run_id: str, path: Path, cells: list[Cell], windows: int) -> None: ...
 
-    def cell_finished(self, cell: Cell, records: list[dict[str, Any]]) -> None: ...
+    def cell_finished(self, cell: Cell, records: list[Record]) -> None: ...
 
 
 class SilentReporter:
@@ -45,7 +45,7 @@ class SilentReporter:
     def cell_event(self, cell: Cell, event: dict[str, Any]) -> None:
         pass
 
-    def cell_finished(self, cell: Cell, records: list[dict[str, Any]]) -> None:
+    def cell_finished(self, cell: Cell, records: list[Record]) -> None:
         pass
 
 
@@ -193,7 +193,7 @@ def _execute(
     return RunResult(store.run_id, store.path, suite, rows)
 
 
-def _account(records: list[dict], names: Sequence[str], zone: str, store: RunStore) -> None:
+def _account(records: list[Record], names: Sequence[str], zone: str, store: RunStore) -> None:
     """Time-weighted emissions from the first source that answers; if none, why, in run.json."""
 
     try:

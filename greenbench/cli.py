@@ -276,7 +276,7 @@ def cmd_list(args: argparse.Namespace, console: Console) -> int:
 def cmd_compare(args: argparse.Namespace, console: Console) -> int:
     from greenbench.compare import compare  # pandas: only the commands that read results
     from greenbench.results import load_results
-    from greenbench.terminal import energy_cell
+    from greenbench.terminal import energy_cell, methods_table
 
     frame = load_results(args.paths)
     table_data = compare(frame, args.by, args.baseline)
@@ -291,12 +291,9 @@ def cmd_compare(args: argparse.Namespace, console: Console) -> int:
     scope = "".join(f", {k} {table_data[k].iloc[0]}" for k in constant)
     factor, scale = energy_scale(table_data["j_per_unit"])
     baseline = table_data["baseline"].iloc[0]
-    same_methods = table_data["methods"].nunique() == 1
-    table = Table(
-        title=f"by {args.by}{scope}: energy per unit net of idle, ratios to {baseline}",
-        title_justify="left",
-        caption=f"methods: {table_data['methods'].iloc[0]}" if same_methods else None,
-        caption_justify="left",
+    table, same_methods = methods_table(
+        f"by {args.by}{scope}: energy per unit net of idle, ratios to {baseline}",
+        table_data["methods"],
     )
     for key in keys:
         table.add_column(key, style="bold" if key == column else "", no_wrap=True)
@@ -345,7 +342,7 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
 
         server = make_server(path, args.host, args.port)
         host, port = server.server_address[:2]
-        console.print(f"serving on http://{host}:{port}/ (Ctrl-C stops)")
+        console.print(f"serving on http://{host!s}:{port}/ (Ctrl-C stops)")
         try:
             server.serve_forever()
         except KeyboardInterrupt:

@@ -27,15 +27,16 @@ def wait_for_green(args: argparse.Namespace, console: Console) -> None:
         raise GreenbenchError("--when-green plans new runs; resume without it")
     suite = resolve_suite(RunOverrides.from_args(args))  # a bad suite fails now, not after the wait
     within = parse_duration(args.within, "--within")
-    if args.duration:
-        duration = parse_duration(args.duration, "--duration")
-    else:
-        duration = estimate_duration(args.out, suite.name)
-        if duration is None:
-            raise GreenbenchError(
-                f"--when-green: no earlier complete run of suite '{suite.name}' in {args.out}/ "
-                "to estimate its length; give --duration (e.g. --duration 20m)"
-            )
+    duration = (
+        parse_duration(args.duration, "--duration")
+        if args.duration
+        else estimate_duration(args.out, suite.name)
+    )
+    if duration is None:
+        raise GreenbenchError(
+            f"--when-green: no earlier complete run of suite '{suite.name}' in {args.out}/ "
+            "to estimate its length; give --duration (e.g. --duration 20m)"
+        )
     try:
         green = plan_green(args.zone or default_zone(), duration, within, args.source, args.out)
     except NoUsableSource as e:

@@ -20,6 +20,7 @@ from greenbench.formatting import (
     fmt_pct,
 )
 from greenbench.protocol import RELIABLE_WINDOW_S
+from greenbench.records import Record
 from greenbench.stats import in_catalogue_order, phase_order, summarize_frame
 from greenbench.suite import Cell
 
@@ -41,12 +42,8 @@ def results_tables(frame: pd.DataFrame) -> list[Table]:
         )
         unit = part["unit"].iloc[0]
         factor, scale = energy_scale(part["j_per_unit"])
-        same_methods = part["methods"].nunique() == 1
-        table = Table(
-            title=f"{phase}: energy per {unit}, net of idle",
-            title_justify="left",
-            caption=f"methods: {part['methods'].iloc[0]}" if same_methods else None,
-            caption_justify="left",
+        table, same_methods = methods_table(
+            f"{phase}: energy per {unit}, net of idle", part["methods"]
         )
         for header in ("workload", "variant", "device", "n"):
             table.add_column(header)
@@ -86,6 +83,14 @@ def results_tables(frame: pd.DataFrame) -> list[Table]:
             table.add_row(*cells)
         tables.append(table)
     return tables
+
+
+def methods_table(title: str, methods: pd.Series) -> tuple[Table, bool]:
+    """A result table; when every row was measured the same way, the methods go in its caption
+    (and the second value is True: no methods column is needed)."""
+    same = methods.nunique() == 1
+    caption = f"methods: {methods.iloc[0]}" if same else None
+    return Table(title=title, title_justify="left", caption=caption, caption_justify="left"), same
 
 
 def print_results(frame: pd.DataFrame, console: Console) -> None:
@@ -198,7 +203,7 @@ class RichReporter:
                 description=f"{cell.cell_id}: {event['phase']} rep {event['repetition']}",
             )
 
-    def cell_finished(self, cell: Cell, records: list[dict[str, Any]]) -> None:
+    def cell_finished(self, cell: Cell, records: list[Record]) -> None:
         status = records[0]["status"] if records else "failed"
         style = {"ok": "green", "failed": "red", "skipped": "dim"}.get(status, "")
         self.console.print(f"{status:>7} {cell.cell_id}", style=style, markup=False)

@@ -311,12 +311,12 @@ def test_run_when_green_without_a_usable_source_runs_now_and_says_why(tmp_path, 
 
 
 def test_run_when_green_waits_for_the_planned_start(tmp_path, capsys, monkeypatch):
-    import greenbench.carbon.green as green
+    import greenbench.cli_carbon as cli_carbon
 
     trace = tmp_path / "trace.csv"
     trace_around_now(trace, cheapest_index=6)
     waited = []
-    monkeypatch.setattr(green, "wait_until", lambda moment, tick, sleep: waited.append(moment))
+    monkeypatch.setattr(cli_carbon, "wait_until", lambda moment, tick, sleep: waited.append(moment))
     monkeypatch.setattr("greenbench.run", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))
     args = ["run", "--suite", "tiny", "--out", str(tmp_path / "r"), "--when-green"]
     code = main([*args, "--duration", "30m", "--source", f"file:{trace}"])

@@ -54,10 +54,25 @@ class GraphRuntime:
     """What the graph runtimes share: torch exports the graphs, the runtime runs them."""
 
     name = "a graph runtime"
-    prefix = ""
+    prefix = ""  # devices are `prefix:TARGET`
     device_type = ""
+    targets: tuple[str, ...] = ()  # its TARGETs, as written in normalised device names
+    target_noun = "device"  # what a TARGET is called in messages
     variants: frozenset[str] | None = None  # a runtime rules on variants itself
     runs: tuple[str, ...] = ("fp32",)  # the variants it runs
+
+    def parse(self, name: str) -> str | None:
+        """`onnxruntime:cpu` -> `onnxruntime:CPU`; ValueError naming the known targets."""
+        prefix, _, target = name.strip().partition(":")
+        if prefix.lower() != self.prefix:
+            return None
+        for known in self.targets:
+            if target.lower() == known.lower():
+                return f"{self.prefix}:{known}"
+        raise ValueError(
+            f"unknown {self.name} {self.target_noun} '{target}' (known: "
+            f"{', '.join(f'{self.prefix}:{t}' for t in self.targets)})"
+        )
 
     def check_available(self, device: str) -> None:
         return None
@@ -129,23 +144,10 @@ def ort_session(device: str, variant: str) -> SessionFactory:
 
 class OnnxRuntimeBackend(GraphRuntime):
     name = "ONNX Runtime"
-    prefix = PREFIX
-    device_type = PREFIX
+    prefix = device_type = PREFIX
+    targets, target_noun = tuple(PROVIDERS), "provider"
     forms = (f"{PREFIX}:{'|'.join(PROVIDERS)}",)
     runs = ("fp32", "int8-dynamic")
-
-    def parse(self, name: str) -> str | None:
-        """`onnxruntime:cpu` -> `onnxruntime:CPU`; ValueError naming the providers."""
-        prefix, _, provider = name.strip().partition(":")
-        if prefix.lower() != PREFIX:
-            return None
-        for known in PROVIDERS:
-            if provider.lower() == known.lower():
-                return f"{PREFIX}:{known}"
-        raise ValueError(
-            f"unknown ONNX Runtime provider '{provider}' (known: "
-            f"{', '.join(f'{PREFIX}:{p}' for p in PROVIDERS)})"
-        )
 
     def check_available(self, device: str) -> None:
         provider, package = PROVIDERS[device.partition(":")[2]]

@@ -67,24 +67,13 @@ def session_factory(device: str, variant: str) -> SessionFactory:
 
 class OpenVinoBackend(GraphRuntime):
     name = "OpenVINO"
-    prefix = PREFIX
-    device_type = PREFIX
+    prefix = device_type = PREFIX
+    targets = DEVICES
     forms = (f"{PREFIX}:{'|'.join(DEVICES)}",)
     runs = (*PRECISION, "int8-wo")
 
     def variant_list(self) -> str:
         return ", ".join(self.runs)
-
-    def parse(self, name: str) -> str | None:
-        prefix, _, target = name.strip().partition(":")
-        if prefix.lower() != PREFIX:
-            return None
-        if target.upper() not in DEVICES:
-            raise ValueError(
-                f"unknown OpenVINO device '{target}' (known: "
-                f"{', '.join(f'{PREFIX}:{d}' for d in DEVICES)})"
-            )
-        return f"{PREFIX}:{target.upper()}"
 
     def check_available(self, device: str) -> None:
         try:

@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from greenbench.protocol import ProtocolSettings
-from greenbench.records import unfinished_records
+from greenbench.records import Record, Status, unfinished_records
 from greenbench.runner import CellSkipped, cell_context, cell_spec, one_line
 from greenbench.suite import Cell, Suite
 
-Records = list[dict[str, Any]]
+Records = list[Record]
 Outcomes = Iterator[tuple[Cell, Records]]
 SkipReason = Callable[[Cell], str | None]
 
@@ -55,7 +55,7 @@ class CellJob:
         return self.unfinished("skipped", self.skip)
 
     def unfinished(
-        self, status: str, reason: str, context: Mapping[str, Any] | None = None
+        self, status: Status, reason: str, context: Mapping[str, Any] | None = None
     ) -> Records:
         """The rows of a cell that was skipped or failed; `context` adds what a node set."""
         return unfinished_records(

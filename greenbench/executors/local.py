@@ -46,7 +46,9 @@ class LocalExecutor:
         )
 
 
-def run_in_child(spec: dict[str, Any], log_path: Path, timeout_s: float, on_event: OnEvent) -> list:
+def run_in_child(
+    spec: dict[str, Any], log_path: Path, timeout_s: float, on_event: OnEvent
+) -> Records:
     """The cell's records, from a fresh `python -m greenbench.runner` process.
 
     Raises CellFailed with the reason when the child raises, is killed or times out, and
@@ -72,7 +74,9 @@ def _child_env() -> dict[str, str]:
     return env
 
 
-def _supervise(spec_path: str, log: Any, log_path: Path, timeout_s: float, on_event: OnEvent):
+def _supervise(
+    spec_path: str, log: Any, log_path: Path, timeout_s: float, on_event: OnEvent
+) -> Records:
     proc = subprocess.Popen(
         [sys.executable, "-m", "greenbench.runner", spec_path],
         stdout=subprocess.PIPE,
@@ -93,7 +97,7 @@ def _supervise(spec_path: str, log: Any, log_path: Path, timeout_s: float, on_ev
 
     threading.Thread(target=pump, daemon=True).start()
     deadline = time.monotonic() + timeout_s
-    records: list | None = None
+    records: Records | None = None
     error: str | None = None
     skipped: str | None = None
     try:
@@ -150,7 +154,7 @@ def _die_with_parent() -> None:
     ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
 
 
-def _kill(proc: subprocess.Popen) -> None:
+def _kill(proc: subprocess.Popen[str]) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()

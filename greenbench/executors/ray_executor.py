@@ -88,7 +88,9 @@ def node_spec(spec: dict[str, Any]) -> dict[str, Any]:
     return spec
 
 
-def run_on_node(spec: dict[str, Any], log_path: str, timeout_s: float, pid_file: str) -> dict:
+def run_on_node(
+    spec: dict[str, Any], log_path: str, timeout_s: float, pid_file: str
+) -> dict[str, Any]:
     """The Ray task: run the cell in a child process here; its records, or why it failed."""
     Path(pid_file).parent.mkdir(parents=True, exist_ok=True)
     Path(pid_file).write_text(str(os.getpid()))  # where the cell runs, for people and tests
@@ -146,7 +148,8 @@ class RayExecutor:
 def _outcome(ray: Any, ref: Any) -> dict[str, Any]:
     """run_on_node's dict, or {"failed": reason} when the task itself was lost."""
     try:
-        return ray.get(ref)
+        outcome: dict[str, Any] = ray.get(ref)
+        return outcome
     except Exception as e:  # noqa: BLE001 - a lost worker or node fails this cell only
         reason = " ".join(str(e).split())[:300]
         return {"failed": f"the Ray task was lost ({type(e).__name__}): {reason}"}
@@ -155,7 +158,8 @@ def _outcome(ray: Any, ref: Any) -> dict[str, Any]:
 def _records(outcome: dict[str, Any]) -> Records:
     """The outcome's records; raises what run_in_child raised on the node."""
     if "records" in outcome:
-        return outcome["records"]
+        records: Records = outcome["records"]
+        return records
     if "skipped" in outcome:
         raise CellSkipped(outcome["skipped"])
     raise CellFailed(outcome["failed"])

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pandas as pd
@@ -42,6 +43,26 @@ def _series_name(variant: str, device: str, devices: int) -> str:
     return variant if devices == 1 else f"{variant} · {device}"
 
 
+@dataclass(frozen=True)
+class Series:
+    """One variant x device of a panel: its rows, legend name and marker index."""
+
+    variant: str
+    device_index: int
+    rows: pd.DataFrame
+    name: str
+    first: bool  # the first panel showing it: it gets the legend entry
+
+
+def _series(part: pd.DataFrame, summary: pd.DataFrame, shown: set[str]) -> Iterator[Series]:
+    """The panel's series; `shown` carries legend entries across panels."""
+    devices, device_index = summary["device"].nunique(), _device_index(summary)
+    for (variant, device), rows in part.groupby(["variant", "device"], sort=False):
+        name = _series_name(variant, device, devices)
+        yield Series(variant, device_index[device], rows, name, name not in shown)
+        shown.add(name)
+
+
 PALETTE = qualitative.Plotly + qualitative.D3
 PATTERNS = ["", "/", ".", "x", "\\", "+"]
 SYMBOLS = ["circle", "diamond", "square", "triangle-up", "cross", "star"]
@@ -70,31 +91,28 @@ def energy_per_unit(summary: pd.DataFrame) -> go.Figure | Missing:
     names = panels(summary)
     titles = [f"{p}, net of idle" for p in names]
     fig = make_subplots(rows=len(names), cols=1, subplot_titles=titles, vertical_spacing=0.12)
-    devices = summary["device"].nunique()
-    device_index = _device_index(summary)
     shown: set[str] = set()
     for row, panel in enumerate(names, start=1):
         part = summary[summary["panel"] == panel]
-        for (variant, device), group in part.groupby(["variant", "device"], sort=False):
-            name = _series_name(variant, device, devices)
+        for series in _series(part, summary, shown):
+            group = series.rows
             fig.add_trace(
                 go.Bar(
                     x=group["workload"],
                     y=group["j_per_unit"],
                     error_y={"type": "data", "array": group["j_per_unit_ci95"].fillna(0)},
-                    name=name,
-                    marker_color=variant_color(variant),
-                    marker_pattern_shape=PATTERNS[device_index[device] % len(PATTERNS)],
-                    legendgroup=name,
-                    showlegend=name not in shown,
+                    name=series.name,
+                    marker_color=variant_color(series.variant),
+                    marker_pattern_shape=PATTERNS[series.device_index % len(PATTERNS)],
+                    legendgroup=series.name,
+                    showlegend=series.first,
                     customdata=_customdata(group),
                     hovertemplate="%{x}<br>%{y:.3s}J per unit ± %{error_y.array:.2s}J"
-                    f"<extra>{name}</extra>",
+                    f"<extra>{series.name}</extra>",
                 ),
                 row=row,
                 col=1,
             )
-            shown.add(name)
         scale = "log" if _log_axis(part["j_per_unit"]) else "linear"
         fig.update_yaxes(title_text="J / unit", type=scale, tickformat="~s", row=row, col=1)
     fig.update_layout(barmode="group", height=320 * len(names) + 80, legend_title="variant")
@@ -107,14 +125,12 @@ def efficiency_frontier(summary: pd.DataFrame) -> go.Figure | Missing:
         return Missing("no successful measurements in these records")
     names = panels(summary)
     fig = make_subplots(rows=1, cols=len(names), subplot_titles=names, horizontal_spacing=0.06)
-    devices = summary["device"].nunique()
-    device_index = _device_index(summary)
     shown: set[str] = set()
     for col, panel in enumerate(names, start=1):
         part = summary[summary["panel"] == panel]
         unit = part["unit"].iloc[0]
-        for (variant, device), group in part.groupby(["variant", "device"], sort=False):
-            name = _series_name(variant, device, devices)
+        for series in _series(part, summary, shown):
+            group = series.rows
             fig.add_trace(
                 go.Scatter(
                     x=group["throughput"],
@@ -122,12 +138,12 @@ def efficiency_frontier(summary: pd.DataFrame) -> go.Figure | Missing:
                     mode="markers",
                     marker={
                         "size": 11,
-                        "color": variant_color(variant),
-                        "symbol": SYMBOLS[device_index[device] % len(SYMBOLS)],
+                        "color": variant_color(series.variant),
+                        "symbol": SYMBOLS[series.device_index % len(SYMBOLS)],
                     },
-                    name=name,
-                    legendgroup=name,
-                    showlegend=name not in shown,
+                    name=series.name,
+                    legendgroup=series.name,
+                    showlegend=series.first,
                     text=group["label"],
                     customdata=_customdata(group),
                     hovertemplate="%{text}<br>%{x:.3s} "
@@ -139,7 +155,6 @@ def efficiency_frontier(summary: pd.DataFrame) -> go.Figure | Missing:
                 row=1,
                 col=col,
             )
-            shown.add(name)
         for _, same_workload in part.groupby("workload", sort=False):
             # a frontier per workload: across workloads the smallest model would beat all
             front = pareto_front(same_workload)
