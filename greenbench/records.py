@@ -75,6 +75,8 @@ class Record(TypedDict, total=False):
     method_cpu: str | None
     method_gpu: str | None
     method_ram: str | None
+    # why a component was measured the way it was: a fallback's reason (None: as designed)
+    method_note: str | None
     estimated: bool | None
     reliable: bool | None  # this window lasted at least RELIABLE_WINDOW_S
     # inference variants other than fp32: agreement with the fp32 model (see fidelity.py)
@@ -121,6 +123,7 @@ class WindowFacts:
     idle_power_by_component_w: Mapping[str, float] | None = None
     gpu_trace: tuple[tuple[float, ...], ...] = ()
     gpu_foreign_pids: tuple[int, ...] = ()
+    method_note: str | None = None
 
     @classmethod
     def of(cls, window: Window, idle: IdleBaseline) -> WindowFacts:
@@ -141,6 +144,7 @@ class WindowFacts:
             idle_power_by_component_w={c: idle.power_w(c) for c in COMPONENTS},
             gpu_trace=m.gpu_trace,
             gpu_foreign_pids=m.gpu_foreign_pids,
+            method_note=m.note,
         )
 
     def measured_components(self) -> list[str]:
@@ -193,6 +197,7 @@ def window_figures(facts: WindowFacts) -> Record:
         "reliable": facts.duration_s >= RELIABLE_WINDOW_S,
         "gpu_trace": json.dumps(facts.gpu_trace) if facts.gpu_trace else None,
         "gpu_foreign_pids": json.dumps(facts.gpu_foreign_pids) if facts.gpu_foreign_pids else None,
+        "method_note": facts.method_note,
     }
     for c in COMPONENTS:
         figures[f"energy_{c}_j"] = by_component.get(c)

@@ -112,6 +112,7 @@ def print_results(frame: pd.DataFrame, console: Console) -> None:
     print_series_emissions(ok, console)
     print_partial_quantization(ok, console)
     print_foreign_processes(ok, console)
+    print_method_notes(ok, console)
     print_unfinished(frame, console)
 
 
@@ -128,6 +129,15 @@ def print_foreign_processes(ok: pd.DataFrame, console: Console) -> None:
             style="yellow",
             markup=False,
         )
+
+
+def print_method_notes(ok: pd.DataFrame, console: Console) -> None:
+    """Say which cells were measured another way than designed (a fallback), and why."""
+    if "method_note" not in ok:
+        return
+    noted = ok[ok["method_note"].notna()]
+    for cell_id, note in noted.groupby("cell_id")["method_note"].first().items():
+        console.print(f"note: {cell_id}: {note}", style="yellow", markup=False)
 
 
 def print_partial_quantization(ok: pd.DataFrame, console: Console) -> None:

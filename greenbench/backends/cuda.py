@@ -14,7 +14,7 @@ from greenbench.backends.base import DeviceInfo, Emit, RayRequest
 from greenbench.backends.torch_device import PRECISIONS, TorchBackend
 from greenbench.carbon.zones import Zone
 from greenbench.energy.codecarbon_meter import CodeCarbonMeter
-from greenbench.energy.gpu_meter import nvml_meter_for, torch_uuid_of
+from greenbench.energy.gpu_meter import nvml_index_of, nvml_meter_for, torch_uuid_of
 from greenbench.energy.meter import Meter
 from greenbench.energy.nvml import gpu_for_torch_index, nvml_gpus
 from greenbench.errors import GreenbenchError, one_line
@@ -29,15 +29,27 @@ def device_index(device: str) -> int:
     return int(index) if index else 0
 
 
-def gpu_meter(index: int, zone: Zone, emit: Emit) -> Meter:
-    """CodeCarbon for CPU and RAM with NVML measuring torch's cuda:index when NVML works."""
+def gpu_meter(index: int, zone: Zone, emit: Emit, nvml: Any | None = None) -> Meter:
+    """CodeCarbon for CPU and RAM, greenbench's NVML meter for torch's cuda:index.
+
+    A GPU that cannot be identified (a MIG instance, a UUID NVML does not know) fails the cell:
+    measuring another GPU, or all of a shared one, would give a wrong number. When the NVML
+    meter cannot start for another reason, CodeCarbon reads the same GPU (by its NVML index,
+    found by UUID) under its own label, the reason in every record; and when no reader finds
+    the GPU the cell fails: a CUDA cell never records 0 J for its GPU.
+    """
     base = CodeCarbonMeter(zone.iso3, [], zone.source)
     try:
-        return nvml_meter_for(index, base)
-    except Exception as e:  # noqa: BLE001 - no NVML: CodeCarbon's own GPU reading, labelled
+        return nvml_meter_for(index, base, nvml)
+    except GreenbenchError:
         base.close()
-        emit({"type": "stage", "stage": f"NVML unavailable ({one_line(e)}); GPU via CodeCarbon"})
-        return CodeCarbonMeter(zone.iso3, [index], zone.source)
+        raise
+    except Exception as e:  # noqa: BLE001 - the meter could not start: CodeCarbon's reading
+        base.close()
+        reason = f"greenbench's NVML meter could not start ({one_line(e)}); GPU read by CodeCarbon"
+        emit({"type": "stage", "stage": reason})
+        nvml_index = nvml_index_of(index, nvml)
+        return CodeCarbonMeter(zone.iso3, [nvml_index], zone.source, note=reason)
 
 
 class CudaBackend(TorchBackend):
@@ -126,9 +138,13 @@ def cuda_rows() -> list[DeviceInfo]:
             if not nvml:
                 infos.append(DeviceInfo(f"cuda:{i}", True, name, nvml_error))
                 continue
-            gpu = gpu_for_torch_index(
-                i, gpus, os.environ.get("CUDA_VISIBLE_DEVICES"), torch_uuid_of(i)
-            )
+            try:
+                gpu = gpu_for_torch_index(
+                    i, gpus, os.environ.get("CUDA_VISIBLE_DEVICES"), torch_uuid_of(i)
+                )
+            except GreenbenchError as e:  # a MIG instance, an unknown UUID: not measurable
+                infos.append(DeviceInfo(f"cuda:{i}", True, name, f"cannot be measured: {e}"))
+                continue
             try:
                 nvml.nvmlDeviceGetTotalEnergyConsumption(gpu.handle)
                 method = "nvml-counter: NVML total-energy counter"

@@ -11,6 +11,7 @@ import logging
 from typing import Any
 
 from greenbench.energy.meter import COMPONENTS, KWH_TO_J, Measurement
+from greenbench.errors import GreenbenchError
 
 _CPU_MODE_LABELS = {
     "intel_rapl": "rapl",
@@ -25,7 +26,15 @@ _CPU_MODE_LABELS = {
 class CodeCarbonMeter:
     """Energy per window from CodeCarbon, offline, for an explicit ISO-3166 alpha-3 zone."""
 
-    def __init__(self, country_iso3: str, gpu_ids: list[int], carbon_source: str) -> None:
+    def __init__(
+        self,
+        country_iso3: str,
+        gpu_ids: list[int],
+        carbon_source: str,
+        note: str | None = None,
+    ) -> None:
+        """`gpu_ids` are NVML indices (PCI order), for the fallback when greenbench's own NVML
+        meter cannot start; `note` says why, and travels with every window."""
         from codecarbon import OfflineEmissionsTracker  # lazy: codecarbon takes ~0.2 s to import
 
         logging.getLogger("codecarbon").setLevel(logging.ERROR)
@@ -40,11 +49,18 @@ class CodeCarbonMeter:
         )
         self._carbon_source = carbon_source
         self._tracks_gpus = bool(gpu_ids)
+        self._note = note
         self._names = (f"window-{i}" for i in itertools.count())
         self._active: str | None = None
         # The first task detects hardware (~0.6 s): pay for it here, not inside a window.
         self.begin_window()
         self.end_window()
+        if self._tracks_gpus and self.methods()["gpu"] == "none":
+            self.close()
+            raise GreenbenchError(
+                f"CodeCarbon found no GPU to read (NVML indices {gpu_ids}): the GPU's energy "
+                "cannot be measured; check the NVIDIA driver (nvidia-smi)"
+            )
 
     def begin_window(self) -> None:
         self._active = next(self._names)
@@ -68,6 +84,7 @@ class CodeCarbonMeter:
             emissions_g=data.emissions * 1000.0,
             carbon_intensity_g_per_kwh=intensity,
             carbon_source=self._carbon_source,
+            note=self._note,
         )
 
     def methods(self) -> dict[str, str]:
@@ -91,9 +108,11 @@ class CodeCarbonMeter:
 
 
 def _gpu_label(hardware: Any) -> str:
+    """CodeCarbon's own GPU reading: labelled apart from greenbench's NVML meter, which
+    finds the cell's GPU by UUID, samples a trace and checks for other processes."""
     devices = getattr(hardware.devices, "devices", [])
     if any(type(d).__name__.startswith("AMD") for d in devices):
         return "amdsmi-counter"
     if any(getattr(d, "_use_power_fallback", False) for d in devices):
-        return "nvml-power"
-    return "nvml-counter"
+        return "codecarbon-nvml-power"
+    return "codecarbon-nvml-counter"

@@ -10,12 +10,14 @@ from typing import Any
 from greenbench.energy.meter import KWH_TO_J, Measurement, Meter
 from greenbench.energy.nvml import (
     Cooldown,
+    NvmlGpu,
     NvmlGpuMeter,
     PowerSampler,
     foreign_processes,
     gpu_for_torch_index,
     nvml_gpus,
 )
+from greenbench.errors import GreenbenchError, one_line
 
 
 class CpuRamAndNvmlMeter:
@@ -56,18 +58,45 @@ class CpuRamAndNvmlMeter:
             self.nvml.nvmlShutdown()
 
 
-def nvml_meter_for(device_index: int, base: Meter, nvml: Any | None = None) -> CpuRamAndNvmlMeter:
-    """The meter for torch's cuda:device_index; raises when NVML cannot be used."""
-    if nvml is None:
-        import pynvml  # lazy: only NVIDIA machines need it
+def _pynvml() -> Any:
+    import pynvml  # lazy: only NVIDIA machines need it
 
-        nvml = pynvml
+    return pynvml
+
+
+def find_gpu(device_index: int, nvml: Any) -> NvmlGpu:
+    """torch's cuda:device_index as NVML numbers it (after nvmlInit); GreenbenchError when it
+    cannot be told (a MIG instance, a UUID NVML does not know)."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    return gpu_for_torch_index(device_index, nvml_gpus(nvml), visible, torch_uuid_of(device_index))
+
+
+def nvml_index_of(device_index: int, nvml: Any | None = None) -> int:
+    """The NVML index of torch's cuda:device_index, for a reader that takes NVML indices;
+    GreenbenchError when NVML cannot tell."""
+    nvml = _pynvml() if nvml is None else nvml
+    try:
+        nvml.nvmlInit()
+        try:
+            return find_gpu(device_index, nvml).index
+        finally:
+            nvml.nvmlShutdown()
+    except GreenbenchError:
+        raise
+    except Exception as e:  # noqa: BLE001 - any NVML failure: this GPU cannot be read
+        raise GreenbenchError(
+            f"cuda:{device_index}: NVML cannot be read ({one_line(e)}), so its energy cannot be "
+            "measured; check the NVIDIA driver (nvidia-smi)"
+        ) from None
+
+
+def nvml_meter_for(device_index: int, base: Meter, nvml: Any | None = None) -> CpuRamAndNvmlMeter:
+    """The meter for torch's cuda:device_index; GreenbenchError when the GPU cannot be
+    identified, any other exception when NVML cannot be used."""
+    nvml = _pynvml() if nvml is None else nvml
     nvml.nvmlInit()
     try:
-        torch_uuid = torch_uuid_of(device_index)
-        gpu = gpu_for_torch_index(
-            device_index, nvml_gpus(nvml), os.environ.get("CUDA_VISIBLE_DEVICES"), torch_uuid
-        )
+        gpu = find_gpu(device_index, nvml)
         sampler = PowerSampler(nvml, [gpu])
         sampler.start()
         return CpuRamAndNvmlMeter(base, NvmlGpuMeter(nvml, [gpu], sampler), nvml)

@@ -25,6 +25,7 @@ class Measurement:
     # GPU power samples of the window: (seconds from its start, NVML index, W, util %, °C, MHz)
     gpu_trace: tuple[tuple[float, ...], ...] = ()
     gpu_foreign_pids: tuple[int, ...] = ()  # other processes computing on the measured GPUs
+    note: str | None = None  # why a component was measured the way it was (a fallback)
 
     @property
     def total_j(self) -> float:

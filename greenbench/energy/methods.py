@@ -7,6 +7,9 @@ METHODS: dict[str, str] = {
     "rapl": "CPU package energy counter (Intel/AMD RAPL)",
     "nvml-counter": "NVIDIA total-energy counter (NVML)",
     "nvml-power": "NVIDIA power readings integrated over time (NVML)",
+    "codecarbon-nvml-counter": "NVIDIA total-energy counter read by CodeCarbon (fallback: "
+    "greenbench's NVML meter could not start; no power trace)",
+    "codecarbon-nvml-power": "NVIDIA power readings integrated by CodeCarbon (fallback)",
     "powermetrics": "Apple powermetrics readings",
     "power-gadget": "Intel Power Gadget readings",
     "windows-emi": "Windows Energy Meter Interface counter",

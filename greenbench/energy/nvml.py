@@ -58,6 +58,13 @@ def _uuid_key(uuid: str) -> str:
     return text[4:] if text.startswith("gpu-") else text
 
 
+def _mig_error(torch_index: int, uuid: str) -> str:
+    return (
+        f"cuda:{torch_index} is a MIG instance ({uuid}): NVML's energy counter covers the "
+        "whole GPU, so greenbench cannot measure one instance; use a whole GPU"
+    )
+
+
 def gpu_for_torch_index(
     torch_index: int,
     gpus: Sequence[NvmlGpu],
@@ -70,6 +77,8 @@ def gpu_for_torch_index(
     index-th entry of CUDA_VISIBLE_DEVICES: a UUID (or a unique prefix of one), or an ordinal,
     read as NVML's PCI order (set CUDA_DEVICE_ORDER=PCI_BUS_ID so CUDA agrees).
     """
+    if torch_uuid and torch_uuid.upper().startswith("MIG-"):
+        raise GreenbenchError(_mig_error(torch_index, torch_uuid))
     if torch_uuid:
         matches = [g for g in gpus if _uuid_key(g.uuid) == _uuid_key(torch_uuid)]
         if matches:
@@ -87,10 +96,7 @@ def gpu_for_torch_index(
         )
     entry = entries[torch_index]
     if entry.upper().startswith("MIG-"):
-        raise GreenbenchError(
-            f"cuda:{torch_index} is a MIG instance ({entry}): NVML's energy counter covers the "
-            "whole GPU, so greenbench cannot measure one instance; use a whole GPU"
-        )
+        raise GreenbenchError(_mig_error(torch_index, entry))
     if entry.upper().startswith("GPU-"):
         matches = [g for g in gpus if _uuid_key(g.uuid).startswith(_uuid_key(entry))]
         if len(matches) != 1:
