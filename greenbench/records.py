@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, TypedDict, cast
 
 from greenbench.energy.meter import COMPONENTS, KWH_TO_J
-from greenbench.energy.methods import is_estimate
+from greenbench.energy.methods import CONSTANT_POWER, estimates_net
 from greenbench.protocol import RELIABLE_WINDOW_S, IdleBaseline, ProtocolResult, Window
 
 Status = Literal["ok", "failed", "skipped"]
@@ -77,7 +77,9 @@ class Record(TypedDict, total=False):
     method_ram: str | None
     # why a component was measured the way it was: a fallback's reason (None: as designed)
     method_note: str | None
-    estimated: bool | None
+    estimated: bool | None  # the net figure rests on a modelled component (see methods.py)
+    # components modelled at constant power: in the gross energy, cancelled out of the net
+    constant_power_components: str | None
     reliable: bool | None  # this window lasted at least RELIABLE_WINDOW_S
     # inference variants other than fp32: agreement with the fp32 model (see fidelity.py)
     fidelity_top1: float | None
@@ -168,6 +170,8 @@ def window_figures(facts: WindowFacts) -> Record:
     emissions = facts.emissions_g
     if emissions is None and known_intensity:
         emissions = gross / KWH_TO_J * intensity
+    methods = {c: facts.methods.get(c, "none") for c in COMPONENTS}
+    measured = facts.measured_components()
     by_component = facts.energy_by_component_j or {}
     idle_by_component = facts.idle_power_by_component_w or {}
     figures: dict[str, Any] = {
@@ -191,9 +195,9 @@ def window_figures(facts: WindowFacts) -> Record:
         ),
         "carbon_intensity_g_per_kwh": intensity,
         "carbon_source": facts.carbon_source,
-        "estimated": any(
-            is_estimate(facts.methods.get(c, "none")) for c in facts.measured_components()
-        ),
+        "estimated": any(estimates_net(methods[c]) for c in measured),
+        "constant_power_components": " ".join(c for c in measured if methods[c] in CONSTANT_POWER)
+        or None,
         "reliable": facts.duration_s >= RELIABLE_WINDOW_S,
         "gpu_trace": json.dumps(facts.gpu_trace) if facts.gpu_trace else None,
         "gpu_foreign_pids": json.dumps(facts.gpu_foreign_pids) if facts.gpu_foreign_pids else None,

@@ -99,8 +99,9 @@ def print_results(frame: pd.DataFrame, console: Console) -> None:
     ok = frame[frame["status"] == "ok"]
     if not ok.empty and ok["estimated"].astype(bool).any():
         console.print(
-            f"{ESTIMATE_MARK} estimate: at least one component was modelled, not read from an "
-            "energy counter (see the method labels)",
+            f"{ESTIMATE_MARK} estimate: a component that varies with the work was modelled, not "
+            "read from an energy counter (see the method labels; a constant-power model such as "
+            "ram-estimate cancels out of net figures)",
             style="yellow",
         )
     if not ok.empty and not ok["reliable"].astype(bool).all():

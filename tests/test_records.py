@@ -60,10 +60,18 @@ def test_net_energy_subtracts_idle_power_times_duration(clock, meter):
     assert list(row) == COLUMNS
 
 
-def test_estimated_when_any_component_with_energy_is_an_estimate(clock, meter):
-    rows = measured_records(CONTEXT, measure(clock, meter))
-    assert rows[0]["estimated"] is True  # ram-estimate carries energy
+def test_a_counter_beside_a_constant_ram_model_is_measured_the_ram_cancels_out_of_net(clock, meter):
+    rows = measured_records(CONTEXT, measure(clock, meter))  # cpu: rapl, ram: ram-estimate
+    assert rows[0]["estimated"] is False  # the RAM model's constant watts are in idle too
+    assert rows[0]["constant_power_components"] == "ram"
+    assert rows[0]["energy_ram_j"] > 0  # still in the gross figures
     assert rows[0]["method_cpu"] == "rapl" and rows[0]["method_gpu"] == "none"
+
+
+def test_a_load_model_of_the_cpu_makes_the_net_figure_an_estimate(clock, meter):
+    meter.methods = {"cpu": "cpu-load-estimate", "ram": "ram-estimate"}
+    rows = measured_records(CONTEXT, measure(clock, meter))
+    assert rows[0]["estimated"] is True
 
 
 def test_measured_only_when_every_component_with_energy_is_read(clock, meter):
@@ -188,10 +196,11 @@ def test_unknown_intensity_gives_no_emissions_and_a_zero_window_no_rates():
 
 def test_estimated_counts_only_components_that_carried_energy():
     split = {"cpu": 50.0, "gpu": 0.0, "ram": 10.0}
-    methods = {"cpu": "rapl", "gpu": "tdp-estimate", "ram": "ram-estimate"}
+    methods = {"cpu": "cpu-load-estimate", "gpu": "tdp-estimate", "ram": "ram-estimate"}
     assert window_figures(facts(methods=methods, energy_by_component_j=split))["estimated"]
-    read_only = {**methods, "ram": "rapl"}
-    assert not window_figures(facts(methods=read_only, energy_by_component_j=split))["estimated"]
+    read = {**methods, "cpu": "rapl"}  # the GPU's estimate carried no energy
+    figures = window_figures(facts(methods=read, energy_by_component_j=split))
+    assert not figures["estimated"] and figures["constant_power_components"] == "ram"
 
 
 def test_build_record_fills_every_column_in_order_and_later_parts_win():

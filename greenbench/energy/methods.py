@@ -22,6 +22,16 @@ METHODS: dict[str, str] = {
 }
 
 ESTIMATES = frozenset({"cpu-load-estimate", "tdp-estimate", "ram-estimate"})
+# Models that give the same power whatever the work (CodeCarbon's RAM: watts per GB): the idle
+# baseline holds the same power, so they cancel out of net energy. A net figure is then no
+# estimate on their account; the records say which components cancelled.
+CONSTANT_POWER = frozenset({"ram-estimate"})
+
+
+def estimates_net(method: str) -> bool:
+    """True for labels that make a net (idle-subtracted) figure an estimate: every estimate
+    except a constant-power model, which idle subtraction removes."""
+    return is_estimate(method) and method not in CONSTANT_POWER
 
 
 def is_estimate(method: str) -> bool:

@@ -267,8 +267,8 @@ def build_report(
     runs = frame["run_id"].nunique() if "run_id" in frame else 0
     estimated = bool(frame.get("estimated", pd.Series(dtype=bool)).fillna(False).astype(bool).any())
     note = (
-        "<p class='meta'>Some figures are <b>estimates</b> (a component was modelled, not read "
-        "from an energy counter): see the method badges.</p>"
+        "<p class='meta'>Some figures are <b>estimates</b> (a component that varies with the "
+        "work was modelled, not read from an energy counter): see the method badges.</p>"
         if estimated
         else ""
     )
