@@ -132,7 +132,8 @@ def find_regressions(
     """Benchmarks whose J per call grew by more than `pct` percent beyond the noise.
 
     `now` and `before` map a benchmark's full name to its extra_info. A regression is a ratio
-    whose whole 95% interval lies above 1 + pct/100, so a change within the noise never fails.
+    whose whole 95% interval lies above 1 + pct/100, so a change within the noise never fails,
+    and neither does one whose interval cannot be computed.
     """
     found = []
     for name, info in now.items():
@@ -142,7 +143,7 @@ def find_regressions(
             continue
         r = ratio(current, earlier)
         threshold = 1 + pct / 100
-        low = r.low if math.isfinite(r.low) else r.value
-        if low > threshold:
+        # no interval (one window, a mean <= 0): nothing shows the change is beyond the noise
+        if math.isfinite(r.low) and r.low > threshold:
             found.append(Regression(name, r))
     return found

@@ -81,6 +81,10 @@ class Record(TypedDict, total=False):
     # components modelled at constant power: in the gross energy, cancelled out of the net
     constant_power_components: str | None
     reliable: bool | None  # this window lasted at least RELIABLE_WINDOW_S
+    # False when a figure is impossible (net energy <= 0, a counter that went backwards): such a
+    # window is kept, but left out of summaries, comparisons and charts; `validity` says why
+    valid: bool | None
+    validity: str | None
     # inference variants other than fp32: agreement with the fp32 model (see fidelity.py)
     fidelity_top1: float | None
     fidelity_kl: float | None
@@ -160,6 +164,21 @@ def _per(value: float, count: float) -> float | None:
     return value / count if count else None
 
 
+def _validity(net_j: float, by_component_j: Mapping[str, float]) -> dict[str, Any]:
+    """`valid` and the reasons a window's figures cannot be right."""
+    reasons = [
+        f"{c} energy {j:.3g} J < 0: its counter went backwards"
+        for c, j in by_component_j.items()
+        if j < 0
+    ]
+    if net_j <= 0:
+        reasons.append(
+            f"net energy {net_j:.3g} J <= 0: the idle baseline drew as much as the work "
+            "(another process busy during idle, or a baseline not yet settled)"
+        )
+    return {"valid": not reasons, "validity": "; ".join(reasons) or None}
+
+
 def window_figures(facts: WindowFacts) -> Record:
     """Every measured column of a window's row, derived from its facts."""
     gross = facts.energy_j
@@ -199,6 +218,7 @@ def window_figures(facts: WindowFacts) -> Record:
         "constant_power_components": " ".join(c for c in measured if methods[c] in CONSTANT_POWER)
         or None,
         "reliable": facts.duration_s >= RELIABLE_WINDOW_S,
+        **_validity(net, by_component),
         "gpu_trace": json.dumps(facts.gpu_trace) if facts.gpu_trace else None,
         "gpu_foreign_pids": json.dumps(facts.gpu_foreign_pids) if facts.gpu_foreign_pids else None,
         "method_note": facts.method_note,

@@ -113,9 +113,21 @@ def in_catalogue_order(frame: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame
     ).reset_index(drop=True)
 
 
+def valid_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """The measured rows whose figures can be right (records older than the `valid` column
+    count as valid)."""
+    ok = frame["status"] == "ok"
+    if "valid" in frame:
+        ok &= frame["valid"].ne(False)
+    return frame[ok]
+
+
 def summarize_frame(frame: pd.DataFrame, keys: Sequence[str] = SUMMARY_KEYS) -> pd.DataFrame:
-    """One row per group of `ok` records: J/unit (net) mean, CI95, CV and the other means."""
-    ok = frame[frame["status"] == "ok"]
+    """One row per group of valid `ok` records: J/unit (net) mean, CI95, CV and other means.
+
+    Invalid windows (net energy <= 0, a counter that went backwards) are left out: their
+    figures cannot be right, so they must not pull a mean or a ratio."""
+    ok = valid_rows(frame)
     rows = []
     for group, part in ok.groupby(list(keys), sort=True, dropna=False):
         per_unit = summarize(part["energy_per_unit_j"])

@@ -114,6 +114,7 @@ def print_results(frame: pd.DataFrame, console: Console) -> None:
     print_partial_quantization(ok, console)
     print_foreign_processes(ok, console)
     print_method_notes(ok, console)
+    print_invalid_windows(ok, console)
     print_unfinished(frame, console)
 
 
@@ -128,6 +129,20 @@ def print_foreign_processes(ok: pd.DataFrame, console: Console) -> None:
             f"{len(part)} window(s) (pids {', '.join(sorted(set(part['gpu_foreign_pids'])))}); "
             "its GPU energy includes their work",
             style="yellow",
+            markup=False,
+        )
+
+
+def print_invalid_windows(ok: pd.DataFrame, console: Console) -> None:
+    """Name every window whose figures cannot be right; the tables above leave them out."""
+    if "valid" not in ok:
+        return
+    invalid = ok[ok["valid"].eq(False)]
+    for _, row in invalid.iterrows():
+        console.print(
+            f"invalid, left out of the tables: {row['cell_id']} {row['phase']} repetition "
+            f"{row['repetition']}: {row['validity']}",
+            style="red",
             markup=False,
         )
 
