@@ -74,7 +74,7 @@ def main() -> None:
     phases = make_phases(preset.kind, build_model(preset.architecture), params, "cpu")
     phase = next(p for p in phases if args.phase in (None, p.name))
     zone = resolve_zone("GB")
-    meter = CodeCarbonMeter(zone.iso3, [], zone.source)
+    meter = CodeCarbonMeter(zone)
     bare(phase, 2)  # warmup
 
     overheads = []

@@ -17,7 +17,14 @@ from greenbench.backends import list_devices, variant_devices
 from greenbench.errors import GreenbenchError
 from greenbench.executors import DEFAULT_EXECUTOR, EXECUTORS
 from greenbench.exit_codes import EXIT_FAILED_CELLS, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
-from greenbench.formatting import ESTIMATE_MARK, energy_scale, fidelity_cells, fmt, fmt_pct
+from greenbench.formatting import (
+    ESTIMATE_MARK,
+    energy_scale,
+    fidelity_cells,
+    fmt,
+    fmt_pct,
+    window_count,
+)
 from greenbench.import_pytest_benchmark import import_pytest_benchmark
 from greenbench.models import parameter_count
 from greenbench.quiet import quiet_library_logs
@@ -184,7 +191,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def cmd_run(args: argparse.Namespace, console: Console) -> int:
-    from greenbench.terminal import RichReporter, print_results
+    from greenbench.terminal import RichReporter, print_ignored_settings, print_results
 
     if args.when_green:
         try:
@@ -212,6 +219,7 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
     finally:
         reporter.close()
     print_results(result.to_frame(), console)
+    print_ignored_settings(console)
     console.print(f"records: {result.path}  (compare: greenbench compare {result.path})")
     if not result.ok:
         console.print(
@@ -315,7 +323,7 @@ def cmd_compare(args: argparse.Namespace, console: Console) -> int:
         names["phase"] = f"{row['phase']} ({row['unit']})"
         table.add_row(
             *names.values(),
-            str(row["n"]),
+            window_count(row["n"], row.get("invalid", 0)),
             energy_cell(row["j_per_unit"], row["j_per_unit_ci95"], row["estimated"], factor),
             fmt_pct(row["j_per_unit_cv"]),
             ratio_text,

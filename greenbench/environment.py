@@ -10,6 +10,8 @@ from typing import Any
 
 import psutil
 
+from greenbench.energy.codecarbon_meter import ignored_settings
+
 
 def _version(package: str) -> str | None:
     try:
@@ -75,6 +77,8 @@ def collect_environment() -> dict[str, Any]:
         "gpus": gpus(),
         "gpu_driver": gpu_driver(),
         "cuda": torch.version.cuda,
+        # CodeCarbon settings from its config files or CODECARBON_* that greenbench overrode
+        "codecarbon_ignored_settings": ignored_settings(),
         "versions": {
             p: _version(p)
             for p in ("greenbench", "torch", "transformers", "torchao", "codecarbon", "pandas")

@@ -71,3 +71,8 @@ def energy_text(mean: float, ci95: float, estimated: bool, factor: float = 1.0) 
 def fidelity_cells(row: Any) -> list[str]:
     """Top-1 agreement and KL divergence to fp32; blank for fp32 itself and for training."""
     return [fmt_pct(row["fidelity_top1"]), fmt_kl(row["fidelity_kl"])]
+
+
+def window_count(n: int, invalid: int = 0) -> str:
+    """A summary's window count, with the invalid windows it left out."""
+    return f"{n} (+{invalid} invalid)" if invalid else str(n)

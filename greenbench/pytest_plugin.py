@@ -102,7 +102,7 @@ class EnergySession:
 
     def meter(self) -> CodeCarbonMeter:
         if self._meter is None:
-            self._meter = CodeCarbonMeter(self.zone.iso3, [], self.zone.source)
+            self._meter = CodeCarbonMeter(self.zone)
         return self._meter
 
     def measure(self, fullname: str, call: Callable[[], object]) -> dict[str, Any]:

@@ -113,29 +113,30 @@ def in_catalogue_order(frame: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame
     ).reset_index(drop=True)
 
 
-def valid_rows(frame: pd.DataFrame) -> pd.DataFrame:
-    """The measured rows whose figures can be right (records older than the `valid` column
-    count as valid)."""
-    ok = frame["status"] == "ok"
-    if "valid" in frame:
-        ok &= frame["valid"].ne(False)
-    return frame[ok]
+def valid_mask(frame: pd.DataFrame) -> pd.Series:
+    """Rows whose figures can be right (records older than the `valid` column count as valid)."""
+    if "valid" not in frame:
+        return pd.Series(True, index=frame.index)
+    return frame["valid"].ne(False)
 
 
 def summarize_frame(frame: pd.DataFrame, keys: Sequence[str] = SUMMARY_KEYS) -> pd.DataFrame:
-    """One row per group of valid `ok` records: J/unit (net) mean, CI95, CV and other means.
+    """One row per group of `ok` records: J/unit (net) mean, CI95, CV and the other means.
 
-    Invalid windows (net energy <= 0, a counter that went backwards) are left out: their
-    figures cannot be right, so they must not pull a mean or a ratio."""
-    ok = valid_rows(frame)
+    Energy figures come from the valid windows only: an invalid one (net energy <= 0, a counter
+    that went backwards) cannot be right, so it must not pull a mean or a ratio. A group whose
+    windows are all invalid keeps its row, with n = 0 and no figures; `invalid` counts them.
+    """
+    ok = frame[frame["status"] == "ok"]
     rows = []
-    for group, part in ok.groupby(list(keys), sort=True, dropna=False):
+    for group, cell in ok.groupby(list(keys), sort=True, dropna=False):
+        part = cell[valid_mask(cell)]
         per_unit = summarize(part["energy_per_unit_j"])
         methods = sorted(
             {
                 f"{c}:{m}"
                 for c in COMPONENTS
-                for m in part[f"method_{c}"].dropna().unique()
+                for m in cell[f"method_{c}"].dropna().unique()
                 if m != "none"
             }
         )
@@ -143,22 +144,23 @@ def summarize_frame(frame: pd.DataFrame, keys: Sequence[str] = SUMMARY_KEYS) -> 
             {
                 **dict(zip(keys, group if isinstance(group, tuple) else (group,), strict=True)),
                 "n": per_unit.n,
-                "unit": part["unit"].iloc[0],
+                "invalid": len(cell) - len(part),
+                "unit": cell["unit"].iloc[0],
                 "j_per_unit": per_unit.mean,
                 "j_per_unit_ci95": per_unit.ci95,
                 "j_per_unit_cv": per_unit.cv,
                 "j_per_unit_std": per_unit.std,
-                "gross_j_per_unit": part["gross_energy_per_unit_j"].mean(),
+                "gross_j_per_unit": _mean(part, "gross_energy_per_unit_j"),
                 "j_per_call": _mean(part, "energy_per_call_j"),
-                "fidelity_top1": _mean(part, "fidelity_top1"),
-                "fidelity_kl": _mean(part, "fidelity_kl"),
-                "quantized_share": _mean(part, "quantized_share"),
-                "throughput": part["throughput"].mean(),
-                "power_w": part["power_w"].mean(),
-                "g_per_1k_units": part["emissions_per_1k_units_g"].mean(),
+                "fidelity_top1": _mean(cell, "fidelity_top1"),
+                "fidelity_kl": _mean(cell, "fidelity_kl"),
+                "quantized_share": _mean(cell, "quantized_share"),
+                "throughput": _mean(cell, "throughput"),
+                "power_w": _mean(part, "power_w"),
+                "g_per_1k_units": _mean(part, "emissions_per_1k_units_g"),
                 "methods": " ".join(methods),
-                "estimated": bool(part["estimated"].astype(bool).any()),
-                "reliable": bool(part["reliable"].astype(bool).all()),
+                "estimated": bool(cell["estimated"].astype(bool).any()),
+                "reliable": bool(cell["reliable"].astype(bool).all()),
             }
         )
     return pd.DataFrame(rows)

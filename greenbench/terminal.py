@@ -11,6 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
+from greenbench.energy.codecarbon_meter import ignored_settings
 from greenbench.formatting import (
     ESTIMATE_MARK,
     energy_scale,
@@ -18,6 +19,7 @@ from greenbench.formatting import (
     fidelity_cells,
     fmt,
     fmt_pct,
+    window_count,
 )
 from greenbench.protocol import RELIABLE_WINDOW_S
 from greenbench.records import Record
@@ -67,7 +69,7 @@ def results_tables(frame: pd.DataFrame) -> list[Table]:
                 row["workload"],
                 row["variant"],
                 row["device"],
-                str(row["n"]),
+                window_count(row["n"], row.get("invalid", 0)),
                 energy_cell(row["j_per_unit"], row["j_per_unit_ci95"], row["estimated"], factor),
                 fmt_pct(row["j_per_unit_cv"]),
                 fmt(row["throughput"]),
@@ -128,6 +130,20 @@ def print_foreign_processes(ok: pd.DataFrame, console: Console) -> None:
             f"warning: {cell_id}: other processes computed on its GPU during "
             f"{len(part)} window(s) (pids {', '.join(sorted(set(part['gpu_foreign_pids'])))}); "
             "its GPU energy includes their work",
+            style="yellow",
+            markup=False,
+        )
+
+
+def print_ignored_settings(console: Console) -> None:
+    """Name the CodeCarbon settings a user set that greenbench overrode (so they are not
+    mistaken for part of the figures)."""
+    ignored = ignored_settings()
+    if ignored:
+        listed = ", ".join(f"{key}={value}" for key, value in ignored.items())
+        console.print(
+            f"note: CodeCarbon settings ignored, greenbench pins them so a figure means the same "
+            f"everywhere: {listed}",
             style="yellow",
             markup=False,
         )

@@ -29,8 +29,8 @@ class RecordingMeter:
 
     made: list[tuple[list[int], str | None]] = []
 
-    def __init__(self, iso3, gpu_ids, source, note=None):
-        RecordingMeter.made.append((list(gpu_ids), note))
+    def __init__(self, zone, gpu_ids=None, note=None):
+        RecordingMeter.made.append((list(gpu_ids or []), note))
 
     def close(self):
         pass
@@ -91,7 +91,7 @@ def test_when_nvml_cannot_be_read_at_all_the_cell_fails(recording, monkeypatch):
 def test_codecarbon_finding_no_gpu_is_an_error_not_zero_joules():
     # this machine has no GPU: CodeCarbon, asked for NVML index 0, finds none
     with pytest.raises(GreenbenchError, match="CodeCarbon found no GPU to read"):
-        CodeCarbonMeter("GBR", [0], "test")
+        CodeCarbonMeter(ZONE, [0])
 
 
 def test_codecarbons_gpu_reading_has_labels_of_its_own():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pandas as pd
 from rich.console import Console
 from test_compare import frame, rows
 
@@ -45,8 +46,16 @@ def test_summaries_and_comparisons_leave_invalid_windows_out():
     data = frame(rows("fp32", [1.0, 1.1, 0.9]), invalid(rows("int8", [0.5, -3.0, 0.5])))
     summary = summarize_frame(data).set_index("variant")
     assert summary.loc["int8", "n"] == 2 and summary.loc["int8", "j_per_unit"] == 0.5
+    assert summary.loc["int8", "invalid"] == 1 and summary.loc["fp32", "invalid"] == 0
     table = compare(data, "variant", "fp32").set_index("variant")
     assert table.loc["int8", "ratio"] == 0.5  # not pulled below 0 by the impossible window
+
+
+def test_a_cell_whose_windows_are_all_invalid_keeps_its_row_without_figures():
+    summary = summarize_frame(frame(invalid(rows("int8", [-1.0, -2.0]))))
+    row = summary.iloc[0]
+    assert (row["n"], row["invalid"]) == (0, 2)
+    assert pd.isna(row["j_per_unit"]) and pd.isna(row["power_w"])
 
 
 def test_records_from_before_the_validity_column_count_as_valid():

@@ -38,7 +38,7 @@ def gpu_meter(index: int, zone: Zone, emit: Emit, nvml: Any | None = None) -> Me
     found by UUID) under its own label, the reason in every record; and when no reader finds
     the GPU the cell fails: a CUDA cell never records 0 J for its GPU.
     """
-    base = CodeCarbonMeter(zone.iso3, [], zone.source)
+    base = CodeCarbonMeter(zone)
     try:
         return nvml_meter_for(index, base, nvml)
     except GreenbenchError:
@@ -49,7 +49,7 @@ def gpu_meter(index: int, zone: Zone, emit: Emit, nvml: Any | None = None) -> Me
         reason = f"greenbench's NVML meter could not start ({one_line(e)}); GPU read by CodeCarbon"
         emit({"type": "stage", "stage": reason})
         nvml_index = nvml_index_of(index, nvml)
-        return CodeCarbonMeter(zone.iso3, [nvml_index], zone.source, note=reason)
+        return CodeCarbonMeter(zone, [nvml_index], note=reason)
 
 
 class CudaBackend(TorchBackend):

@@ -108,7 +108,7 @@ class GraphRuntime:
         return Prepared(phases, score(reference, logits))
 
     def make_meter(self, device: str, zone: Zone, emit: Emit) -> Meter:
-        return CodeCarbonMeter(zone.iso3, [], zone.source)
+        return CodeCarbonMeter(zone)
 
     def synchronize(self, device: str) -> None:
         return None  # a session's run() returns when the work is done

@@ -101,7 +101,7 @@ class OpenVinoBackend(GraphRuntime):
         return session_factory(device, variant)
 
     def make_meter(self, device: str, zone: Zone, emit: Emit) -> Meter:
-        meter = CodeCarbonMeter(zone.iso3, [], zone.source)
+        meter = CodeCarbonMeter(zone)
         return meter if device == f"{PREFIX}:CPU" else SharedPackageMeter(meter)
 
     def ray_request(self, device: str) -> RayRequest:

@@ -76,7 +76,7 @@ class TorchBackend:
         return Prepared(kind.make_phases(model, params, device, None), fidelity, share)
 
     def make_meter(self, device: str, zone: Zone, emit: Emit) -> Meter:
-        return CodeCarbonMeter(zone.iso3, [], zone.source)
+        return CodeCarbonMeter(zone)
 
     def synchronize(self, device: str) -> None:
         return None
