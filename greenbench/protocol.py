@@ -11,7 +11,10 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from greenbench.energy.cpu_load import CpuTimes, foreign_share
 from greenbench.energy.meter import Measurement, Meter
+
+CpuProbe = Callable[[], CpuTimes]  # energy.cpu_load.cpu_times, or a fake
 
 # Counters update about every 100 ms and CodeCarbon samples load every second: windows shorter
 # than this give figures we call less reliable.
@@ -55,12 +58,14 @@ class Window:
     measurement: Measurement
     started_at: float = 0.0  # wall-clock (Unix) time the window began, for power-over-time views
     cooldown_s: float = 0.0  # waited before this window's repetition for the device to settle
+    foreign_cpu_share: float | None = None  # of the machine's CPU time, used by other processes
 
 
 @dataclass(frozen=True)
 class IdleBaseline:
     duration_s: float
     measurement: Measurement
+    foreign_cpu_share: float | None = None  # of the machine's CPU time, used by other processes
 
     def power_w(self, component: str | None = None) -> float:
         """Mean idle power of one component, or of all of them."""
@@ -87,19 +92,26 @@ def run_protocol(
     sleep: Callable[[float], None] = time.sleep,
     on_window: Callable[[Window], None] | None = None,
     cooldown: Callable[[float], float] | None = None,
+    cpu_probe: CpuProbe | None = None,
 ) -> ProtocolResult:
     """Measure every phase `settings.repetitions` times, after an idle baseline and a warmup.
 
     Repetitions are interleaved across phases (prefill, decode, prefill, decode, ...) so slow
     drift such as heating spreads evenly over the phases instead of biasing the last one.
     Between repetitions, `cooldown(max_s)` (GPUs) waits for the device to settle near idle and
-    returns how long it waited; the first window of the repetition records it.
+    returns how long it waited; the first window of the repetition records it. With
+    `cpu_probe`, the idle baseline and every window record the share of the machine's CPU
+    time that other processes used.
     """
     sync()
     meter.begin_window()
-    started = clock()
+    started, before = clock(), _probe(cpu_probe)
     sleep(settings.idle_s)
-    idle = IdleBaseline(duration_s=clock() - started, measurement=meter.end_window())
+    idle = IdleBaseline(
+        duration_s=clock() - started,
+        measurement=meter.end_window(),
+        foreign_cpu_share=_share(cpu_probe, before),
+    )
 
     for phase in phases:
         phase.reset()
@@ -113,7 +125,9 @@ def run_protocol(
         if cooldown is not None and repetition > 1:
             waited = cooldown(settings.cooldown_max_s)
         for phase in phases:
+            before = _probe(cpu_probe)
             window = _measure_window(phase, repetition, meter, settings, sync, clock)
+            window = dataclasses.replace(window, foreign_cpu_share=_share(cpu_probe, before))
             if waited:
                 window = dataclasses.replace(window, cooldown_s=waited)
                 waited = 0.0
@@ -121,6 +135,16 @@ def run_protocol(
             if on_window is not None:
                 on_window(window)
     return ProtocolResult(idle=idle, windows=windows)
+
+
+def _probe(cpu_probe: CpuProbe | None) -> CpuTimes | None:
+    return cpu_probe() if cpu_probe is not None else None
+
+
+def _share(cpu_probe: CpuProbe | None, before: CpuTimes | None) -> float | None:
+    if cpu_probe is None or before is None:
+        return None
+    return foreign_share(before, cpu_probe())
 
 
 def _measure_window(

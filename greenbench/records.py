@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, TypedDict, cast
 
+from greenbench.energy.cpu_load import MAX_FOREIGN_CPU_SHARE
 from greenbench.energy.meter import COMPONENTS, KWH_TO_J
 from greenbench.energy.methods import CONSTANT_POWER, estimates_net
 from greenbench.protocol import RELIABLE_WINDOW_S, IdleBaseline, ProtocolResult, Window
@@ -50,6 +51,9 @@ class Record(TypedDict, total=False):
     calls: int | None
     duration_s: float | None
     cooldown_s: float | None
+    # the share of the machine's CPU time other processes used, in the window and in idle
+    foreign_cpu_share: float | None
+    idle_foreign_cpu_share: float | None
     energy_j: float | None
     energy_cpu_j: float | None
     energy_gpu_j: float | None
@@ -130,6 +134,8 @@ class WindowFacts:
     gpu_trace: tuple[tuple[float, ...], ...] = ()
     gpu_foreign_pids: tuple[int, ...] = ()
     method_note: str | None = None
+    foreign_cpu_share: float | None = None
+    idle_foreign_cpu_share: float | None = None
 
     @classmethod
     def of(cls, window: Window, idle: IdleBaseline) -> WindowFacts:
@@ -151,6 +157,8 @@ class WindowFacts:
             gpu_trace=m.gpu_trace,
             gpu_foreign_pids=m.gpu_foreign_pids,
             method_note=m.note,
+            foreign_cpu_share=window.foreign_cpu_share,
+            idle_foreign_cpu_share=idle.foreign_cpu_share,
         )
 
     def measured_components(self) -> list[str]:
@@ -164,9 +172,20 @@ def _per(value: float, count: float) -> float | None:
     return value / count if count else None
 
 
-def _validity(net_j: float, by_component_j: Mapping[str, float]) -> dict[str, Any]:
+def _validity(
+    net_j: float, by_component_j: Mapping[str, float], facts: WindowFacts
+) -> dict[str, Any]:
     """`valid` and the reasons a window's figures cannot be right."""
     reasons = [
+        f"other processes used {share:.0%} of the machine's CPU during {when} (at most "
+        f"{MAX_FOREIGN_CPU_SHARE:.0%}): the machine-wide CPU meter counted their energy"
+        for when, share in (
+            ("the window", facts.foreign_cpu_share),
+            ("the idle baseline", facts.idle_foreign_cpu_share),
+        )
+        if share is not None and share > MAX_FOREIGN_CPU_SHARE
+    ]
+    reasons += [
         f"{c} energy {j:.3g} J < 0: its counter went backwards"
         for c, j in by_component_j.items()
         if j < 0
@@ -218,7 +237,9 @@ def window_figures(facts: WindowFacts) -> Record:
         "constant_power_components": " ".join(c for c in measured if methods[c] in CONSTANT_POWER)
         or None,
         "reliable": facts.duration_s >= RELIABLE_WINDOW_S,
-        **_validity(net, by_component),
+        "foreign_cpu_share": facts.foreign_cpu_share,
+        "idle_foreign_cpu_share": facts.idle_foreign_cpu_share,
+        **_validity(net, by_component, facts),
         "gpu_trace": json.dumps(facts.gpu_trace) if facts.gpu_trace else None,
         "gpu_foreign_pids": json.dumps(facts.gpu_foreign_pids) if facts.gpu_foreign_pids else None,
         "method_note": facts.method_note,

@@ -19,6 +19,7 @@ from typing import Any
 from greenbench.backends import backend_for
 from greenbench.backends.base import Backend
 from greenbench.carbon.zones import resolve_zone
+from greenbench.energy.cpu_load import cpu_times
 from greenbench.errors import one_line
 from greenbench.models import parameter_count
 from greenbench.protocol import ProtocolSettings, Window, run_protocol
@@ -99,7 +100,13 @@ def run_cell(spec: Mapping[str, Any], emit: Emit) -> list[Record]:
     emit({"type": "stage", "stage": "measuring"})
     try:
         result = run_protocol(
-            prepared.phases, meter, protocol, sync=sync, on_window=on_window, cooldown=cooldown
+            prepared.phases,
+            meter,
+            protocol,
+            sync=sync,
+            on_window=on_window,
+            cooldown=cooldown,
+            cpu_probe=cpu_times,
         )
     finally:
         meter.close()

@@ -10,6 +10,7 @@ import psutil
 
 from greenbench.backends.base import DeviceInfo, RayRequest
 from greenbench.backends.torch_device import PRECISIONS, TorchBackend
+from greenbench.energy.cpu_load import MAX_FOREIGN_CPU_SHARE
 from greenbench.environment import cpu_model
 
 POWERCAP = Path("/sys/class/powercap")
@@ -38,6 +39,10 @@ def cpu_info(root: Path = POWERCAP) -> DeviceInfo:
             "cpu-load-estimate: CodeCarbon's TDP x load model (no readable RAPL counter under "
             f"{root}); RAM: ram-estimate"
         )
+    method += (
+        "; machine-wide, so it counts other processes too: a window where they used over "
+        f"{MAX_FOREIGN_CPU_SHARE:.0%} of the CPU is invalid"
+    )
     return DeviceInfo(
         "cpu", True, f"{cpu_model() or platform.processor()} ({os.cpu_count()} cores)", method
     )
