@@ -134,6 +134,7 @@ class WindowFacts:
     gpu_trace: tuple[tuple[float, ...], ...] = ()
     gpu_foreign_pids: tuple[int, ...] = ()
     method_note: str | None = None
+    meter_invalid: str | None = None  # the meter's own verdict on the window
     foreign_cpu_share: float | None = None
     idle_foreign_cpu_share: float | None = None
 
@@ -157,6 +158,7 @@ class WindowFacts:
             gpu_trace=m.gpu_trace,
             gpu_foreign_pids=m.gpu_foreign_pids,
             method_note=m.note,
+            meter_invalid=m.invalid,
             foreign_cpu_share=window.foreign_cpu_share,
             idle_foreign_cpu_share=idle.foreign_cpu_share,
         )
@@ -185,6 +187,8 @@ def _validity(
         )
         if share is not None and share > MAX_FOREIGN_CPU_SHARE
     ]
+    if facts.meter_invalid:
+        reasons.append(facts.meter_invalid)
     reasons += [
         f"{c} energy {j:.3g} J < 0: its counter went backwards"
         for c, j in by_component_j.items()

@@ -1,5 +1,6 @@
 """NVML logic against a fake NVML: device mapping, counters, power traces, foreign processes."""
 
+import dataclasses
 import os
 from types import SimpleNamespace
 
@@ -417,3 +418,83 @@ def test_the_crosscheck_fails_when_the_meter_reads_another_gpu(clock, meter, mon
     assert check.difference == pytest.approx(-0.5)
     summary = summarise([check], tolerance=0.02)
     assert not summary.passed and summary.energy_cv == 0.0
+
+
+def sampled_window(nvml, meter, sampler, seconds=3.0):
+    meter.begin_window()
+    for _ in range(round(seconds * 10)):  # 10 Hz
+        sampler.sample_once()
+        nvml.now += 0.1
+    return meter.end_window()
+
+
+class FlakyNvml(FakeNvml):
+    """A counter read that fails once, at the `fail_at`-th read."""
+
+    def __init__(self, gpus, fail_at):
+        super().__init__(gpus)
+        self.reads, self.fail_at = 0, fail_at
+
+    def nvmlDeviceGetTotalEnergyConsumption(self, h):
+        self.reads += 1
+        if self.reads == self.fail_at:
+            raise self.NVMLError("Unknown Error")
+        return super().nvmlDeviceGetTotalEnergyConsumption(h)
+
+
+def test_a_counter_read_failing_at_an_edge_labels_that_window_integrated():
+    nvml = FlakyNvml(fleet().gpus, fail_at=3)  # 1: the meter's probe, 2: begin, 3: end
+    meter, sampler = meter_on(nvml, 1)
+    window = sampled_window(nvml, meter, sampler)
+    assert window.method == "nvml-power"  # what this window used, not what the GPU has
+    assert window.energy_j == pytest.approx(200.0 * 3.0)
+    assert "counter could not be read at a window edge" in window.note
+    assert sampled_window(nvml, meter, sampler).method == "nvml-counter"  # the next one reads
+
+
+def test_a_frozen_counter_while_the_gpu_is_busy_makes_the_window_invalid():
+    class Frozen(FakeNvml):
+        def nvmlDeviceGetTotalEnergyConsumption(self, h):
+            return 123_456_789  # mJ, and it never moves
+
+    nvml = Frozen(fleet().gpus)
+    meter, sampler = meter_on(nvml, 0)
+    window = sampled_window(nvml, meter, sampler)
+    assert window.energy_j == 0.0 and window.method == "nvml-counter"
+    assert "energy counter did not move while the GPU was up to 87 % busy" in window.invalid
+
+
+def test_a_counter_far_from_the_power_trace_makes_the_window_invalid():
+    class Doubled(FakeNvml):  # a counter reading twice what the power readings integrate to
+        def nvmlDeviceGetTotalEnergyConsumption(self, h):
+            return 2 * super().nvmlDeviceGetTotalEnergyConsumption(h)
+
+    nvml = Doubled(fleet().gpus)
+    meter, sampler = meter_on(nvml, 0)
+    window = sampled_window(nvml, meter, sampler)
+    assert "counter 600 J against power trace 300 J, 100% apart" in window.invalid
+    healthy = fleet()
+    meter, sampler = meter_on(healthy, 0)
+    assert sampled_window(healthy, meter, sampler).invalid is None
+
+
+def test_the_meters_verdict_reaches_the_record(clock, meter):
+    from greenbench.protocol import Phase, ProtocolSettings, run_protocol
+    from greenbench.records import measured_records
+
+    class Verdict:  # a cell meter whose GPU reading was judged wrong
+        def begin_window(self):
+            meter.begin_window()
+
+        def end_window(self):
+            m = meter.end_window()
+            return dataclasses.replace(m, invalid="GPU GPU-x: a frozen counter")
+
+        def close(self):
+            pass
+
+    phase = Phase("forward", "image", 1, lambda: clock.sleep(0.5))
+    settings = ProtocolSettings(repetitions=1, min_window_s=1.0, warmup_calls=0, idle_s=0.5)
+    result = run_protocol([phase], Verdict(), settings, clock=clock, sleep=clock.sleep)
+    (row,) = measured_records({}, result)
+    assert row["valid"] is False and "GPU GPU-x: a frozen counter" in row["validity"]

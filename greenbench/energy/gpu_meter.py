@@ -48,6 +48,8 @@ class CpuRamAndNvmlMeter:
             emissions_g=m.emissions_g + extra_g,
             gpu_trace=trace,
             gpu_foreign_pids=tuple(pid for _, pid in foreign_processes(self.nvml, self.gpu.gpus)),
+            note=_joined(m.note, window.note),
+            invalid=_joined(m.invalid, window.invalid),
         )
 
     def close(self) -> None:
@@ -56,6 +58,10 @@ class CpuRamAndNvmlMeter:
             self.base.close()
         finally:
             self.nvml.nvmlShutdown()
+
+
+def _joined(*parts: str | None) -> str | None:
+    return "; ".join(p for p in parts if p) or None
 
 
 def _pynvml() -> Any:

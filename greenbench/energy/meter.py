@@ -26,6 +26,7 @@ class Measurement:
     gpu_trace: tuple[tuple[float, ...], ...] = ()
     gpu_foreign_pids: tuple[int, ...] = ()  # other processes computing on the measured GPUs
     note: str | None = None  # why a component was measured the way it was (a fallback)
+    invalid: str | None = None  # why the meter's reading of this window cannot be right
 
     @property
     def total_j(self) -> float:

@@ -200,16 +200,32 @@ def integrate_power(samples: Sequence[Sample], t0: float, t1: float) -> float:
     return energy
 
 
+# A counter and the integrated power trace of the same window may differ this much before one
+# of them is called wrong. Generous: on Ampere and newer NVML's power reading is a 1 s moving
+# average, so the trace lags power steps at the window's edges.
+COUNTER_TRACE_TOLERANCE = 0.2
+PLAUSIBILITY_MIN_S = 2.0  # shorter windows have too few samples to judge a counter by
+PLAUSIBILITY_MIN_J = 1.0  # nor can a window a GPU spent almost nothing in
+
+
 @dataclass(frozen=True)
 class GpuWindow:
     energy_j: float
-    method: str  # nvml-counter or nvml-power
+    method: str  # what this window used: nvml-counter, or nvml-power if any GPU integrated
     started: float  # sampler clock at the window's start
     trace: list[Sample]
+    note: str | None = None  # why a GPU with a counter was integrated in this window
+    invalid: str | None = None  # why its energy cannot be right
 
 
 class NvmlGpuMeter:
-    """GPU energy per window for the given GPUs: counter deltas, or the integrated power trace."""
+    """GPU energy per window for the given GPUs: counter deltas, or the integrated power trace.
+
+    Each window says what it used: a counter read that fails at a window's edge integrates the
+    trace for that window, labelled so. Where a counter was used, it is checked against the
+    integrated trace: a gap beyond COUNTER_TRACE_TOLERANCE, or a counter that did not move
+    while the GPU was busy (frozen, as on some vGPUs), makes the window invalid.
+    """
 
     def __init__(self, nvml: Any, gpus: Sequence[NvmlGpu], sampler: PowerSampler) -> None:
         self.nvml, self.gpus, self.sampler = nvml, list(gpus), sampler
@@ -224,6 +240,7 @@ class NvmlGpuMeter:
 
     @property
     def method(self) -> str:
+        """What a window uses when every read works."""
         return "nvml-counter" if all(self.counters.values()) else "nvml-power"
 
     def begin_window(self) -> None:
@@ -236,16 +253,51 @@ class NvmlGpuMeter:
         t1 = self.sampler.clock()
         self.sampler.sample_once()  # a sample at the edge, so short windows have one
         trace = self.sampler.between(t0, t1 + 1)
-        total = 0.0
+        total, integrated_any, notes, invalid = 0.0, False, [], []
         for gpu in self.gpus:
+            samples = [s for s in trace if s.gpu == gpu.index]
+            traced = integrate_power(samples, t0, t1)
             after = self._counter(gpu) if self.counters[gpu.index] else None
             start = before[gpu.index]
             if after is not None and start is not None:
                 total += after - start
+                invalid += _implausible(gpu, after - start, traced, samples, t1 - t0)
             else:
-                total += integrate_power([s for s in trace if s.gpu == gpu.index], t0, t1)
+                total += traced
+                integrated_any = True
+                if self.counters[gpu.index]:
+                    notes.append(f"GPU {gpu.uuid}: its counter could not be read at a window edge")
         self._start = None
-        return GpuWindow(total, self.method, t0, trace)
+        method = "nvml-power" if integrated_any else "nvml-counter"
+        return GpuWindow(
+            total,
+            method,
+            t0,
+            trace,
+            note="; ".join(notes) + "; power trace integrated" if notes else None,
+            invalid="; ".join(invalid) or None,
+        )
+
+
+def _implausible(
+    gpu: NvmlGpu, counter_j: float, traced_j: float, samples: Sequence[Sample], seconds: float
+) -> list[str]:
+    """Why a counter's energy for a window cannot be right, judged by the power trace."""
+    busy = max((s.utilization_pct for s in samples), default=0.0)
+    if counter_j <= 0 and busy > 0:
+        return [
+            f"GPU {gpu.uuid}: its energy counter did not move while the GPU was up to {busy:.0f} "
+            "% busy (a frozen counter, as on some virtual GPUs)"
+        ]
+    if seconds < PLAUSIBILITY_MIN_S or traced_j < PLAUSIBILITY_MIN_J or len(samples) < 3:
+        return []
+    gap = abs(counter_j - traced_j) / traced_j
+    if gap <= COUNTER_TRACE_TOLERANCE:
+        return []
+    return [
+        f"GPU {gpu.uuid}: counter {counter_j:.4g} J against power trace {traced_j:.4g} J, "
+        f"{gap:.0%} apart (at most {COUNTER_TRACE_TOLERANCE:.0%}): one of them is wrong"
+    ]
 
 
 def foreign_processes(
