@@ -97,7 +97,8 @@ class Record(TypedDict, total=False):
     # leaves layers its kernels cannot take in the model's precision)
     quantized_share: float | None
     # CUDA cells measured through NVML: the window's power trace (JSON rows of seconds from the
-    # window's start, NVML index, W, utilization %, °C, SM MHz) and other processes on the GPU
+    # window's start, NVML index, W, utilization %, °C, SM MHz, 1 if the W are instantaneous or
+    # 0 if NVML's 1 s moving average) and other processes on the GPU
     gpu_trace: str | None
     gpu_foreign_pids: str | None
     # How the cell ended.

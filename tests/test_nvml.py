@@ -22,6 +22,8 @@ class FakeNvml:
     """pynvml's calls over GPUs described as dicts; time is a counter the test moves."""
 
     NVML_CLOCK_SM = 1
+    NVML_FI_DEV_POWER_INSTANT = 186
+    NVML_SUCCESS = 0
 
     class NVMLError(Exception):
         pass
@@ -56,6 +58,12 @@ class FakeNvml:
         if not h.get("counter", True):
             raise self.NVMLError("Not Supported")
         return h["watts"] * self.now * 1000  # mJ since boot
+
+    def nvmlDeviceGetFieldValues(self, h, fields):
+        assert fields == [self.NVML_FI_DEV_POWER_INSTANT]
+        if not h.get("instant", True):  # an older driver: no instantaneous power field
+            raise self.NVMLError("Not Supported")
+        return [SimpleNamespace(nvmlReturn=0, value=SimpleNamespace(uiVal=int(h["watts"] * 1000)))]
 
     def nvmlDeviceGetPowerUsage(self, h):
         return h["watts"] * 1000  # mW
@@ -167,11 +175,11 @@ def _timed_sampler(nvml, sample_s, stop_after):
     """A sampler on GPU 0 whose samples take `sample_s` of the fake time and whose waits
     move it; it stops itself after `stop_after` waits. Returns it and the waits asked for."""
     waits = []
-    read_power = nvml.nvmlDeviceGetPowerUsage
+    read_power = nvml.nvmlDeviceGetFieldValues
 
-    def slow_read(handle):
+    def slow_read(handle, fields):
         nvml.now += sample_s
-        return read_power(handle)
+        return read_power(handle, fields)
 
     def wait(seconds):
         waits.append(seconds)
@@ -179,7 +187,7 @@ def _timed_sampler(nvml, sample_s, stop_after):
         if len(waits) == stop_after:
             sampler.stop()
 
-    nvml.nvmlDeviceGetPowerUsage = slow_read
+    nvml.nvmlDeviceGetFieldValues = slow_read
     sampler = PowerSampler(nvml, nvml_gpus(nvml)[:1], clock=lambda: nvml.now, wait=wait)
     return sampler, waits
 
@@ -206,13 +214,13 @@ def test_the_sampler_thread_samples_at_once_and_stop_ends_its_wait():
 
     nvml = fleet()
     sampled = threading.Event()
-    read_power = nvml.nvmlDeviceGetPowerUsage
+    read_power = nvml.nvmlDeviceGetFieldValues
 
-    def read_and_signal(handle):
+    def read_and_signal(handle, fields):
         sampled.set()
-        return read_power(handle)
+        return read_power(handle, fields)
 
-    nvml.nvmlDeviceGetPowerUsage = read_and_signal
+    nvml.nvmlDeviceGetFieldValues = read_and_signal
     sampler = PowerSampler(nvml, nvml_gpus(nvml)[:1], period_s=3600)  # the real wait
     sampler.start()
     assert sampled.wait(timeout=30)
@@ -249,6 +257,7 @@ def test_the_cell_meter_adds_gpu_energy_trace_and_emissions(clock, meter, monkey
     assert m.energy_j["cpu"] == pytest.approx(20.0)  # the CPU/RAM meter's own share
     assert m.emissions_g == pytest.approx((20.0 + 4.0 + 200.0) / 3.6e6 * 200.0)
     assert m.gpu_trace and m.gpu_trace[0][1:3] == (0, 100.0)
+    assert m.gpu_trace[0][6] == 1.0  # instantaneous power, as the trace says per sample
     assert m.gpu_foreign_pids == (999,)
     cell_meter.close()
     assert nvml.initialised == 0
@@ -498,3 +507,15 @@ def test_the_meters_verdict_reaches_the_record(clock, meter):
     result = run_protocol([phase], Verdict(), settings, clock=clock, sleep=clock.sleep)
     (row,) = measured_records({}, result)
     assert row["valid"] is False and "GPU GPU-x: a frozen counter" in row["validity"]
+
+
+def test_instantaneous_power_is_read_where_the_driver_has_it_else_the_average_says_so():
+    nvml = fleet(g2={"instant": False})
+    meter, sampler = meter_on(nvml, 2)  # no counter, no instant field
+    window = sampled_window(nvml, meter, sampler, seconds=1.0)
+    assert window.method == "nvml-power-averaged"
+    assert window.trace and not any(s.instant for s in window.trace)
+    nvml = fleet()
+    meter, sampler = meter_on(nvml, 2)
+    window = sampled_window(nvml, meter, sampler, seconds=1.0)
+    assert window.method == "nvml-power" and all(s.instant for s in window.trace)

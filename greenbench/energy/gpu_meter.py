@@ -38,7 +38,7 @@ class CpuRamAndNvmlMeter:
         extra_g = window.energy_j / KWH_TO_J * intensity if math.isfinite(intensity) else 0.0
         trace = tuple(
             (round(s.t - window.started, 3), s.gpu, s.power_w, s.utilization_pct)
-            + (s.temperature_c, s.sm_clock_mhz)
+            + (s.temperature_c, s.sm_clock_mhz, 1.0 if s.instant else 0.0)
             for s in window.trace
         )
         return dataclasses.replace(

@@ -22,7 +22,8 @@ class Measurement:
     emissions_g: float
     carbon_intensity_g_per_kwh: float
     carbon_source: str
-    # GPU power samples of the window: (seconds from its start, NVML index, W, util %, °C, MHz)
+    # GPU power samples of the window: (seconds from its start, NVML index, W, util %, °C, MHz,
+    # 1 if the W are instantaneous, 0 if a 1 s moving average)
     gpu_trace: tuple[tuple[float, ...], ...] = ()
     gpu_foreign_pids: tuple[int, ...] = ()  # other processes computing on the measured GPUs
     note: str | None = None  # why a component was measured the way it was (a fallback)

@@ -6,7 +6,9 @@ from __future__ import annotations
 METHODS: dict[str, str] = {
     "rapl": "CPU package energy counter (Intel/AMD RAPL)",
     "nvml-counter": "NVIDIA total-energy counter (NVML)",
-    "nvml-power": "NVIDIA power readings integrated over time (NVML)",
+    "nvml-power": "NVIDIA instantaneous power readings integrated over time (NVML)",
+    "nvml-power-averaged": "NVIDIA power readings integrated over time (NVML's 1 s moving "
+    "average: it lags about 0.5 s, so short windows lose a few percent)",
     "codecarbon-nvml-counter": "NVIDIA total-energy counter read by CodeCarbon (fallback: "
     "greenbench's NVML meter could not start; no power trace)",
     "codecarbon-nvml-power": "NVIDIA power readings integrated by CodeCarbon (fallback)",

@@ -124,6 +124,7 @@ class Sample:
     utilization_pct: float
     temperature_c: float
     sm_clock_mhz: float
+    instant: bool = True  # NVML's instantaneous power field; False: its 1 s moving average
 
 
 class PowerSampler:
@@ -141,6 +142,7 @@ class PowerSampler:
         stop() ends a pause at once. Tests pass a fake clock and wait and call run() directly."""
         self.nvml, self.gpus, self.period_s, self.clock = nvml, list(gpus), period_s, clock
         self.samples: list[Sample] = []
+        self.instant: dict[int, bool] = {}  # NVML index -> still reading instantaneous power
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self.wait = wait if wait is not None else self._stop.wait
@@ -151,18 +153,34 @@ class PowerSampler:
         taken = []
         for gpu in self.gpus:
             h = gpu.handle
+            power_w, instant = self._power_w(gpu)
             taken.append(
                 Sample(
                     now,
                     gpu.index,
-                    nvml.nvmlDeviceGetPowerUsage(h) / 1000,  # mW
+                    power_w,
                     float(nvml.nvmlDeviceGetUtilizationRates(h).gpu),
                     float(nvml.nvmlDeviceGetTemperature(h, 0)),  # NVML_TEMPERATURE_GPU
                     float(nvml.nvmlDeviceGetClockInfo(h, nvml.NVML_CLOCK_SM)),
+                    instant,
                 )
             )
         with self._lock:
             self.samples.extend(taken)
+
+    def _power_w(self, gpu: NvmlGpu) -> tuple[float, bool]:
+        """Instantaneous power where the driver has the field (as Zeus reads it), else NVML's
+        power reading, which on Ampere (but GA100), Hopper and newer is a 1 s moving average."""
+        nvml = self.nvml
+        if self.instant.get(gpu.index, True):
+            try:
+                field = nvml.nvmlDeviceGetFieldValues(gpu.handle, [nvml.NVML_FI_DEV_POWER_INSTANT])
+                if field[0].nvmlReturn != nvml.NVML_SUCCESS:
+                    raise nvml.NVMLError(field[0].nvmlReturn)
+                return float(field[0].value.uiVal) / 1000, True  # mW
+            except (nvml.NVMLError, AttributeError):  # an older driver or pynvml: averaged
+                self.instant[gpu.index] = False
+        return float(nvml.nvmlDeviceGetPowerUsage(gpu.handle)) / 1000, False
 
     def run(self) -> None:
         """The sampling loop (start() runs it in a thread): a sample, then wait out the rest of
@@ -211,7 +229,8 @@ PLAUSIBILITY_MIN_J = 1.0  # nor can a window a GPU spent almost nothing in
 @dataclass(frozen=True)
 class GpuWindow:
     energy_j: float
-    method: str  # what this window used: nvml-counter, or nvml-power if any GPU integrated
+    # what this window used: nvml-counter, or nvml-power(-averaged) if any GPU integrated
+    method: str
     started: float  # sampler clock at the window's start
     trace: list[Sample]
     note: str | None = None  # why a GPU with a counter was integrated in this window
@@ -253,7 +272,7 @@ class NvmlGpuMeter:
         t1 = self.sampler.clock()
         self.sampler.sample_once()  # a sample at the edge, so short windows have one
         trace = self.sampler.between(t0, t1 + 1)
-        total, integrated_any, notes, invalid = 0.0, False, [], []
+        total, integrated, notes, invalid = 0.0, [], [], []
         for gpu in self.gpus:
             samples = [s for s in trace if s.gpu == gpu.index]
             traced = integrate_power(samples, t0, t1)
@@ -264,11 +283,13 @@ class NvmlGpuMeter:
                 invalid += _implausible(gpu, after - start, traced, samples, t1 - t0)
             else:
                 total += traced
-                integrated_any = True
+                integrated += samples
                 if self.counters[gpu.index]:
                     notes.append(f"GPU {gpu.uuid}: its counter could not be read at a window edge")
         self._start = None
-        method = "nvml-power" if integrated_any else "nvml-counter"
+        method = "nvml-counter"
+        if integrated:
+            method = "nvml-power" if all(s.instant for s in integrated) else "nvml-power-averaged"
         return GpuWindow(
             total,
             method,
