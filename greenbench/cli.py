@@ -103,6 +103,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     by_axis.add_argument("--baseline", help="the value of --by that ratios are taken against")
 
+    check = sub.add_parser(
+        "check", help="a validity verdict per measured cell; exit code 1 if any is invalid"
+    )
+    check.set_defaults(func=cmd_check)
+    check.add_argument("paths", nargs="*", default=["results"], help="results folders or runs")
+
     report = sub.add_parser("report", help="write an HTML dashboard of results (Plotly)")
     report.set_defaults(func=cmd_report)
     report.add_argument("paths", nargs="*", default=["results"], help="results folders or runs")
@@ -336,6 +342,27 @@ def cmd_compare(args: argparse.Namespace, console: Console) -> int:
     if table_data["estimated"].any():
         console.print(f"{ESTIMATE_MARK} estimate: modelled, not read from a counter")
     return EXIT_OK
+
+
+def cmd_check(args: argparse.Namespace, console: Console) -> int:
+    from greenbench.check import verdicts  # pandas: only the commands that read results
+    from greenbench.results import load_results
+
+    found = verdicts(load_results(args.paths))
+    if not found:
+        console.print(f"no measured cells under {', '.join(args.paths)}")
+        return EXIT_OK
+    table = Table(title="validity (rules: greenbench/check.py)", title_justify="left")
+    for header in ("run", "cell", "phase", "verdict", "reasons"):
+        table.add_column(header, no_wrap=header != "reasons")
+    for v in found:
+        verdict = "valid" if v.valid else "INVALID"
+        table.add_row(v.run_id, v.cell_id, v.phase, verdict, "; ".join(v.reasons) or "-",
+                      style="" if v.valid else "red")  # fmt: skip
+    console.print(table)
+    invalid = sum(not v.valid for v in found)
+    console.print(f"{len(found) - invalid} valid, {invalid} invalid")
+    return EXIT_FAILED_CELLS if invalid else EXIT_OK
 
 
 def cmd_report(args: argparse.Namespace, console: Console) -> int:
