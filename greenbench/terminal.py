@@ -135,17 +135,21 @@ def print_foreign_processes(ok: pd.DataFrame, console: Console) -> None:
         )
 
 
+def _note(console: Console, text: str, style: str = "yellow") -> None:
+    """One line under the results, printed as written (labels may hold [brackets])."""
+    console.print(text, style=style, markup=False)
+
+
 def print_ignored_settings(console: Console) -> None:
     """Name the CodeCarbon settings a user set that greenbench overrode (so they are not
     mistaken for part of the figures)."""
     ignored = ignored_settings()
     if ignored:
         listed = ", ".join(f"{key}={value}" for key, value in ignored.items())
-        console.print(
-            f"note: CodeCarbon settings ignored, greenbench pins them so a figure means the same "
+        _note(
+            console,
+            "note: CodeCarbon settings ignored, greenbench pins them so a figure means the same "
             f"everywhere: {listed}",
-            style="yellow",
-            markup=False,
         )
 
 
@@ -155,12 +159,8 @@ def print_invalid_windows(ok: pd.DataFrame, console: Console) -> None:
         return
     invalid = ok[ok["valid"].eq(False)]
     for _, row in invalid.iterrows():
-        console.print(
-            f"invalid, left out of the tables: {row['cell_id']} {row['phase']} repetition "
-            f"{row['repetition']}: {row['validity']}",
-            style="red",
-            markup=False,
-        )
+        where = f"{row['cell_id']} {row['phase']} repetition {row['repetition']}"
+        _note(console, f"invalid, left out of the tables: {where}: {row['validity']}", "red")
 
 
 def print_method_notes(ok: pd.DataFrame, console: Console) -> None:
@@ -169,7 +169,7 @@ def print_method_notes(ok: pd.DataFrame, console: Console) -> None:
         return
     noted = ok[ok["method_note"].notna()]
     for cell_id, note in noted.groupby("cell_id")["method_note"].first().items():
-        console.print(f"note: {cell_id}: {note}", style="yellow", markup=False)
+        _note(console, f"note: {cell_id}: {note}")
 
 
 def print_partial_quantization(ok: pd.DataFrame, console: Console) -> None:
@@ -178,11 +178,10 @@ def print_partial_quantization(ok: pd.DataFrame, console: Console) -> None:
         return
     shares = pd.to_numeric(ok["quantized_share"], errors="coerce")
     for cell_id, share in shares[shares < 0.995].groupby(ok["cell_id"]).first().items():
-        console.print(
+        _note(
+            console,
             f"note: {cell_id}: {share:.1%} of its Linear weights were quantized; the rest kept "
             "the model's precision (layers the quantization kernels cannot take)",
-            style="yellow",
-            markup=False,
         )
 
 
