@@ -20,17 +20,11 @@ def _smollm2(hidden: int, intermediate: int, layers: int, heads: int, kv_heads: 
         # transformers 5 takes rope_theta through **kwargs (into rope_parameters); its
         # annotations name only the new keywords
         return LlamaConfig(  # type: ignore[call-arg]
-            vocab_size=49152,
-            hidden_size=hidden,
-            intermediate_size=intermediate,
-            num_hidden_layers=layers,
-            num_attention_heads=heads,
-            num_key_value_heads=kv_heads,
-            max_position_embeddings=8192,
-            rms_norm_eps=1e-5,
-            rope_theta=rope,
+            vocab_size=49152, hidden_size=hidden, intermediate_size=intermediate,
+            num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=kv_heads,
+            max_position_embeddings=8192, rms_norm_eps=1e-5, rope_theta=rope,
             tie_word_embeddings=True,
-        )
+        )  # fmt: skip
 
     return config
 
@@ -39,15 +33,10 @@ def _tiny_llama() -> Any:
     from transformers import LlamaConfig
 
     return LlamaConfig(
-        vocab_size=512,
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=512,
+        vocab_size=512, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
         tie_word_embeddings=True,
-    )
+    )  # fmt: skip
 
 
 def _resnet(
@@ -57,13 +46,9 @@ def _resnet(
         from transformers import ResNetConfig
 
         return ResNetConfig(  # type: ignore[call-arg]  # num_labels: PretrainedConfig **kwargs
-            num_channels=3,
-            embedding_size=embedding,
-            hidden_sizes=hidden_sizes,
-            depths=depths,
-            layer_type=layer_type,
-            num_labels=labels,
-        )
+            num_channels=3, embedding_size=embedding, hidden_sizes=hidden_sizes, depths=depths,
+            layer_type=layer_type, num_labels=labels,
+        )  # fmt: skip
 
     return config
 

@@ -11,6 +11,7 @@ import itertools
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -53,6 +54,25 @@ class Series:
     name: str
     first: bool  # the first panel showing it: it gets the legend entry
 
+    def trace_keys(self) -> dict[str, Any]:
+        """What every trace of a series carries: its legend entry and the filters' data."""
+        return {
+            "name": self.name,
+            "legendgroup": self.name,
+            "showlegend": self.first,
+            "customdata": _customdata(self.rows),
+        }
+
+
+def _panels(
+    summary: pd.DataFrame, names: list[str]
+) -> Iterator[tuple[int, pd.DataFrame, list[Series]]]:
+    """(1-based position, rows, series) of each panel; a series' legend entry appears once."""
+    shown: set[str] = set()
+    for position, panel in enumerate(names, start=1):
+        part = summary[summary["panel"] == panel]
+        yield position, part, list(_series(part, summary, shown))
+
 
 def _series(part: pd.DataFrame, summary: pd.DataFrame, shown: set[str]) -> Iterator[Series]:
     """The panel's series; `shown` carries legend entries across panels."""
@@ -91,24 +111,19 @@ def energy_per_unit(summary: pd.DataFrame) -> go.Figure | Missing:
     names = panels(summary)
     titles = [f"{p}, net of idle" for p in names]
     fig = make_subplots(rows=len(names), cols=1, subplot_titles=titles, vertical_spacing=0.12)
-    shown: set[str] = set()
-    for row, panel in enumerate(names, start=1):
-        part = summary[summary["panel"] == panel]
-        for series in _series(part, summary, shown):
-            group = series.rows
+    for row, part, panel_series in _panels(summary, names):
+        for series in panel_series:
+            errors = series.rows["j_per_unit_ci95"].fillna(0)
             fig.add_trace(
                 go.Bar(
-                    x=group["workload"],
-                    y=group["j_per_unit"],
-                    error_y={"type": "data", "array": group["j_per_unit_ci95"].fillna(0)},
-                    name=series.name,
+                    x=series.rows["workload"],
+                    y=series.rows["j_per_unit"],
+                    error_y={"type": "data", "array": errors},
                     marker_color=variant_color(series.variant),
                     marker_pattern_shape=PATTERNS[series.device_index % len(PATTERNS)],
-                    legendgroup=series.name,
-                    showlegend=series.first,
-                    customdata=_customdata(group),
                     hovertemplate="%{x}<br>%{y:.3s}J per unit ± %{error_y.array:.2s}J"
                     f"<extra>{series.name}</extra>",
+                    **series.trace_keys(),
                 ),
                 row=row,
                 col=1,
@@ -125,11 +140,10 @@ def efficiency_frontier(summary: pd.DataFrame) -> go.Figure | Missing:
         return Missing("no successful measurements in these records")
     names = panels(summary)
     fig = make_subplots(rows=1, cols=len(names), subplot_titles=names, horizontal_spacing=0.06)
-    shown: set[str] = set()
-    for col, panel in enumerate(names, start=1):
-        part = summary[summary["panel"] == panel]
+    shown: set[str] = set()  # the frontier's legend entry, once
+    for col, part, panel_series in _panels(summary, names):
         unit = part["unit"].iloc[0]
-        for series in _series(part, summary, shown):
+        for series in panel_series:
             group = series.rows
             fig.add_trace(
                 go.Scatter(
@@ -141,16 +155,13 @@ def efficiency_frontier(summary: pd.DataFrame) -> go.Figure | Missing:
                         "color": variant_color(series.variant),
                         "symbol": SYMBOLS[series.device_index % len(SYMBOLS)],
                     },
-                    name=series.name,
-                    legendgroup=series.name,
-                    showlegend=series.first,
                     text=group["label"],
-                    customdata=_customdata(group),
                     hovertemplate="%{text}<br>%{x:.3s} "
                     + unit
                     + "s/s<br>%{y:.3s}J per "
                     + unit
                     + "<extra></extra>",
+                    **series.trace_keys(),
                 ),
                 row=1,
                 col=col,
