@@ -298,7 +298,14 @@ def cmd_compare(args: argparse.Namespace, console: Console) -> int:
         console.print(f"no successful records under {', '.join(args.paths)}")
         return EXIT_OK
     column = AXES[args.by]
-    keys = [k for k in ("workload", "phase", "variant", "device", "run_id") if k in table_data]
+    identity = [k for k in ("workload", "phase", "variant", "device", "run_id") if k in table_data]
+    # machines and workload parameters are columns only where they tell rows apart
+    apart = [
+        k
+        for k in ("node", "params")
+        if k in table_data and table_data.groupby(identity)[k].nunique().max() > 1
+    ]
+    keys = [*identity, *apart]
     # a column with one value for every row goes into the title instead
     constant = [k for k in keys if k not in (column, "phase") and table_data[k].nunique() == 1]
     keys = [k for k in keys if k not in constant]

@@ -6,7 +6,14 @@ import pandas as pd
 
 from greenbench.errors import GreenbenchError
 from greenbench.records import COMPARE_AXES as AXES
-from greenbench.stats import SUMMARY_KEYS, in_catalogue_order, ratio, summarize_frame, summary_of
+from greenbench.stats import (
+    CELL_KEYS,
+    SUMMARY_KEYS,
+    in_catalogue_order,
+    ratio,
+    summarize_frame,
+    summary_of,
+)
 
 
 def default_baseline(axis: str, values: list[str]) -> str:
@@ -24,7 +31,8 @@ def compare(frame: pd.DataFrame, by: str, baseline: str | None = None) -> pd.Dat
     if by not in AXES:
         raise GreenbenchError(f"--by: unknown axis '{by}'; use one of {', '.join(AXES)}")
     column = AXES[by]
-    keys = SUMMARY_KEYS if by != "run" else [*SUMMARY_KEYS, "run_id"]
+    # runs may come from different machines: comparing runs, the run stands for its machine
+    keys = SUMMARY_KEYS if by != "run" else [*CELL_KEYS, "run_id"]
     match = [k for k in keys if k != column]
     summary = summarize_frame(frame, keys)
     if summary.empty:

@@ -95,7 +95,11 @@ def ratio(a: Summary, b: Summary) -> Ratio:
     return Ratio(value, value / spread, value * spread)
 
 
-SUMMARY_KEYS = ["workload", "phase", "variant", "device"]
+# a summary row is one workload x phase x variant x device on one machine with one set of
+# workload parameters: rows from two machines or two batch sizes are never pooled
+SUMMARY_KEYS = ["workload", "phase", "variant", "device", "node", "params"]
+# the same, across machines: what a run is compared with another run (maybe elsewhere) by
+CELL_KEYS = [k for k in SUMMARY_KEYS if k != "node"]
 PHASE_ORDER = ordered_phases()
 
 
@@ -127,7 +131,10 @@ def summarize_frame(frame: pd.DataFrame, keys: Sequence[str] = SUMMARY_KEYS) -> 
     that went backwards) cannot be right, so it must not pull a mean or a ratio. A group whose
     windows are all invalid keeps its row, with n = 0 and no figures; `invalid` counts them.
     """
-    ok = frame[frame["status"] == "ok"]
+    ok = frame[frame["status"] == "ok"].copy()
+    present = [k for k in keys if k in ok]
+    # older or synthetic records may lack node or params: an empty key, not a lost group
+    ok[present] = ok[present].astype(object).fillna("")
     rows = []
     for group, cell in ok.groupby(list(keys), sort=True, dropna=False):
         part = cell[valid_mask(cell)]

@@ -72,3 +72,35 @@ def test_compare_rejects_unknown_axis_and_baseline():
         compare(data, by="colour")
     with pytest.raises(GreenbenchError, match="--baseline: no variant 'int4'.*have fp32"):
         compare(data, by="variant", baseline="int4")
+
+
+def test_rows_from_two_machines_or_two_batch_sizes_are_never_pooled(capsys):
+    def on(node, variant, values, batch=1):
+        group = rows(variant, values)
+        for row in group:
+            row.update(node=node, params=f'{{"batch": {batch}}}')
+        return group
+
+    data = frame(
+        on("a", "fp32", [1.0, 1.0]), on("a", "int8", [0.5, 0.5]),
+        on("b", "fp32", [4.0, 4.0]), on("b", "int8", [1.0, 1.0]),
+        on("a", "fp32", [9.0, 9.0], batch=8),
+    )  # fmt: skip
+    table = compare(data, "variant")
+    int8 = table[table["variant"] == "int8"].set_index("node")
+    assert int8.loc["a", "ratio"] == 0.5 and int8.loc["b", "ratio"] == 0.25  # each on its own
+    assert len(table[(table["variant"] == "fp32") & (table["node"] == "a")]) == 2  # two batches
+
+
+def test_the_compare_table_shows_the_machine_only_where_it_tells_rows_apart(tmp_path, capsys):
+    from greenbench.cli import main
+    from greenbench.records import build_record
+    from greenbench.store import RunStore
+
+    store = RunStore.create(tmp_path, {"status": "complete"})
+    for node in ("alpha", "beta"):
+        store.append([build_record(r, {"run_id": store.run_id, "node": node}) for r in
+                      rows("fp32", [1.0, 1.1])])  # fmt: skip
+    assert main(["compare", str(store.path)]) == 0
+    out = capsys.readouterr().out
+    assert "node" in out and "alpha" in out and "beta" in out

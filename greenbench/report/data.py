@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 
 from greenbench.stats import (
-    SUMMARY_KEYS,
+    CELL_KEYS,
     in_catalogue_order,
     phase_order,
     ratio,
@@ -135,10 +135,11 @@ def tradeoffs(summary: pd.DataFrame) -> pd.DataFrame:
 
 def comparison(now: pd.DataFrame, before: pd.DataFrame) -> pd.DataFrame:
     """J/unit ratios of `now` to `before` for every cell both have, with 95% CIs."""
-    a, b = summarize_frame(now), summarize_frame(before)
+    # a baseline run may come from another machine: cells are matched across machines
+    a, b = summarize_frame(now, CELL_KEYS), summarize_frame(before, CELL_KEYS)
     if a.empty or b.empty:
         return pd.DataFrame()
-    joined = a.merge(b, on=SUMMARY_KEYS, suffixes=("", "_before"))
+    joined = a.merge(b, on=CELL_KEYS, suffixes=("", "_before"))
     rows = []
     for _, row in joined.iterrows():
         earlier = {k: row[f"{k}_before"] for k in ("n", "j_per_unit", "j_per_unit_std")}
@@ -147,7 +148,7 @@ def comparison(now: pd.DataFrame, before: pd.DataFrame) -> pd.DataFrame:
         r = ratio(summary_of(row), summary_of(earlier))
         rows.append(
             {
-                **{k: row[k] for k in SUMMARY_KEYS},
+                **{k: row[k] for k in CELL_KEYS},
                 "label": f"{row['workload']} / {row['phase']} / {row['variant']} / {row['device']}",
                 "ratio": r.value,
                 "low": r.low,
