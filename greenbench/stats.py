@@ -12,26 +12,61 @@ from greenbench.energy.meter import COMPONENTS
 from greenbench.tasks import ordered_phases
 from greenbench.variants import variant_order
 
-# Student's t, two-sided 95% (0.975 quantile), for 1..30 degrees of freedom.
-_T975 = [
-    12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
-    2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
-    2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
-]  # fmt: skip
-_Z975 = 1.959964
-
 
 def t975(df: float) -> float:
-    """The 0.975 quantile of Student's t with `df` (possibly fractional) degrees of freedom."""
+    """The 0.975 quantile of Student's t with `df` degrees of freedom, exact for fractional
+    df too (Welch's): t's CDF through the regularized incomplete beta function, inverted by
+    bisection to 1e-12. NaN below 1 degree of freedom."""
     if not df >= 1:
         return math.nan
-    if df <= 30:
-        low = int(df)
-        frac = df - low
-        high = min(low + 1, 30)
-        return _T975[low - 1] + frac * (_T975[high - 1] - _T975[low - 1])
-    z = _Z975  # Cornish-Fisher expansion: accurate to 1e-4 beyond 30 df
-    return z + (z**3 + z) / (4 * df) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * df**2)
+    low, high = 0.0, 16.0  # t975(1) = tan(0.475 pi) = 12.706: every df >= 1 lies below 16
+    while high - low > 1e-12:
+        middle = (low + high) / 2
+        if _t_cdf(middle, df) < 0.975:
+            low = middle
+        else:
+            high = middle
+    return (low + high) / 2
+
+
+def _t_cdf(t: float, df: float) -> float:
+    """P(T <= t) for t >= 0."""
+    return 1 - 0.5 * _incomplete_beta(df / 2, 0.5, df / (df + t * t))
+
+
+def _incomplete_beta(a: float, b: float, x: float) -> float:
+    """The regularized incomplete beta function I_x(a, b)."""
+    if x <= 0:
+        return 0.0
+    if x >= 1:
+        return 1.0
+    front = math.exp(
+        math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
+    )
+    if x < (a + 1) / (a + b + 2):  # where the continued fraction converges fast
+        return front * _beta_fraction(a, b, x) / a
+    return 1 - front * _beta_fraction(b, a, 1 - x) / b
+
+
+def _beta_fraction(a: float, b: float, x: float) -> float:
+    """The incomplete beta function's continued fraction (modified Lentz's method)."""
+    tiny = 1e-300
+    c, d = 1.0, 1 - (a + b) * x / (a + 1)
+    d = 1 / (d if abs(d) > tiny else tiny)
+    result = d
+    for m in range(1, 300):
+        for numerator in (
+            m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m)),
+            -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1)),
+        ):
+            d = 1 + numerator * d
+            d = 1 / (d if abs(d) > tiny else tiny)
+            c = 1 + numerator / c
+            c = c if abs(c) > tiny else tiny
+            result *= c * d
+        if abs(c * d - 1) < 1e-15:
+            break
+    return result
 
 
 @dataclass(frozen=True)
