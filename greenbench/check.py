@@ -50,8 +50,9 @@ def verdicts(frame: pd.DataFrame) -> list[Verdict]:
 
 def _reasons(part: pd.DataFrame) -> list[str]:
     reasons = []
-    valid = part[valid_mask(part)]
-    for _, row in part[~valid_mask(part)].iterrows():
+    mask = valid_mask(part)
+    valid = part[mask]
+    for _, row in part[~mask].iterrows():
         reasons.append(f"repetition {row['repetition']}: {row['validity']}")
     if len(valid) < MIN_VALID_WINDOWS:
         reasons.append(

@@ -7,16 +7,14 @@ the CPU and RAM beside it.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from greenbench.backends.base import DeviceInfo, Emit, RayRequest
 from greenbench.backends.torch_device import PRECISIONS, TorchBackend
 from greenbench.carbon.zones import Zone
 from greenbench.energy.codecarbon_meter import CodeCarbonMeter
-from greenbench.energy.gpu_meter import nvml_index_of, nvml_meter_for, torch_uuid_of
+from greenbench.energy.gpu_meter import find_gpu, nvml_index_of, nvml_meter_for
 from greenbench.energy.meter import Meter
-from greenbench.energy.nvml import gpu_for_torch_index, nvml_gpus
 from greenbench.errors import GreenbenchError, one_line
 from greenbench.variants import Variant
 
@@ -132,16 +130,13 @@ def cuda_rows() -> list[DeviceInfo]:
         nvml_error = f"NVML unavailable ({type(e).__name__}); CodeCarbon's reading"
     infos = []
     try:
-        gpus = nvml_gpus(nvml) if nvml else []
         for i in range(torch.cuda.device_count()):
             name = torch.cuda.get_device_name(i)
             if not nvml:
                 infos.append(DeviceInfo(f"cuda:{i}", True, name, nvml_error))
                 continue
             try:
-                gpu = gpu_for_torch_index(
-                    i, gpus, os.environ.get("CUDA_VISIBLE_DEVICES"), torch_uuid_of(i)
-                )
+                gpu = find_gpu(i, nvml)  # as the cell's meter will find it
             except GreenbenchError as e:  # a MIG instance, an unknown UUID: not measurable
                 infos.append(DeviceInfo(f"cuda:{i}", True, name, f"cannot be measured: {e}"))
                 continue

@@ -60,6 +60,15 @@ class GraphRuntime:
     target_noun = "device"  # what a TARGET is called in messages
     variants: frozenset[str] | None = None  # a runtime rules on variants itself
     runs: tuple[str, ...] = ("fp32",)  # the variants it runs
+    extra = ""  # the greenbench extra that installs it
+
+    @property
+    def forms(self) -> tuple[str, ...]:
+        return (f"{self.prefix}:{'|'.join(self.targets)}",)
+
+    @property
+    def install_hint(self) -> str:
+        return f"pip install 'greenbench[{self.extra}]'"
 
     def parse(self, name: str) -> str | None:
         """`onnxruntime:cpu` -> `onnxruntime:CPU`; ValueError naming the known targets."""
@@ -146,8 +155,8 @@ class OnnxRuntimeBackend(GraphRuntime):
     name = "ONNX Runtime"
     prefix = device_type = PREFIX
     targets, target_noun = tuple(PROVIDERS), "provider"
-    forms = (f"{PREFIX}:{'|'.join(PROVIDERS)}",)
     runs = ("fp32", "int8-dynamic")
+    extra = "onnx"
 
     def check_available(self, device: str) -> None:
         provider, package = PROVIDERS[device.partition(":")[2]]
@@ -155,7 +164,7 @@ class OnnxRuntimeBackend(GraphRuntime):
             import onnxruntime
         except ImportError:
             raise GreenbenchError(
-                f"device '{device}' needs ONNX Runtime: pip install 'greenbench[onnx]'"
+                f"device '{device}' needs ONNX Runtime: {self.install_hint}"
             ) from None
         if provider not in onnxruntime.get_available_providers():
             raise GreenbenchError(
@@ -183,9 +192,7 @@ class OnnxRuntimeBackend(GraphRuntime):
         try:
             import onnxruntime
         except ImportError:
-            return [
-                DeviceInfo(f"{PREFIX}:*", False, "ONNX Runtime", "pip install 'greenbench[onnx]'")
-            ]
+            return [DeviceInfo(f"{PREFIX}:*", False, self.name, self.install_hint)]
         have = set(onnxruntime.get_available_providers())
         rows = []
         for name, (provider, package) in PROVIDERS.items():

@@ -69,8 +69,8 @@ class OpenVinoBackend(GraphRuntime):
     name = "OpenVINO"
     prefix = device_type = PREFIX
     targets = DEVICES
-    forms = (f"{PREFIX}:{'|'.join(DEVICES)}",)
     runs = (*PRECISION, "int8-wo")
+    extra = "openvino"
 
     def variant_list(self) -> str:
         return ", ".join(self.runs)
@@ -80,7 +80,7 @@ class OpenVinoBackend(GraphRuntime):
             import openvino
         except ImportError:
             raise GreenbenchError(
-                f"device '{device}' needs OpenVINO: pip install 'greenbench[openvino]'"
+                f"device '{device}' needs OpenVINO: {self.install_hint}"
             ) from None
         target = device.partition(":")[2]
         have = openvino.Core().available_devices
@@ -116,9 +116,7 @@ class OpenVinoBackend(GraphRuntime):
         try:
             import openvino
         except ImportError:
-            return [
-                DeviceInfo(f"{PREFIX}:*", False, "OpenVINO", "pip install 'greenbench[openvino]'")
-            ]
+            return [DeviceInfo(f"{PREFIX}:*", False, self.name, self.install_hint)]
         have = openvino.Core().available_devices
         rows = []
         for target in DEVICES:

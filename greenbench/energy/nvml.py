@@ -257,11 +257,6 @@ class NvmlGpuMeter:
         except self.nvml.NVMLError:
             return None
 
-    @property
-    def method(self) -> str:
-        """What a window uses when every read works."""
-        return "nvml-counter" if all(self.counters.values()) else "nvml-power"
-
     def begin_window(self) -> None:
         self._start = (self.sampler.clock(), {g.index: self._counter(g) for g in self.gpus})
 
