@@ -2,7 +2,9 @@
 
 A cell is valid when all of these hold; each one that fails is a reason in its verdict.
 - every window is valid (net energy > 0, counters plausible and moving, other processes under
-  a quarter of the CPU: see records.window_figures), and at least MIN_VALID_WINDOWS are;
+  a quarter of the CPU, idle settled and the same before and after the windows, no call far
+  slower than the rest carrying a share of the window: see records.window_figures), and at
+  least MIN_VALID_WINDOWS are;
 - every window lasted the meter's resolution (protocol.RELIABLE_WINDOW_S, `reliable`);
 - J per unit varies at most MAX_CV over its windows;
 - no other process computed on a measured GPU;

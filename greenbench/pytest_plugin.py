@@ -46,7 +46,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         type=float,
         default=1.0,
         metavar="SECONDS",
-        help="idle baseline before each benchmark (default 1)",
+        help="idle baseline before and again after each benchmark's windows (default 1)",
     )
     group.addoption("--energy-zone", default=None, metavar="ZONE", help=ZONE_HELP)
     group.addoption(

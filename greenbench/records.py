@@ -11,14 +11,23 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
-from collections.abc import Iterable, Mapping
+import statistics
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypedDict, cast
 
 from greenbench.energy.cpu_load import MAX_FOREIGN_CPU_SHARE
 from greenbench.energy.meter import COMPONENTS, KWH_TO_J
 from greenbench.energy.methods import CONSTANT_POWER, estimates_net
-from greenbench.protocol import RELIABLE_WINDOW_S, IdleBaseline, ProtocolResult, Window
+from greenbench.protocol import (
+    IDLE_DRIFT_MAX,
+    IDLE_STABLE_W,
+    RELIABLE_WINDOW_S,
+    IdleBaseline,
+    ProtocolResult,
+    Warmup,
+    Window,
+)
 
 Status = Literal["ok", "failed", "skipped"]
 
@@ -51,6 +60,15 @@ class Record(TypedDict, total=False):
     calls: int | None
     duration_s: float | None
     cooldown_s: float | None
+    # warmup before the phase's windows: calls, seconds, and whether call times had settled
+    warmup_calls: int | None
+    warmup_s: float | None
+    warmup_steady: bool | None
+    # the window's call durations (device synchronised): median, 90th and 99th percentile, max
+    call_p50_s: float | None
+    call_p90_s: float | None
+    call_p99_s: float | None
+    call_max_s: float | None
     # the share of the machine's CPU time other processes used, in the window and in idle
     foreign_cpu_share: float | None
     idle_foreign_cpu_share: float | None
@@ -62,6 +80,18 @@ class Record(TypedDict, total=False):
     idle_power_cpu_w: float | None
     idle_power_gpu_w: float | None
     idle_power_ram_w: float | None
+    # the idle baseline (per cell, taken in short samples before and after the windows): the
+    # samples' spread and the standard error of their mean, which is in every window's net
+    # figure; each side's mean; the GPU temperature; the wait for idle to settle, and whether
+    # it settled
+    idle_power_sd_w: float | None
+    idle_power_se_w: float | None
+    idle_samples: int | None
+    idle_power_before_w: float | None
+    idle_power_after_w: float | None
+    idle_temperature_c: float | None
+    idle_settle_s: float | None
+    idle_settled: bool | None
     net_energy_j: float | None
     energy_per_unit_j: float | None
     gross_energy_per_unit_j: float | None
@@ -108,6 +138,9 @@ class Record(TypedDict, total=False):
 
 
 COLUMNS: list[str] = list(Record.__annotations__)
+# a call this many times the window's median, carrying this share of the window, is flagged
+SLOW_CALL_RATIO = 5.0
+SLOW_CALL_SHARE = 0.10
 # what `greenbench compare --by` groups by -> the record column holding it
 COMPARE_AXES = {"variant": "variant", "device": "device", "workload": "workload", "run": "run_id"}
 
@@ -138,6 +171,9 @@ class WindowFacts:
     meter_invalid: str | None = None  # the meter's own verdict on the window
     foreign_cpu_share: float | None = None
     idle_foreign_cpu_share: float | None = None
+    idle: IdleBaseline | None = None  # the baseline's samples, where the producer has them
+    call_times_s: tuple[float, ...] = ()
+    warmup: Warmup | None = None
 
     @classmethod
     def of(cls, window: Window, idle: IdleBaseline) -> WindowFacts:
@@ -162,6 +198,9 @@ class WindowFacts:
             meter_invalid=m.invalid,
             foreign_cpu_share=window.foreign_cpu_share,
             idle_foreign_cpu_share=idle.foreign_cpu_share,
+            idle=idle,
+            call_times_s=window.call_times_s,
+            warmup=window.warmup,
         )
 
     def measured_components(self) -> list[str]:
@@ -195,12 +234,82 @@ def _validity(
         for c, j in by_component_j.items()
         if j < 0
     ]
+    reasons += _idle_reasons(facts.idle)
+    outlier = _slow_call(facts.call_times_s, facts.duration_s)
+    if outlier:
+        reasons.append(outlier)
     if net_j <= 0:
         reasons.append(
             f"net energy {net_j:.3g} J <= 0: the idle baseline drew as much as the work "
             "(another process busy during idle, or a baseline not yet settled)"
         )
     return {"valid": not reasons, "validity": "; ".join(reasons) or None}
+
+
+def _idle_reasons(idle: IdleBaseline | None) -> list[str]:
+    if idle is None:
+        return []
+    reasons = []
+    if not idle.settled:
+        reasons.append(
+            "idle power (or GPU temperature) was still moving when the wait for it ran out: "
+            "quiet the machine or raise settle_max_s"
+        )
+    before, after = idle.power_before_w(), idle.power_after_w()
+    if before is not None and after is not None:
+        moved = abs(after - before)
+        if moved > max(IDLE_DRIFT_MAX * abs(before), IDLE_STABLE_W):
+            reasons.append(
+                f"idle power moved from {before:.3g} W before the windows to {after:.3g} W "
+                f"after ({moved / abs(before):.0%}, at most {IDLE_DRIFT_MAX:.0%})"
+                if before
+                else f"idle power moved from {before:.3g} W to {after:.3g} W"
+            )
+    return reasons
+
+
+def _slow_call(call_times_s: Sequence[float], duration_s: float) -> str | None:
+    """A call far slower than the window's median that carries a share of its energy (a
+    recompile, a stall); jitter on short calls does not, so it is not flagged."""
+    if len(call_times_s) < 3 or duration_s <= 0:
+        return None
+    slowest, median = max(call_times_s), statistics.median(call_times_s)
+    if slowest > SLOW_CALL_RATIO * median and slowest > SLOW_CALL_SHARE * duration_s:
+        return (
+            f"one call took {slowest:.3g} s, {slowest / median:.0f}x the median "
+            f"{median:.3g} s and {slowest / duration_s:.0%} of the window: a recompile "
+            "(raise warmup_calls) or a stall (another process busy)"
+        )
+    return None
+
+
+def _percentile(sorted_values: Sequence[float], q: float) -> float | None:
+    """Nearest-rank percentile; None without values."""
+    if not sorted_values:
+        return None
+    return sorted_values[max(0, math.ceil(q * len(sorted_values)) - 1)]
+
+
+def _call_and_idle_columns(facts: WindowFacts) -> dict[str, Any]:
+    times = sorted(facts.call_times_s)
+    idle, warmup = facts.idle, facts.warmup
+    return {
+        "warmup_calls": warmup.calls if warmup else None,
+        "warmup_s": warmup.duration_s if warmup else None,
+        "warmup_steady": warmup.steady if warmup else None,
+        "call_p50_s": _percentile(times, 0.50),
+        "call_p90_s": _percentile(times, 0.90),
+        "call_p99_s": _percentile(times, 0.99),
+        "call_max_s": times[-1] if times else None,
+        "idle_power_sd_w": idle.power_sd_w() if idle else None,
+        "idle_power_se_w": idle.power_se_w() if idle else None,
+        "idle_samples": len(idle.samples) if idle else None,
+        "idle_power_before_w": idle.power_before_w() if idle else None,
+        "idle_power_after_w": idle.power_after_w() if idle else None,
+        "idle_temperature_c": idle.temperature_c() if idle else None,
+        "idle_settle_s": idle.settle_s if idle else None,
+        "idle_settled": idle.settled if idle else None,
+    }
 
 
 def window_figures(facts: WindowFacts) -> Record:
@@ -248,6 +357,7 @@ def window_figures(facts: WindowFacts) -> Record:
         "gpu_trace": json.dumps(facts.gpu_trace) if facts.gpu_trace else None,
         "gpu_foreign_pids": json.dumps(facts.gpu_foreign_pids) if facts.gpu_foreign_pids else None,
         "method_note": facts.method_note,
+        **_call_and_idle_columns(facts),
     }
     for c in COMPONENTS:
         figures[f"energy_{c}_j"] = by_component.get(c)

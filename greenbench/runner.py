@@ -94,9 +94,6 @@ def run_cell(spec: Mapping[str, Any], emit: Emit) -> list[Record]:
         backend.synchronize(cell.device)
 
     cooldown = getattr(meter, "cooldown", None)  # GPUs measured through NVML
-    if cooldown is not None:
-        sync()
-        cooldown.calibrate()  # the model is loaded and idle: this is the GPU's resting state
     emit({"type": "stage", "stage": "measuring"})
     try:
         result = run_protocol(

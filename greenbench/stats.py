@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from collections.abc import Iterable, Mapping, Sequence
@@ -84,6 +85,25 @@ class Summary:
     std: float  # sample standard deviation (n - 1)
     ci95: float  # half-width of the 95% confidence interval of the mean
     cv: float  # std / |mean|
+    # The idle baseline's part of the mean's standard error. Every window of a cell subtracts
+    # the same idle estimate, so its error does not average out over windows: it adds to the
+    # windows' own spread, with degrees of freedom from the idle samples.
+    idle_se: float = 0.0
+    idle_df: float = math.inf
+
+    @property
+    def se(self) -> float:
+        """The standard error of the mean, idle's error included."""
+        return math.sqrt(self.std**2 / self.n + self.idle_se**2) if self.n >= 2 else math.nan
+
+    @property
+    def df(self) -> float:
+        """Welch-Satterthwaite degrees of freedom of `se`."""
+        if self.n < 2:
+            return math.nan
+        spread, idle = self.std**2 / self.n, self.idle_se**2
+        denominator = spread**2 / (self.n - 1) + (idle**2 / self.idle_df if idle else 0.0)
+        return (spread + idle) ** 2 / denominator if denominator else self.n - 1.0
 
     @property
     def low(self) -> float:
@@ -94,18 +114,57 @@ class Summary:
         return self.mean + self.ci95
 
 
-def summarize(values: Iterable[float | None]) -> Summary:
+def summarize(
+    values: Iterable[float | None], idle_se: float = 0.0, idle_df: float = math.inf
+) -> Summary:
+    """Mean, spread and 95% CI of `values`; `idle_se` (with `idle_df`) is the idle baseline's
+    standard error in the mean (see idle_error), added to the windows' own."""
     data = [float(v) for v in values if v is not None and math.isfinite(float(v))]
     n = len(data)
     if n == 0:
         return Summary(0, math.nan, math.nan, math.nan, math.nan)
     mean = sum(data) / n
     if n == 1:
-        return Summary(1, mean, math.nan, math.nan, math.nan)
+        return Summary(1, mean, math.nan, math.nan, math.nan, idle_se, idle_df)
     std = math.sqrt(sum((x - mean) ** 2 for x in data) / (n - 1))
-    ci95 = t975(n - 1) * std / math.sqrt(n)
     cv = std / abs(mean) if mean else math.nan
-    return Summary(n, mean, std, ci95, cv)
+    summary = Summary(n, mean, std, math.nan, cv, idle_se, idle_df)
+    return dataclasses.replace(summary, ci95=t975(summary.df) * summary.se)
+
+
+# the columns that tell one cell's windows (one idle baseline) from another's
+_CELL_COLUMNS = ["run_id", "cell_id", "attempt"]
+
+
+def idle_error(windows: pd.DataFrame) -> tuple[float, float]:
+    """The idle baselines' standard error in the mean J/unit of `windows`, and its degrees of
+    freedom.
+
+    A cell's idle power has standard error se_k (from its idle samples); window i subtracts it
+    over duration_i for unit_count_i units, so the cell's error enters the mean of all n
+    windows as sum_i(se_k * duration_i / unit_count_i) / n, the same sign in every window.
+    Cells' idle errors are independent: their variances add (Welch-Satterthwaite for the df).
+    Records without idle samples (older ones, imports) carry none.
+    """
+    if "idle_power_se_w" not in windows or windows.empty:
+        return 0.0, math.inf
+    se = pd.to_numeric(windows["idle_power_se_w"], errors="coerce")
+    units = pd.to_numeric(windows["unit_count"], errors="coerce")
+    per_window = (se * pd.to_numeric(windows["duration_s"], errors="coerce") / units).fillna(0.0)
+    samples = pd.to_numeric(windows.get("idle_samples"), errors="coerce")
+    keys = [windows[c] for c in _CELL_COLUMNS if c in windows]
+    cells = per_window.groupby(keys, dropna=False).groups if keys else {0: windows.index}
+    variance, denominator = 0.0, 0.0
+    for index in cells.values():
+        term = float(per_window[index].sum()) / len(windows)
+        # an idle of m samples gives m - 1 degrees of freedom; unknown m: the fewest, 2
+        m = samples[index].iloc[0] if samples is not None else math.nan
+        df = (float(m) if math.isfinite(float(m)) else 2.0) - 1
+        variance += term**2
+        denominator += term**4 / df
+    if variance == 0:
+        return 0.0, math.inf
+    return math.sqrt(variance), variance**2 / denominator if denominator else math.inf
 
 
 @dataclass(frozen=True)
@@ -128,12 +187,12 @@ def ratio(a: Summary, b: Summary) -> Ratio:
     value = a.mean / b.mean
     if a.n < 2 or b.n < 2:
         return Ratio(value, math.nan, math.nan)
-    va = (a.std / a.mean) ** 2 / a.n
-    vb = (b.std / b.mean) ** 2 / b.n
+    va = (a.se / a.mean) ** 2
+    vb = (b.se / b.mean) ** 2
     se = math.sqrt(va + vb)
     if se == 0:
         return Ratio(value, value, value)
-    df = (va + vb) ** 2 / (va**2 / (a.n - 1) + vb**2 / (b.n - 1))
+    df = (va + vb) ** 2 / (va**2 / a.df + vb**2 / b.df)
     spread = math.exp(t975(df) * se)
     return Ratio(value, value / spread, value * spread)
 
@@ -181,7 +240,7 @@ def summarize_frame(frame: pd.DataFrame, keys: Sequence[str] = SUMMARY_KEYS) -> 
     rows = []
     for group, cell in ok.groupby(list(keys), sort=True, dropna=False):
         part = cell[valid_mask(cell)]
-        per_unit = summarize(part["energy_per_unit_j"])
+        per_unit = summarize(part["energy_per_unit_j"], *idle_error(part))
         methods = sorted(
             {
                 f"{c}:{m}"
@@ -200,6 +259,8 @@ def summarize_frame(frame: pd.DataFrame, keys: Sequence[str] = SUMMARY_KEYS) -> 
                 "j_per_unit_ci95": per_unit.ci95,
                 "j_per_unit_cv": per_unit.cv,
                 "j_per_unit_std": per_unit.std,
+                "j_per_unit_idle_se": per_unit.idle_se,
+                "j_per_unit_idle_df": per_unit.idle_df,
                 "gross_j_per_unit": _mean(part, "gross_energy_per_unit_j"),
                 "j_per_call": _mean(part, "energy_per_call_j"),
                 "fidelity_top1": _mean(cell, "fidelity_top1"),
@@ -223,6 +284,18 @@ def _mean(part: pd.DataFrame, column: str) -> float:
     return float(pd.to_numeric(part[column], errors="coerce").mean())
 
 
+# the columns of a summarize_frame row that summary_of reads back
+SUMMARY_COLUMNS = (
+    "n",
+    "j_per_unit",
+    "j_per_unit_std",
+    "j_per_unit_ci95",
+    "j_per_unit_cv",
+    "j_per_unit_idle_se",
+    "j_per_unit_idle_df",
+)
+
+
 def summary_of(row: Mapping[str, float]) -> Summary:
     """The J/unit Summary back from a summarize_frame row."""
     return Summary(
@@ -231,4 +304,12 @@ def summary_of(row: Mapping[str, float]) -> Summary:
         std=row["j_per_unit_std"],
         ci95=row["j_per_unit_ci95"],
         cv=row["j_per_unit_cv"],
+        idle_se=_finite_or(row.get("j_per_unit_idle_se"), 0.0),
+        idle_df=_finite_or(row.get("j_per_unit_idle_df"), math.inf),
     )
+
+
+def _finite_or(value: object, default: float) -> float:
+    """A row's number, or `default` where older summaries lack it (None or NaN)."""
+    number = float(value) if isinstance(value, int | float) else math.nan
+    return number if math.isfinite(number) else default

@@ -19,23 +19,42 @@ class FakeClock:
 
 
 class FakeMeter:
-    """Constant power per component; `power` can be changed between windows."""
+    """Power per component, integrated over the fake clock; `power` can change at any time."""
 
     def __init__(self, clock: FakeClock, power: dict[str, float], methods: dict[str, str]):
-        self.clock, self.power, self.methods = clock, dict(power), dict(methods)
+        self.clock, self.methods = clock, dict(methods)
+        self._power = dict(power)
         self.windows = 0
         self._started: float | None = None
+        self._energy = dict.fromkeys(COMPONENTS, 0.0)  # since the window began, to `_since`
+        self._since = 0.0
+
+    @property
+    def power(self) -> dict[str, float]:
+        return self._power
+
+    @power.setter
+    def power(self, value: dict[str, float]) -> None:
+        self._accumulate()
+        self._power = dict(value)
+
+    def _accumulate(self) -> None:
+        now = self.clock()
+        for c in COMPONENTS:
+            self._energy[c] += self._power.get(c, 0.0) * (now - self._since)
+        self._since = now
 
     def begin_window(self) -> None:
         assert self._started is None, "windows must not overlap"
-        self._started = self.clock()
+        self._started = self._since = self.clock()
+        self._energy = dict.fromkeys(COMPONENTS, 0.0)
 
     def end_window(self) -> Measurement:
         assert self._started is not None
-        elapsed = self.clock() - self._started
+        self._accumulate()
         self._started = None
         self.windows += 1
-        energy = {c: self.power.get(c, 0.0) * elapsed for c in COMPONENTS}
+        energy = dict(self._energy)
         total_kwh = sum(energy.values()) / 3.6e6
         return Measurement(
             energy_j=energy,

@@ -347,12 +347,19 @@ def test_cooldown_waits_until_power_and_temperature_settle_and_is_bounded():
 def test_the_protocol_records_the_cooldown_before_each_later_repetition(clock, meter):
     from greenbench.protocol import Phase, ProtocolSettings, run_protocol
 
-    waits = []
+    events = []
 
-    def cooldown(max_s):
-        waits.append(max_s)
-        clock.sleep(1.5)
-        return 1.5
+    class FakeCooldown:
+        def temperature_c(self):
+            return 40.0
+
+        def calibrate(self):
+            events.append(("calibrate", clock()))
+
+        def __call__(self, max_s):
+            events.append(("cool", max_s))
+            clock.sleep(1.5)
+            return 1.5
 
     def step():
         clock.sleep(1.0)
@@ -360,10 +367,14 @@ def test_the_protocol_records_the_cooldown_before_each_later_repetition(clock, m
     settings = ProtocolSettings(repetitions=3, min_window_s=1.0, idle_s=1.0, cooldown_max_s=20)
     phases = [Phase("prefill", "token", 1, step), Phase("decode", "token", 1, step)]
     result = run_protocol(
-        phases, meter, settings, clock=clock, sleep=clock.sleep, cooldown=cooldown
+        phases, meter, settings, clock=clock, sleep=clock.sleep, cooldown=FakeCooldown()
     )
-    assert waits == [20, 20]  # before repetitions 2 and 3
+    # a steady temperature still takes TEMPERATURE_SPAN_S of idle history before it counts
+    assert events[0] == ("calibrate", pytest.approx(10.0))
+    # before repetitions 2 and 3, and before the idle after the windows
+    assert events[1:] == [("cool", 20), ("cool", 20), ("cool", 20)]
     assert [w.cooldown_s for w in result.windows] == [0, 0, 1.5, 0, 1.5, 0]
+    assert result.idle.temperature_c() == 40.0
 
 
 def test_the_terminal_warns_about_foreign_processes_on_a_measured_gpu():

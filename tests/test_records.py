@@ -25,13 +25,15 @@ def measure(clock, meter, idle_power=None, busy_power=None):
         repetitions=2, min_window_s=2.0, min_calls=1, idle_s=2.0, warmup_calls=0
     )
 
+    idle = idle_power if idle_power is not None else meter.power
+
     def step():
         if busy_power is not None:
             meter.power = busy_power  # the work draws more than idle
         clock.sleep(1.0)
+        meter.power = idle
 
-    if idle_power is not None:
-        meter.power = idle_power
+    meter.power = idle
     return run_protocol(
         [Phase("decode", "token", 10, step)], meter, settings, clock=clock, sleep=clock.sleep
     )

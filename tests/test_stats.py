@@ -1,8 +1,10 @@
 import math
 
+import pandas as pd
 import pytest
 
-from greenbench.stats import ratio, summarize, t975
+from greenbench.report.sample import synthetic_frame
+from greenbench.stats import idle_error, ratio, summarize, summarize_frame, summary_of, t975
 
 
 def test_t_quantiles_match_tables():
@@ -57,3 +59,61 @@ def test_t_quantiles_are_exact_for_fractional_degrees_of_freedom(df):
 def test_t_quantiles_match_their_closed_forms():
     assert t975(1) == pytest.approx(math.tan(0.475 * math.pi), abs=1e-10)
     assert t975(2) == pytest.approx(0.95 * math.sqrt(2 / (4 * 0.975 * 0.025)), abs=1e-10)
+
+
+def test_the_idle_baselines_error_widens_the_interval_and_does_not_average_out():
+    plain = summarize([1.0, 2.0, 3.0])
+    s = summarize([1.0, 2.0, 3.0], idle_se=1.0, idle_df=2.0)
+    spread, idle = 1.0 / 3, 1.0
+    assert s.se == pytest.approx(math.sqrt(spread + idle))
+    df = (spread + idle) ** 2 / (spread**2 / 2 + idle**2 / 2)
+    assert s.df == pytest.approx(df)
+    assert s.ci95 == pytest.approx(t975(df) * math.sqrt(spread + idle))
+    assert s.ci95 > plain.ci95
+    # without idle error the figures are the plain t interval's
+    assert (plain.se, plain.df) == (pytest.approx(1 / math.sqrt(3)), 2.0)
+
+
+def _windows(cells):
+    """Window rows: per cell (id, idle SE in W, idle samples), two windows of 2 s x 10 units."""
+    rows = []
+    for cell, se_w, samples in cells:
+        for _ in range(2):
+            rows.append(
+                {
+                    "run_id": "r",
+                    "cell_id": cell,
+                    "attempt": 1,
+                    "idle_power_se_w": se_w,
+                    "idle_samples": samples,
+                    "duration_s": 2.0,
+                    "unit_count": 10,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def test_idle_error_is_common_to_a_cells_windows_and_independent_between_cells():
+    # one cell: 0.5 W x 2 s / 10 units = 0.1 J/unit in each window, the same 0.1 in the mean
+    se, df = idle_error(_windows([("a", 0.5, 6)]))
+    assert (se, df) == (pytest.approx(0.1), pytest.approx(5.0))
+    # two cells of equal error: each carries half the windows, so 0.05 each, added in quadrature
+    se, df = idle_error(_windows([("a", 0.5, 6), ("b", 0.5, 6)]))
+    assert se == pytest.approx(math.sqrt(2) * 0.05)
+    assert df == pytest.approx(10.0)  # Welch-Satterthwaite: 5 + 5
+    # records without idle samples carry no idle error
+    assert idle_error(_windows([("a", None, None)])) == (0.0, math.inf)
+
+
+def test_summaries_and_ratios_carry_the_idle_error():
+    frame = synthetic_frame({"cnn": ["forward"]}, ["fp32", "int8-dynamic"])
+    quiet = summarize_frame(frame)
+    frame["idle_power_se_w"] = 2.0
+    frame["idle_samples"] = 6
+    noisy = summarize_frame(frame)
+    assert (noisy["j_per_unit_ci95"] > quiet["j_per_unit_ci95"]).all()
+    a, b = (summary_of(noisy.iloc[i]) for i in (0, 1))
+    qa, qb = (summary_of(quiet.iloc[i]) for i in (0, 1))
+    wide, narrow = ratio(a, b), ratio(qa, qb)
+    assert wide.value == pytest.approx(narrow.value)
+    assert wide.high - wide.low > narrow.high - narrow.low

@@ -353,8 +353,13 @@ class Cooldown:
             float(self.nvml.nvmlDeviceGetTemperature(gpu.handle, 0)),
         )
 
+    def temperature_c(self) -> float | None:
+        """The hottest measured GPU's temperature now (the protocol waits for it to settle)."""
+        return max(self._read(gpu)[1] for gpu in self.gpus) if self.gpus else None
+
     def calibrate(self, seconds: float = 1.0, period_s: float = 0.1) -> None:
-        """Learn idle power and temperature: call while the GPUs have nothing to do."""
+        """Learn idle power and temperature: the protocol calls it right after its settled
+        idle baseline, so cooldowns wait for that state, not for one still warm from loading."""
         readings: dict[int, list[tuple[float, float]]] = {g.index: [] for g in self.gpus}
         end = self.clock() + seconds
         while True:

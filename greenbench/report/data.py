@@ -14,6 +14,7 @@ import pandas as pd
 
 from greenbench.stats import (
     CELL_KEYS,
+    SUMMARY_COLUMNS,
     in_catalogue_order,
     phase_order,
     ratio,
@@ -142,9 +143,7 @@ def comparison(now: pd.DataFrame, before: pd.DataFrame) -> pd.DataFrame:
     joined = a.merge(b, on=CELL_KEYS, suffixes=("", "_before"))
     rows = []
     for _, row in joined.iterrows():
-        earlier = {k: row[f"{k}_before"] for k in ("n", "j_per_unit", "j_per_unit_std")}
-        earlier |= {"j_per_unit_ci95": row["j_per_unit_ci95_before"]}
-        earlier |= {"j_per_unit_cv": row["j_per_unit_cv_before"]}
+        earlier = {k: row[f"{k}_before"] for k in SUMMARY_COLUMNS}
         r = ratio(summary_of(row), summary_of(earlier))
         rows.append(
             {
