@@ -137,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     schedule = sub.add_parser("schedule", help="nightly carbon-aware runs (APScheduler)")
     schedule.add_argument("--out", default="results", help="results folder holding the schedule")
     actions = schedule.add_subparsers(dest="action", required=True)
-    add = actions.add_parser("add", help="add or replace a schedule")
+    add = actions.add_parser("add", help="add a schedule (or replace one, with --replace)")
     add.set_defaults(func=cli_carbon.cmd_schedule_add)
     add.add_argument("name")
     add.add_argument("--suite", default="quick", help="suite name or .toml path (default quick)")
@@ -147,6 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--zone", help="grid zone (default GB or $GREENBENCH_ZONE)")
     add.add_argument("--duration", help="the run's length (default: earlier runs of the suite)")
     add.add_argument("--source", action="append", help="intensity source(s), as for forecast")
+    add.add_argument(
+        "--replace", action="store_true", help="replace the schedule of this NAME if there is one"
+    )
     actions.add_parser("list", help="list schedules and planned runs").set_defaults(
         func=cli_carbon.cmd_schedule_list
     )
