@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import sys
 import webbrowser
@@ -376,23 +377,23 @@ def cmd_check(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_report(args: argparse.Namespace, console: Console) -> int:
-    from greenbench.report.build import write_report
+    from greenbench.report.build import report_path, write_report
+    from greenbench.report.serve import make_server
 
-    path, count = write_report(args.paths, args.output, args.baseline)
-    console.print(f"report: {path} ({count} records, {path.stat().st_size / 1e6:.1f} MB)")
-    if args.open:
-        webbrowser.open(path.resolve().as_uri())
-    if args.serve:
-        from greenbench.report.serve import make_server
-
-        server = make_server(path, args.host, args.port)
-        host, port = server.server_address[:2]
-        console.print(f"serving on http://{host!s}:{port}/ (Ctrl-C stops)")
-        try:
-            server.serve_forever()
-        except KeyboardInterrupt:
-            pass
-        finally:
+    # a busy port or a bad --host fails before the report is built, not after
+    server = make_server(report_path(args.output), args.host, args.port) if args.serve else None
+    try:
+        path, count = write_report(args.paths, args.output, args.baseline)
+        console.print(f"report: {path} ({count} records, {path.stat().st_size / 1e6:.1f} MB)")
+        if args.open:
+            webbrowser.open(path.resolve().as_uri())
+        if server is not None:
+            host = f"[{args.host}]" if ":" in args.host else args.host
+            console.print(f"serving on http://{host}:{server.port}/ (Ctrl-C stops)")
+            with contextlib.suppress(KeyboardInterrupt):
+                server.serve_forever()
+    finally:
+        if server is not None:
             server.server_close()
     return EXIT_OK
 
