@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import sys
 import webbrowser
@@ -137,7 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     schedule = sub.add_parser("schedule", help="nightly carbon-aware runs (APScheduler)")
     schedule.add_argument("--out", default="results", help="results folder holding the schedule")
     actions = schedule.add_subparsers(dest="action", required=True)
-    add = actions.add_parser("add", help="add or replace a schedule")
+    add = actions.add_parser("add", help="add a schedule (or replace one, with --replace)")
     add.set_defaults(func=cli_carbon.cmd_schedule_add)
     add.add_argument("name")
     add.add_argument("--suite", default="quick", help="suite name or .toml path (default quick)")
@@ -147,6 +148,9 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--zone", help="grid zone (default GB or $GREENBENCH_ZONE)")
     add.add_argument("--duration", help="the run's length (default: earlier runs of the suite)")
     add.add_argument("--source", action="append", help="intensity source(s), as for forecast")
+    add.add_argument(
+        "--replace", action="store_true", help="replace the schedule of this NAME if there is one"
+    )
     actions.add_parser("list", help="list schedules and planned runs").set_defaults(
         func=cli_carbon.cmd_schedule_list
     )
@@ -373,23 +377,23 @@ def cmd_check(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_report(args: argparse.Namespace, console: Console) -> int:
-    from greenbench.report.build import write_report
+    from greenbench.report.build import report_path, write_report
+    from greenbench.report.serve import make_server
 
-    path, count = write_report(args.paths, args.output, args.baseline)
-    console.print(f"report: {path} ({count} records, {path.stat().st_size / 1e6:.1f} MB)")
-    if args.open:
-        webbrowser.open(path.resolve().as_uri())
-    if args.serve:
-        from greenbench.report.serve import make_server
-
-        server = make_server(path, args.host, args.port)
-        host, port = server.server_address[:2]
-        console.print(f"serving on http://{host!s}:{port}/ (Ctrl-C stops)")
-        try:
-            server.serve_forever()
-        except KeyboardInterrupt:
-            pass
-        finally:
+    # a busy port or a bad --host fails before the report is built, not after
+    server = make_server(report_path(args.output), args.host, args.port) if args.serve else None
+    try:
+        path, count = write_report(args.paths, args.output, args.baseline)
+        console.print(f"report: {path} ({count} records, {path.stat().st_size / 1e6:.1f} MB)")
+        if args.open:
+            webbrowser.open(path.resolve().as_uri())
+        if server is not None:
+            host = f"[{args.host}]" if ":" in args.host else args.host
+            console.print(f"serving on http://{host}:{server.port}/ (Ctrl-C stops)")
+            with contextlib.suppress(KeyboardInterrupt):
+                server.serve_forever()
+    finally:
+        if server is not None:
             server.server_close()
     return EXIT_OK
 

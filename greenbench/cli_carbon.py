@@ -69,7 +69,7 @@ def cmd_schedule_add(args: argparse.Namespace, console: Console) -> int:
     except ValueError as e:
         raise GreenbenchError(f"--zone: {e}") from None
     duration = parse_duration(args.duration, "--duration") if args.duration else None
-    job = store.add(
+    job, replaced = store.add(
         args.name,
         args.suite,
         args.cron,
@@ -78,8 +78,10 @@ def cmd_schedule_add(args: argparse.Namespace, console: Console) -> int:
         args.source,
         duration.total_seconds() if duration else None,
         args.tz,
+        replace=args.replace,
     )
-    console.print(f"added {job.describe()}  (cron read in {args.tz or local_zone_name()})")
+    done = "replaced" if replaced else "added"
+    console.print(f"{done} {job.describe()}  (cron read in {args.tz or local_zone_name()})")
     console.print(f"it runs while `greenbench schedule serve --out {args.out}` is running")
     return EXIT_OK
 

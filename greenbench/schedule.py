@@ -6,33 +6,44 @@ one-shot job `run:NAME`, which runs the suite. Jobs have explicit ids and replac
 restart never duplicates them; coalesce plus a misfire grace time make a run missed while
 `schedule serve` was down run once when it comes back, neither zero times nor many. The
 scheduler works in UTC; times are shown in UTC and local time.
+
+`schedule add` and `remove` write the SQLite file from another process, and APScheduler 3 only
+looks at its store when it wakes (for its own next job, or an add_job in its own process); so
+`serve` wakes at least every POLL_S seconds to read the store again (`PollingScheduler`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import datetime as dt
 import logging
+import zoneinfo
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy.exc
 import tzlocal
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.job import Job
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
-from apscheduler.schedulers.base import BaseScheduler
+from apscheduler.schedulers.base import STATE_PAUSED, BaseScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.date import DateTrigger
 
 import greenbench
 from greenbench.carbon.green import estimate_duration, plan_green
-from greenbench.carbon.sources.chain import NoUsableSource
-from greenbench.errors import GreenbenchError
+from greenbench.carbon.sources.chain import NoUsableSource, build_source, credentials
+from greenbench.errors import GreenbenchError, one_line
 
 DB_NAME = "schedule.sqlite"
 MISFIRE_GRACE_S = 6 * 3600  # a run missed by less than this still runs, once
+POLL_S = 5.0  # serve reads the store at least this often: jobs other processes add fire on time
+CRON_HORIZON = dt.timedelta(days=400 * 366)  # every date and weekday recurs within 400 years
 # the scheduler `serve` runs, so a planner job can add its one-shot run
 _ACTIVE: BaseScheduler | None = None
 
@@ -53,16 +64,61 @@ class OfflineScheduler(BaseScheduler):
         super().shutdown(wait)
 
 
-def make_scheduler(out: str | Path, kind: str = "background") -> BaseScheduler:
-    """A scheduler on the SQLite store: "background", "blocking" or "offline" (store only)."""
-    Path(out).mkdir(parents=True, exist_ok=True)
+class PollingScheduler:
+    """Mixed into a running scheduler: never sleeps longer than `poll_s` before reading the store.
+
+    APScheduler 3 sleeps until the next run time it knows of, or forever when it knows of none,
+    so without this a job that another process adds, moves earlier or replaces is seen only
+    after a restart. Each wake costs two small queries on the SQLite file.
+    """
+
+    poll_s: float = POLL_S
+
+    def _process_jobs(self) -> float | None:
+        try:
+            wait: float | None = super()._process_jobs()  # type: ignore[misc]
+        except Exception as e:  # e.g. a job another process removed mid-pass: next wake retries
+            log.warning(
+                "schedule: job store pass failed (%s); retrying in %s s", one_line(e), self.poll_s
+            )
+            return self.poll_s
+        if self.state == STATE_PAUSED:  # type: ignore[attr-defined]
+            return wait
+        return self.poll_s if wait is None else min(wait, self.poll_s)
+
+
+class PollingBlockingScheduler(PollingScheduler, BlockingScheduler):
+    """`schedule serve` in the foreground."""
+
+
+class PollingBackgroundScheduler(PollingScheduler, BackgroundScheduler):
+    """`schedule serve` in a thread (tests, and callers of `serve(blocking=False)`)."""
+
+
+def store_path(out: str | Path) -> Path:
+    return Path(out).resolve() / DB_NAME
+
+
+def make_scheduler(
+    out: str | Path, kind: str = "background", poll_s: float = POLL_S
+) -> BaseScheduler:
+    """A scheduler on the SQLite store: "background", "blocking" or "offline" (store only).
+
+    The running kinds re-read the store every `poll_s` seconds (see PollingScheduler).
+    """
+    try:
+        Path(out).mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise GreenbenchError(
+            f"--out {out}: cannot hold the schedule ({e.strerror or e}); give a folder"
+        ) from None
     classes: dict[str, type[BaseScheduler]] = {
-        "background": BackgroundScheduler,
-        "blocking": BlockingScheduler,
+        "background": PollingBackgroundScheduler,
+        "blocking": PollingBlockingScheduler,
         "offline": OfflineScheduler,
     }
-    return classes[kind](
-        jobstores={"default": SQLAlchemyJobStore(url=f"sqlite:///{Path(out).resolve() / DB_NAME}")},
+    scheduler = classes[kind](
+        jobstores={"default": SQLAlchemyJobStore(url=f"sqlite:///{store_path(out)}")},
         executors={"default": ThreadPoolExecutor(max_workers=2)},
         job_defaults={
             "coalesce": True,
@@ -71,17 +127,58 @@ def make_scheduler(out: str | Path, kind: str = "background") -> BaseScheduler:
         },
         timezone=dt.UTC,
     )
+    if isinstance(scheduler, PollingScheduler):
+        scheduler.poll_s = poll_s
+    return scheduler
 
 
-def cron_trigger(cron: str, tz: str | None = None) -> CronTrigger:
-    """A CronTrigger from a 5-field crontab line, read in `tz` (default: this machine's zone)."""
-    zone = tz or local_zone_name()
+@contextlib.contextmanager
+def readable_store(out: str | Path) -> Iterator[None]:
+    """Turns a corrupt, unreadable or unwritable schedule.sqlite into a one-line error."""
     try:
-        return CronTrigger.from_crontab(cron, timezone=zone)
+        yield
+    except sqlalchemy.exc.SQLAlchemyError as e:
+        reason = " ".join(str(getattr(e, "orig", None) or e).split())
+        fix = (
+            "another process is writing it; try again"
+            if "locked" in reason
+            else "move it aside and add the schedules again, or use another --out"
+        )
+        raise GreenbenchError(
+            f"{store_path(out)}: not a usable schedule store ({reason}); {fix}"
+        ) from None
+
+
+def time_zone(tz: str) -> zoneinfo.ZoneInfo:
+    """The IANA zone `tz` names; GreenbenchError naming --tz."""
+    try:
+        return zoneinfo.ZoneInfo(tz)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise GreenbenchError(
+            f"--tz: unknown time zone '{tz}'; give an IANA name such as Europe/London or UTC"
+        ) from None
+
+
+def cron_trigger(cron: str, tz: str | None = None, now: dt.datetime | None = None) -> CronTrigger:
+    """A CronTrigger from a 5-field crontab line, read in `tz` (default: this machine's zone).
+
+    A line that never fires (the 30th of February) is refused, not stored as a paused job.
+    """
+    zone = time_zone(tz) if tz else local_zone_name()
+    try:
+        trigger = CronTrigger.from_crontab(cron, timezone=zone)
     except (ValueError, LookupError) as e:
         raise GreenbenchError(
             f"--cron: '{cron}' is not a crontab line ({e}); write e.g. \"0 22 * * *\""
         ) from None
+    now = now or dt.datetime.now(dt.UTC)
+    probe = copy.copy(trigger)
+    probe.end_date = now + CRON_HORIZON  # bounds the search: unbounded, it walks to year 9999
+    if probe.get_next_fire_time(None, now) is None:
+        raise GreenbenchError(
+            f"--cron: '{cron}' never fires (no such date); check the day and month fields"
+        )
+    return trigger
 
 
 def local_zone_name() -> str:
@@ -109,10 +206,15 @@ class ScheduleStore:
     def __init__(self, out: str | Path) -> None:
         self.out = Path(out)
 
-    def _open(self) -> BaseScheduler:
+    @contextlib.contextmanager
+    def _open(self) -> Iterator[BaseScheduler]:
         scheduler = make_scheduler(self.out, "offline")
-        scheduler.start()  # reads and writes the store; runs nothing
-        return scheduler
+        with readable_store(self.out):
+            scheduler.start()  # reads and writes the store; runs nothing
+            try:
+                yield scheduler
+            finally:
+                scheduler.shutdown(wait=False)
 
     def add(
         self,
@@ -124,16 +226,29 @@ class ScheduleStore:
         sources: list[str] | None = None,
         duration_s: float | None = None,
         tz: str | None = None,
-    ) -> ScheduledJob:
+        replace: bool = False,
+    ) -> tuple[ScheduledJob, bool]:
+        """Store the schedule; the job and whether it replaced one of the same name.
+
+        An existing name is refused unless `replace`: a typo in NAME must not silently
+        overwrite another schedule.
+        """
         if not name or "/" in name or ":" in name:
             raise GreenbenchError("schedule NAME must be non-empty, without '/' or ':'")
         trigger = cron_trigger(cron, tz)
-        scheduler = self._open()
-        try:
+        check_sources(sources or [], zone)
+        with self._open() as scheduler:
+            job_id = f"plan:{name}"
+            exists = scheduler.get_job(job_id) is not None
+            if exists and not replace:
+                raise GreenbenchError(
+                    f"schedule '{name}' exists; add --replace to replace it, or pick another "
+                    "NAME (see `greenbench schedule list`)"
+                )
             job = scheduler.add_job(
                 "greenbench.schedule:plan_job",
                 trigger=trigger,
-                id=f"plan:{name}",
+                id=job_id,
                 name=name,
                 replace_existing=True,
                 kwargs={
@@ -146,21 +261,16 @@ class ScheduleStore:
                     "duration_s": duration_s,
                 },
             )
-            return _describe(job, trigger.get_next_fire_time(None, dt.datetime.now(dt.UTC)))
-        finally:
-            scheduler.shutdown(wait=False)
+            next_run = trigger.get_next_fire_time(None, dt.datetime.now(dt.UTC))
+            return _describe(job, next_run), exists
 
     def list(self) -> list[ScheduledJob]:
-        scheduler = self._open()
-        try:
+        with self._open() as scheduler:
             return [_describe(job) for job in scheduler.get_jobs()]
-        finally:
-            scheduler.shutdown(wait=False)
 
     def remove(self, name: str) -> int:
         """Remove the schedule and any run it has planned; how many jobs went."""
-        scheduler = self._open()
-        try:
+        with self._open() as scheduler:
             ids = [
                 job.id
                 for job in scheduler.get_jobs()
@@ -171,8 +281,14 @@ class ScheduleStore:
             for job_id in ids:
                 scheduler.remove_job(job_id)
             return len(ids)
-        finally:
-            scheduler.shutdown(wait=False)
+
+
+def check_sources(sources: list[str], zone: str) -> None:
+    """Each --source must name a known source with its credentials now, not fail at 22:00."""
+    if sources:
+        settings = credentials()
+        for text in sources:
+            build_source(text, zone, settings)
 
 
 def _describe(job: Job, next_run: dt.datetime | None = None) -> ScheduledJob:
@@ -220,16 +336,22 @@ def run_job(name: str, suite: str, out: str, zone: str) -> str:
     return result.run_id
 
 
-def serve(out: str | Path, blocking: bool = True) -> BaseScheduler:
-    """Run the scheduler: until interrupted, or in the background (returned, for tests)."""
+def serve(out: str | Path, blocking: bool = True, poll_s: float = POLL_S) -> BaseScheduler:
+    """Run the scheduler: until interrupted, or in the background (returned, for tests).
+
+    It re-reads the store every `poll_s` seconds, so schedules that `schedule add` or `remove`
+    write meanwhile take effect without a restart.
+    """
     global _ACTIVE
-    scheduler = make_scheduler(out, "blocking" if blocking else "background")
+    scheduler = make_scheduler(out, "blocking" if blocking else "background", poll_s)
     _ACTIVE = scheduler
     if not blocking:
-        scheduler.start()
+        with readable_store(out):
+            scheduler.start()
         return scheduler
     try:
-        scheduler.start()
+        with readable_store(out):
+            scheduler.start()
     finally:
         _ACTIVE = None
     return scheduler

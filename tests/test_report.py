@@ -1,15 +1,19 @@
 """The report: each figure function on synthetic records, the page in headless Chromium."""
 
+import http.client
 import importlib.util
 import shutil
+import socket
 import threading
 import urllib.request
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from greenbench.cli import main
-from greenbench.report import data, figures
+from greenbench.errors import GreenbenchError
+from greenbench.report import build, data, figures
 from greenbench.report.page import build_report
 from greenbench.report.sample import synthetic_frame
 from greenbench.report.serve import make_server
@@ -165,19 +169,194 @@ def test_report_command_writes_one_offline_file_and_checks_the_baseline(tmp_path
     assert "--baseline: no run 'nope'" in capsys.readouterr().err
 
 
-def test_serve_binds_to_loopback_and_serves_the_page(tmp_path):
-    page = tmp_path / "report.html"
+@pytest.fixture
+def served(tmp_path):
+    """The report server on an ephemeral port of 127.0.0.1, in a folder with things to hide."""
+    site = tmp_path / "site"
+    (site / ".git").mkdir(parents=True)
+    (site / ".git" / "config").write_text("[remote] token = secret")
+    (site / ".venv" / "bin").mkdir(parents=True)
+    (site / "results").mkdir()
+    (site / "results" / "records.jsonl").write_text("{}")
+    outside = tmp_path / "outside.txt"
+    outside.write_text("outside the folder")
+    (site / "link.txt").symlink_to(outside)
+    (site / "linked").symlink_to(tmp_path)
+    page = site / "report.html"
     page.write_text("<title>greenbench report</title>")
     server = make_server(page, port=0)
-    host, port = server.server_address[:2]
-    assert host == "127.0.0.1"
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def fetch(port, path, host=None, method="GET"):
+    """Status and body of one raw request (http.client sends Host as given)."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/") as reply:
-            assert b"greenbench report" in reply.read()
+        connection.putrequest(method, path, skip_host=True)
+        connection.putheader("Host", host or f"127.0.0.1:{port}")
+        connection.endheaders()
+        reply = connection.getresponse()
+        return reply.status, reply.read()
     finally:
-        server.shutdown()
+        connection.close()
+
+
+def test_serve_binds_to_loopback_and_serves_the_page(served):
+    host, port = served.server_address[:2]
+    assert host == "127.0.0.1"
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/") as reply:
+        assert b"greenbench report" in reply.read()
+        assert reply.headers["Content-Type"] == "text/html; charset=utf-8"
+    for path in ("/report.html", "/?tab=carbon"):
+        assert fetch(port, path) == (200, b"<title>greenbench report</title>")
+    for host_header in (f"localhost:{port}", f"LOCALHOST:{port}", f"[::1]:{port}"):
+        assert fetch(port, "/", host_header)[0] == 200
+    assert fetch(port, "/", method="HEAD") == (200, b"")
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/.git/config",
+        "/.git/",
+        "/.venv/",
+        "/.venv/bin/",
+        "/results/records.jsonl",
+        "/link.txt",
+        "/linked/outside.txt",
+        "/../outside.txt",
+        "/%2e%2e/outside.txt",
+        "/report.html/",
+        "/site/report.html",
+    ],
+)
+def test_serve_answers_nothing_but_the_page(served, path):
+    status, body = fetch(served.server_address[1], path)
+    assert status == 404
+    assert b"secret" not in body and b"outside the folder" not in body and b"<a href" not in body
+
+
+@pytest.mark.parametrize(
+    "host_header",
+    [
+        "evil.example",
+        "evil.example:{port}",
+        "127.0.0.1.evil.example:{port}",
+        "127.0.0.1:1",
+        "localhost",
+        "localhost:{port}@evil.example",
+        "",
+        "[::1",
+        "0.0.0.0:{port}",
+    ],
+)
+def test_serve_refuses_a_host_header_that_names_another_host(served, host_header):
+    # a page on evil.example whose name was rebound to 127.0.0.1 sends Host: evil.example
+    status, body = fetch(
+        served.server_address[1], "/", host_header.format(port=served.server_address[1]) or " "
+    )
+    assert status == 403 and b"greenbench report" not in body
+
+
+def test_serve_refuses_an_absolute_url_naming_another_host(served):
+    assert fetch(served.server_address[1], "http://evil.example/")[0] == 403
+    assert (
+        fetch(served.server_address[1], f"http://127.0.0.1:{served.server_address[1]}/")[0] == 200
+    )
+
+
+def test_serve_on_all_interfaces_also_answers_to_ip_addresses_but_not_names(tmp_path):
+    page = tmp_path / "report.html"
+    page.write_text("<title>greenbench report</title>")
+    server = make_server(page, host="0.0.0.0", port=0)
+    try:
+        assert server.host_allowed(f"192.168.1.20:{server.port}")
+        assert server.host_allowed(f"0.0.0.0:{server.port}")
+        assert not server.host_allowed(f"evil.example:{server.port}")
+        assert not server.host_allowed("192.168.1.20:1")
+    finally:
         server.server_close()
+
+
+def test_serve_problems_are_one_line_errors_before_the_report_is_built(tmp_path, capsys):
+    results = tmp_path / "results"
+    store = RunStore.create(results, {"status": "complete"})
+    rows = synthetic_frame({"cnn": ["forward"]}, ["fp32"], seed=1)
+    store.append(rows.assign(run_id=store.run_id).to_dict("records"))
+    out = tmp_path / "report.html"
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        taken = busy.getsockname()[1]
+        cases = {
+            "--port-busy": ["--port", str(taken)],
+            "--port-range": ["--port", "99999"],
+            "--host-name": ["--host", "x" * 64 + ".example"],  # refused before any DNS query
+            "--host-foreign": ["--host", "192.0.2.1"],  # TEST-NET: no interface has it
+        }
+        for flags in cases.values():
+            assert main(["report", str(results), "-o", str(out), "--serve", *flags]) == 2
+    errors = capsys.readouterr().err.splitlines()
+    assert len(errors) == len(cases) and all(e.startswith("greenbench: error: ") for e in errors)
+    assert f"--port {taken}: already in use" in errors[0]
+    assert "--port 99999: not a port" in errors[1]
+    assert errors[2].startswith(f"greenbench: error: --host {'x' * 64}.example: not an address")
+    assert errors[3].startswith("greenbench: error: --host 192.0.2.1: not an address")
+    assert not out.exists()  # refused before the (slow) report was built
+
+
+def test_a_host_name_that_does_not_resolve_is_one_line(tmp_path, monkeypatch):
+    def unknown(self, address):
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(socket.socket, "bind", unknown)  # no resolver asked, even offline
+    with pytest.raises(GreenbenchError, match=r"^--host nope\.example: not an address of this"):
+        make_server(tmp_path / "report.html", host="nope.example", port=0)
+
+
+def test_report_output_that_is_a_folder_or_unwritable_is_one_line_and_leaves_nothing(
+    tmp_path, capsys
+):
+    results = tmp_path / "results"
+    results.mkdir()
+    folder = tmp_path / "out"
+    folder.mkdir()
+    blocker = tmp_path / "file"
+    blocker.write_text("a file, not a folder")
+    assert main(["report", str(results), "-o", str(folder)]) == 2
+    assert main(["report", str(results), "-o", str(blocker / "report.html")]) == 2
+    errors = capsys.readouterr().err.splitlines()
+    assert errors[0] == (
+        f"greenbench: error: -o {folder}: is a folder; give a file name, e.g. "
+        f"-o {folder / 'report.html'}"
+    )
+    assert errors[1].startswith(f"greenbench: error: -o {blocker / 'report.html'}: cannot write")
+    assert len(errors) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "out", "results"]
+    assert list(folder.iterdir()) == []
+
+
+def test_a_failed_report_write_keeps_the_earlier_report_and_no_temporary_file(
+    tmp_path, monkeypatch
+):
+    (tmp_path / "results").mkdir()
+    out = tmp_path / "report.html"
+    out.write_text("the earlier report")
+    real_write = Path.write_text
+
+    def disk_full(self, text, *args, **kwargs):
+        real_write(self, text[:10], *args, **kwargs)  # half a page, then the disk is full
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_text", disk_full)
+    with pytest.raises(GreenbenchError, match=f"^-o {out}: cannot write the report .No space"):
+        build.write_report([str(tmp_path / "results")], out)
+    monkeypatch.undo()
+    assert out.read_text() == "the earlier report"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.html", "results"]
 
 
 CHROMIUM = (

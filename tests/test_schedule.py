@@ -1,4 +1,4 @@
-"""Schedules in a real SQLite job store: restarts, missed windows, planning, DST."""
+"""Schedules in a real SQLite job store: restarts, missed windows, planning, DST, live changes."""
 
 import datetime as dt
 import subprocess
@@ -7,6 +7,8 @@ import textwrap
 import time
 
 import pytest
+from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from apscheduler.triggers.date import DateTrigger
 
 from greenbench import schedule
 from greenbench.cli import main
@@ -14,6 +16,7 @@ from greenbench.errors import GreenbenchError
 from greenbench.schedule import ScheduleStore, cron_trigger, make_scheduler
 
 UTC = dt.UTC
+FAST_POLL_S = 0.1  # serve's poll in tests: a job another process adds is seen within this
 
 
 @pytest.fixture
@@ -22,9 +25,9 @@ def jobfuncs(tmp_path, monkeypatch):
     (tmp_path / "jobfuncs.py").write_text(
         textwrap.dedent(
             """
-            def record(path):
+            def record(path, label="ran"):
                 with open(path, "a") as f:
-                    f.write("ran\\n")
+                    f.write(label + "\\n")
             """
         )
     )
@@ -36,10 +39,48 @@ def runs(path):
     return len(path.read_text().splitlines()) if path.exists() else 0
 
 
+def labels(path):
+    return path.read_text().splitlines() if path.exists() else []
+
+
+def wait_for(condition, timeout_s=15.0):
+    """Poll until `condition()` holds; the timeout is only reached when a test fails."""
+    deadline = time.monotonic() + timeout_s
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return condition()
+
+
+@pytest.fixture
+def serving(tmp_path):
+    """`schedule serve` in a thread, re-reading the store every FAST_POLL_S; stopped after."""
+    started = []
+
+    def start():
+        started.append(schedule.serve(tmp_path, blocking=False, poll_s=FAST_POLL_S))
+        return started[-1]
+
+    yield start
+    for scheduler in started:
+        if scheduler.running:
+            scheduler.shutdown(wait=True)
+    schedule._ACTIVE = None
+
+
+def another_process(out):
+    """What `schedule add` in another process opens: its own store on the same SQLite file."""
+    other = make_scheduler(out, "offline")
+    other.start()
+    return other
+
+
 def test_a_schedule_survives_a_restart_of_another_process(tmp_path):
     store = ScheduleStore(tmp_path)
     store.add("nightly", "tiny", "0 22 * * *", 8 * 3600, "GB", tz="Europe/London")
-    store.add("nightly", "tiny", "30 21 * * *", 8 * 3600, "GB", tz="Europe/London")  # replaced
+    _, replaced = store.add(
+        "nightly", "tiny", "30 21 * * *", 8 * 3600, "GB", tz="Europe/London", replace=True
+    )
+    assert replaced
     listing = subprocess.run(
         [sys.executable, "-m", "greenbench", "schedule", "--out", str(tmp_path), "list"],
         capture_output=True,
@@ -77,13 +118,66 @@ def test_a_window_missed_while_down_runs_once_within_the_grace_time(
     restarted = make_scheduler(tmp_path)  # a new process would see the same SQLite file
     restarted.start()
     try:
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline and runs(jobfuncs) < 1:
-            time.sleep(0.05)
-        time.sleep(1.0)  # room for any further (wrong) catch-up runs
+        # the restart has dealt with the missed run once the store shows the next day's run
+        assert wait_for(lambda: restarted.get_job("plan:nightly").next_run_time > missed)
     finally:
-        restarted.shutdown(wait=True)
+        restarted.shutdown(wait=True)  # waits for any run it started, so all are counted
     assert runs(jobfuncs) == expected_runs
+
+
+def test_serve_fires_jobs_another_process_adds_or_moves_while_it_runs(tmp_path, jobfuncs, serving):
+    other = another_process(tmp_path)
+    tomorrow = dt.datetime.now(UTC) + dt.timedelta(days=1)
+    other.add_job(
+        "jobfuncs:record",
+        DateTrigger(tomorrow),
+        id="moved",
+        kwargs={"path": str(jobfuncs), "label": "moved"},
+    )
+    other.shutdown(wait=False)
+    serving()  # it knows of one job, due tomorrow: without polling it sleeps until then
+
+    other = another_process(tmp_path)  # `schedule add` in a second process, while serve runs
+    soon = dt.datetime.now(UTC) + dt.timedelta(seconds=0.5)
+    other.add_job(
+        "jobfuncs:record",
+        DateTrigger(soon),
+        id="added",
+        kwargs={"path": str(jobfuncs), "label": "added"},
+    )
+    other.reschedule_job("moved", trigger=DateTrigger(soon + dt.timedelta(seconds=0.3)))
+    other.shutdown(wait=False)
+
+    assert wait_for(lambda: len(labels(jobfuncs)) == 2), "serve did not see the new rows"
+    assert sorted(labels(jobfuncs)) == ["added", "moved"]
+    assert wait_for(lambda: ScheduleStore(tmp_path).list() == [])  # one-shot: done, gone
+
+
+def test_serve_keeps_running_after_a_failed_pass_over_the_store(
+    tmp_path, jobfuncs, serving, monkeypatch
+):
+    real = SQLAlchemyJobStore.get_next_run_time
+    failures = []
+
+    def fails_once(store):  # e.g. a row another process changed under this pass
+        if not failures:
+            failures.append(1)
+            raise RuntimeError("row changed under the pass")
+        return real(store)
+
+    monkeypatch.setattr(SQLAlchemyJobStore, "get_next_run_time", fails_once)
+    scheduler = serving()
+    assert wait_for(lambda: failures)
+    other = another_process(tmp_path)
+    other.add_job(
+        "jobfuncs:record",
+        DateTrigger(dt.datetime.now(UTC)),
+        id="after",
+        kwargs={"path": str(jobfuncs)},
+    )
+    other.shutdown(wait=False)
+    assert wait_for(lambda: runs(jobfuncs) == 1)
+    assert scheduler.running
 
 
 def test_the_planner_job_adds_the_one_shot_run_at_the_cleanest_start(tmp_path):
@@ -125,11 +219,62 @@ def test_cron_follows_local_time_across_dst():
 
 def test_bad_schedules_are_refused_before_anything_is_stored(tmp_path, capsys):
     base = ["schedule", "--out", str(tmp_path), "add", "nightly"]
+    cron = ["--cron", "0 22 * * *"]
     assert main([*base, "--cron", "99 * * *"]) == 2
-    assert main([*base, "--cron", "0 22 * * *", "--suite", "nope"]) == 2
-    assert main([*base, "--cron", "0 22 * * *", "--zone", "XX"]) == 2
+    assert main([*base, *cron, "--suite", "nope"]) == 2
+    assert main([*base, *cron, "--zone", "XX"]) == 2
     assert main(["schedule", "--out", str(tmp_path), "remove", "ghost"]) == 2
+    assert main([*base, *cron, "--source", "bogus"]) == 2
+    assert main([*base, *cron, "--tz", "Mars/Olympus"]) == 2
+    assert main([*base, "--cron", "0 0 30 2 *"]) == 2  # the 30th of February never comes
     errors = capsys.readouterr().err.splitlines()
-    assert len(errors) == 4 and all(e.startswith("greenbench: error: ") for e in errors)
+    assert len(errors) == 7 and all(e.startswith("greenbench: error: ") for e in errors)
+    assert "unknown source 'bogus'" in errors[4]
+    assert errors[5].startswith("greenbench: error: --tz: unknown time zone 'Mars/Olympus'")
+    assert "never fires" in errors[6]
+    assert ScheduleStore(tmp_path).list() == []
+    not_a_folder = tmp_path / "file"
+    not_a_folder.write_text("")
+    assert main(["schedule", "--out", str(not_a_folder), "list"]) == 2
+    assert capsys.readouterr().err.startswith(f"greenbench: error: --out {not_a_folder}: cannot")
     with pytest.raises(GreenbenchError, match="NAME"):
         ScheduleStore(tmp_path).add("a:b", "tiny", "0 22 * * *", 60, "GB")
+
+
+def test_a_taken_name_is_refused_unless_replace_is_asked_for(tmp_path, capsys):
+    base = ["schedule", "--out", str(tmp_path), "add", "nightly", "--suite", "tiny"]
+    assert main([*base, "--cron", "0 22 * * *", "--tz", "UTC"]) == 0
+    assert capsys.readouterr().out.startswith("added plan:nightly")
+    assert main([*base, "--cron", "30 21 * * *", "--tz", "UTC"]) == 2
+    error = capsys.readouterr().err
+    assert "schedule 'nightly' exists; add --replace" in error and len(error.splitlines()) == 1
+    (job,) = ScheduleStore(tmp_path).list()
+    assert "hour='22'" in job.trigger  # untouched
+    assert main([*base, "--cron", "30 21 * * *", "--tz", "UTC", "--replace"]) == 0
+    assert capsys.readouterr().out.startswith("replaced plan:nightly")
+    (job,) = ScheduleStore(tmp_path).list()
+    assert "hour='21', minute='30'" in job.trigger
+
+
+@pytest.mark.parametrize("damage", ["garbage", "folder"])
+@pytest.mark.parametrize(
+    "action",
+    [
+        ["list"],
+        ["remove", "nightly"],
+        ["serve"],
+        ["add", "nightly", "--suite", "tiny", "--cron", "0 22 * * *"],
+    ],
+)
+def test_a_damaged_schedule_store_is_one_line_and_left_as_it_was(tmp_path, capsys, damage, action):
+    db = tmp_path / schedule.DB_NAME
+    if damage == "garbage":
+        db.write_bytes(b"\x00not a database\xff" * 64)
+    else:
+        db.mkdir()
+    before = db.read_bytes() if db.is_file() else None
+    assert main(["schedule", "--out", str(tmp_path), *action]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith(f"greenbench: error: {db}: ") and len(error.splitlines()) == 1
+    assert "move it aside" in error
+    assert (db.read_bytes() if db.is_file() else None) == before

@@ -30,6 +30,7 @@ def write_report(
     paths: list[str], output: str | os.PathLike, baseline: str | None = None
 ) -> tuple[Path, int]:
     """Write the report for the records under `paths`; returns its path and record count."""
+    out = report_path(output)
     frame = load_results(paths)
     before = None
     if baseline is not None:
@@ -37,9 +38,32 @@ def write_report(
         if not frame.empty and not before.empty:
             frame = frame[~frame["run_id"].isin(set(before["run_id"]))].reset_index(drop=True)
     html = build_report(frame, [str(p) for p in paths], before, baseline or "")
-    out = Path(output)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(out.suffix + ".tmp")
-    tmp.write_text(html, encoding="utf-8")
-    tmp.replace(out)
+    write_atomically(out, html)
     return out, len(frame)
+
+
+def report_path(output: str | os.PathLike) -> Path:
+    """-o checked before the report is built: a folder is not a file name."""
+    out = Path(output)
+    if out.is_dir():
+        raise GreenbenchError(
+            f"-o {output}: is a folder; give a file name, e.g. -o {out / 'report.html'}"
+        )
+    return out
+
+
+def write_atomically(out: Path, text: str) -> None:
+    """Write beside `out`, then rename: a reader never sees half a page, and a failed write
+    leaves neither a stray temporary file nor a damaged earlier report."""
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            tmp.write_text(text, encoding="utf-8")
+            tmp.replace(out)
+        finally:
+            tmp.unlink(missing_ok=True)
+    except OSError as e:
+        raise GreenbenchError(
+            f"-o {out}: cannot write the report ({e.strerror or e}); give a writable file path"
+        ) from None
