@@ -275,14 +275,20 @@ def table(results: Results) -> list[str]:
 
 
 def misses(results: Results) -> list[str]:
-    """The rows outside the targets, each with what is off."""
-    out = []
+    """Scenarios with rows outside the targets, each with the n of those rows."""
+    off: dict[str, list[int]] = {}
     for scenario, n, t in results:
-        off = [] if 0.93 <= t.coverage <= 0.97 else [f"coverage {_pct(t.coverage)}"]
-        off += [f"{k} {_pct(rate)}" for k, rate in t.flag_rates().items() if rate > 0.05]
-        if off:
-            out.append(f"{scenario.name} at n = {n} ({', '.join(off)})")
-    return out
+        flagged = max(t.flag_rates().values()) > 0.05
+        if flagged or not 0.93 <= t.coverage <= 0.97:
+            off.setdefault(scenario.name, []).append(n)
+    return [f"{name} (n = {', '.join(map(str, ns))})" for name, ns in off.items()]
+
+
+def _wrap(text: str) -> str:
+    """Lines of at most 100 characters that never split "n = 3" or "4.2 %"."""
+    keep = "\u00a0"  # textwrap breaks at ASCII whitespace only
+    text = text.replace(" %", keep + "%").replace("n = ", f"n{keep}={keep}")
+    return textwrap.fill(text, 100, break_on_hyphens=False).replace(keep, " ")
 
 
 def _described(s: Scenario) -> str:
@@ -292,21 +298,22 @@ def _described(s: Scenario) -> str:
     )
 
 
-def section(results: Results, command: str, machine: str, took: float) -> str:
+def section(results: Results, command: str, machine: str, wall_s: float, cpu_s: float) -> str:
     """The markdown section: what was simulated, the table, and what misses the targets."""
     cells, pairs = results[0][2].cells, results[0][2].pairs
     se = math.sqrt(0.95 * 0.05 / cells)
     off = misses(results)
     intro = (
         f"Command: `{command}` (run on {machine}, Python {platform.python_version()}, pandas "
-        f"{pd.__version__}, numpy {np.__version__}; {took:.0f} s). Monte-Carlo cells with a known "
+        f"{pd.__version__}, numpy {np.__version__}; {wall_s:.0f} s, {cpu_s:.0f} s of CPU). "
+        "Monte-Carlo cells with a known "
         "true J/unit, built as the protocol's Measurement, IdleBaseline and Window objects, made "
         "into records by `records.measured_records` and put through `summarize_frame` and "
         "`compare --by run` (CI95 coverage, the `significant` flag), the report's baseline "
         "comparison (`report.data.comparison`, its `regression` flag) and the pytest gate "
-        "(`summarize_calls` -> `find_regressions` at --energy-fail-on-regression 0 and 10). "
+        "(`summarize_calls` -> `find_regressions` at `--energy-fail-on-regression` 0 and 10). "
         f"{cells} cells per row, {pairs} pairs of equal cells (the same cell in two runs, each "
-        f"with its own idle baseline and run level); the coverage's binomial SE is {se:.1%}. "
+        f"with its own idle baseline and run level); the coverage's binomial SE is {_pct(se)}. "
         "Errors, each a standard deviation as a share of the cell's net (work) power: window "
         "noise is independent per window; the idle error (the baseline's mean power, read in "
         f"{IDLE_SUB_WINDOWS} sub-windows) is common to every window of a cell; the run level is "
@@ -321,13 +328,13 @@ def section(results: Results, command: str, machine: str, took: float) -> str:
         [
             "### Calibration of the statistics (issue 14, item 10)",
             "",
-            textwrap.fill(intro, 100, break_on_hyphens=False),
+            _wrap(intro),
             "",
             *map(_described, SCENARIOS),
             "",
             *table(results),
             "",
-            textwrap.fill(targets, 100, break_on_hyphens=False),
+            _wrap(targets),
         ]
     )
 
@@ -354,10 +361,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.cells < 2:
         parser.error("--cells must be at least 2 (one pair of equal cells)")
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     results = calibrate(args.cells, args.seed)
+    wall_s, cpu_s = time.perf_counter() - started, time.process_time() - cpu_started
     command = " ".join(["python benchmarks/stats_calibration.py", *(argv or sys.argv[1:])])
-    text = section(results, command, args.machine, time.perf_counter() - started)
+    text = section(results, command, args.machine, wall_s, cpu_s)
     print(text)
     if args.docs is not None:
         write_docs(args.docs, text)
