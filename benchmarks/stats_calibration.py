@@ -11,7 +11,8 @@ Three sources of error, each relative to the cell's net (work) power:
   cell (it is the mean of the sub-windows' readings, each off by idle_sd * sqrt(sub-windows));
 - between-run variance: the cell's level in one run off by N(0, run_sd), common to its windows.
 
-`simulate_cell` builds the protocol's own objects (Measurement, IdleBaseline, Window,
+`simulate_cell` builds the protocol's own objects (Measurement, IdleBaseline,
+    IdleSample, Window,
 ProtocolResult) and the runner's code (records.measured_records) makes the records. Cells come
 in pairs with the same truth (the same cell in two runs, each with its own idle baseline and
 run level), and go through the code a user's figures go through:
@@ -48,7 +49,7 @@ import pandas as pd
 from greenbench.call_energy import find_regressions, summarize_calls
 from greenbench.compare import compare
 from greenbench.energy.meter import KWH_TO_J, Measurement
-from greenbench.protocol import IdleBaseline, ProtocolResult, Window
+from greenbench.protocol import IdleBaseline, IdleSample, ProtocolResult, Window
 from greenbench.records import Record, measured_records
 from greenbench.report.data import comparison
 
@@ -109,12 +110,15 @@ def _measurement(cpu_j: float) -> Measurement:
 
 
 def idle_baseline(sub_windows: Sequence[Measurement], sub_window_s: float) -> IdleBaseline:
-    """Today's IdleBaseline from idle read in sub-windows: one measurement of their sum.
-
-    Where IdleBaseline carries the sub-windows themselves (issue 14, item 9), pass them here.
-    """
+    """An IdleBaseline of idle read in sub-windows, as the protocol takes it: the samples one
+    by one (their spread is the idle's standard error) and their pooled measurement."""
     total = sum(m.energy_j["cpu"] for m in sub_windows)
-    return IdleBaseline(duration_s=sub_window_s * len(sub_windows), measurement=_measurement(total))
+    return IdleBaseline(
+        duration_s=sub_window_s * len(sub_windows),
+        measurement=_measurement(total),
+        samples=tuple(IdleSample(sub_window_s, m) for m in sub_windows),
+        samples_before=len(sub_windows),
+    )
 
 
 def simulate_cell(

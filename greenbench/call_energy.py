@@ -13,10 +13,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import pandas as pd
+
 from greenbench.energy.meter import KWH_TO_J, Meter
 from greenbench.protocol import Phase, ProtocolResult, ProtocolSettings, run_protocol
 from greenbench.records import WindowFacts, window_figures
-from greenbench.stats import Ratio, Summary, ratio, summarize
+from greenbench.stats import Ratio, Summary, idle_error, ratio, summarize
 
 PREFIX = "energy_"
 
@@ -45,6 +47,8 @@ class CallEnergy:
             f"{PREFIX}j_per_call": s.mean,
             f"{PREFIX}j_per_call_ci95": _json_number(s.ci95),
             f"{PREFIX}j_per_call_std": _json_number(s.std),
+            f"{PREFIX}j_per_call_idle_se": _json_number(s.idle_se),
+            f"{PREFIX}j_per_call_idle_df": _json_number(s.idle_df),
             f"{PREFIX}n": s.n,
             f"{PREFIX}methods": " ".join(f"{c}:{m}" for c, m in sorted(self.methods.items())),
             f"{PREFIX}estimated": self.estimated,
@@ -84,7 +88,8 @@ def summarize_calls(result: ProtocolResult, zone: str) -> CallEnergy:
     ]
     last = facts[-1]
     return CallEnergy(
-        per_call=summarize([w["j_per_call"] for w in windows]),
+        # one unit per call: the idle's error in J per unit is its error in J per call
+        per_call=summarize([w["j_per_call"] for w in windows], *idle_error(pd.DataFrame(figures))),
         methods={c: last.methods[c] for c in last.measured_components()},
         estimated=bool(figures[-1]["estimated"]),
         idle_power_w=last.idle_power_w,
@@ -104,12 +109,18 @@ def summary_from_extra_info(info: Mapping[str, Any]) -> Summary | None:
     std = info.get(f"{PREFIX}j_per_call_std")
     ci95 = info.get(f"{PREFIX}j_per_call_ci95")
     std = math.nan if std is None else float(std)
+    idle_se, idle_df = (
+        info.get(f"{PREFIX}j_per_call_idle_se"),
+        info.get(f"{PREFIX}j_per_call_idle_df"),
+    )
     return Summary(
         n=n,
         mean=mean,
         std=std,
         ci95=math.nan if ci95 is None else float(ci95),
         cv=std / mean if mean else math.nan,
+        idle_se=0.0 if idle_se is None else float(idle_se),
+        idle_df=math.inf if idle_df is None else float(idle_df),  # JSON has no infinity
     )
 
 
