@@ -13,8 +13,9 @@ import pandas as pd
 
 from greenbench.backends import check_available
 from greenbench.backends import skip_reason as backend_skip_reason
-from greenbench.carbon.accounting import account
-from greenbench.carbon.green import intensity_around
+from greenbench.carbon.accounting import RunCarbon
+from greenbench.carbon.green import build_sources, carbon_store
+from greenbench.carbon.sources.chain import Source
 from greenbench.environment import collect_environment
 from greenbench.errors import GreenbenchError
 from greenbench.executors import DEFAULT_EXECUTOR, make_executor
@@ -55,6 +56,7 @@ class RunResult:
     path: Path
     suite: Suite
     records: list[dict[str, Any]] = field(default_factory=list)  # latest attempt of each cell
+    carbon_series_error: str | None = None  # why carbon_sources charged nothing (or stopped)
 
     @property
     def failed(self) -> list[dict[str, Any]]:
@@ -102,8 +104,10 @@ def run(
     )
     cells_executor = make_executor(executor, address)  # a bad name or no Ray: nothing written
     resolved, resumed = _resolve(overrides, out, resume)
+    # a bad source name or a missing credential: said now, with nothing written
+    sources = build_sources(resolved.zone, carbon_sources) if carbon_sources else []
     opened = _open_store(resolved, out, resumed)
-    return _execute(opened, cells_executor, reporter or SilentReporter(), carbon_sources)
+    return _execute(opened, cells_executor, reporter or SilentReporter(), sources)
 
 
 @dataclass
@@ -169,19 +173,21 @@ def _execute(
     opened: _OpenRun,
     executor: Executor,
     reporter: Reporter,
-    carbon_sources: Sequence[str] | None,
+    carbon_sources: Sequence[Source],
 ) -> RunResult:
     """Run the unfinished cells, store each one's records as it finishes, set the status."""
     store, suite = opened.store, opened.suite
+    carbon = RunCarbon(carbon_sources, carbon_store(store.path.parent))
     cells = [c for c in suite.cells() if c.cell_id not in opened.done]
     jobs = plan_jobs(cells, suite, store.run_id, store.log_dir, opened.attempts, skip_reason)
     windows = sum(len(job.cell.phases) * suite.protocol.repetitions for job in jobs if not job.skip)
     reporter.run_started(store.run_id, store.path, cells, windows)
     try:
         for cell, records in executor.run(jobs, reporter):
-            if carbon_sources:
-                _account(records, carbon_sources, suite.zone, store)
-            store.append(records)
+            try:
+                _account(carbon, records, store)
+            finally:  # the measured records are saved whatever the accounting did
+                store.append(records)
             reporter.cell_finished(cell, records)
     except KeyboardInterrupt:
         store.update_meta(status="interrupted", ended_at=_now())
@@ -190,18 +196,15 @@ def _execute(
     rows = frame.astype(object).where(frame.notna(), None).to_dict("records")
     status = "failed" if any(r["status"] == "failed" for r in rows) else "complete"
     store.update_meta(status=status, ended_at=_now())
-    return RunResult(store.run_id, store.path, suite, rows)
+    return RunResult(store.run_id, store.path, suite, rows, carbon.error)
 
 
-def _account(records: list[Record], names: Sequence[str], zone: str, store: RunStore) -> None:
+def _account(carbon: RunCarbon, records: list[Record], store: RunStore) -> None:
     """Time-weighted emissions from the first source that answers; if none, why, in run.json."""
-
-    try:
-        result = intensity_around(zone, names, store.path.parent)
-    except GreenbenchError as e:
-        store.update_meta(carbon_series_error=str(e))
-        return
-    account(records, result.series, result.source)
+    before = carbon.error
+    carbon.charge(records)  # never raises: the accounting is optional
+    if carbon.error != before:
+        store.update_meta(carbon_series_error=carbon.error)
 
 
 def skip_reason(cell: Cell) -> str | None:

@@ -230,6 +230,12 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
         reporter.close()
     print_results(result.to_frame(), console)
     print_ignored_settings(console)
+    if result.carbon_series_error:
+        console.print(
+            f"not charged at the grid's intensity: {result.carbon_series_error}",
+            style="yellow",
+            markup=False,
+        )
     console.print(f"records: {result.path}  (compare: greenbench compare {result.path})")
     if not result.ok:
         console.print(

@@ -14,7 +14,7 @@ from greenbench.carbon.green import estimate_duration, plan_green, wait_until
 from greenbench.carbon.sources.chain import NoUsableSource
 from greenbench.carbon.sources.file import load_series
 from greenbench.carbon.timeparse import parse_clock, parse_duration
-from greenbench.carbon.zones import default_zone, resolve_zone
+from greenbench.carbon.zones import ZONE_ENV, default_zone, resolve_zone
 from greenbench.errors import GreenbenchError
 from greenbench.exit_codes import EXIT_OK
 from greenbench.suite import RunOverrides, load_suite, resolve_suite
@@ -114,9 +114,21 @@ def cmd_schedule_serve(args: argparse.Namespace, console: Console) -> int:
     return EXIT_OK
 
 
+def grid_zone(flag_value: str | None) -> str:
+    """--zone, else $GREENBENCH_ZONE, else GB: upper-cased, its country a known ISO code (an
+    Electricity Maps sub-zone such as US-CAL-CISO passes by its country); GreenbenchError."""
+    code = (flag_value or default_zone()).strip().upper()
+    try:
+        resolve_zone(code.split("-")[0])
+    except ValueError as e:
+        where = "--zone" if flag_value else f"${ZONE_ENV}"
+        raise GreenbenchError(f"{where}: {e}") from None
+    return code
+
+
 def cmd_forecast(args: argparse.Namespace, console: Console) -> int:
 
-    zone = (args.zone or default_zone()).upper()
+    zone = grid_zone(args.zone)
     green = plan_green(
         zone,
         parse_duration(args.duration, "--duration"),

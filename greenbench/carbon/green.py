@@ -65,14 +65,16 @@ def _short(duration: dt.timedelta) -> str:
     return f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"{minutes} min"
 
 
-def _sources(zone: str, names: Sequence[str] | None) -> list[Source]:
-    """The named sources, or the zone's default chain, with their credentials."""
+def build_sources(zone: str, names: Sequence[str] | None) -> list[Source]:
+    """The named sources, or the zone's default chain, with their credentials;
+    GreenbenchError naming the fix for an unknown name or a missing credential."""
     settings = credentials()
     chosen = list(names) if names else default_sources(zone, settings)
     return [build_source(name, zone, settings) for name in chosen]
 
 
-def _store(root: str | Path) -> Store:
+def carbon_store(root: str | Path) -> Store:
+    """The cache and archive of fetched intensity under a results folder."""
     return Store(Path(root) / "carbon")
 
 
@@ -87,19 +89,12 @@ def plan_green(
     """The cleanest start in [now, now + within]; NoUsableSource when no source answers."""
     now = now or dt.datetime.now(dt.UTC)
     latest = now + within
-    result = fetch_forecast(_sources(zone, source_names), now, latest, _store(store_root))
+    result = fetch_forecast(
+        build_sources(zone, source_names), now, latest, carbon_store(store_root)
+    )
     earliest = max(now, result.series.start)
     plan = plan_window(result.series, duration, earliest, min(latest, result.series.end))
     return GreenPlan(plan, result, zone)
-
-
-def intensity_around(
-    zone: str, source_names: Sequence[str], store_root: str | Path, hours: float = 48
-) -> ForecastResult:
-    """Intensity from `hours` ago to `hours` ahead, from the first source that answers."""
-    now = dt.datetime.now(dt.UTC)
-    span = dt.timedelta(hours=hours)
-    return fetch_forecast(_sources(zone, source_names), now - span, now + span, _store(store_root))
 
 
 def estimate_duration(out: str | Path, suite_name: str) -> dt.timedelta | None:

@@ -8,12 +8,21 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 # average: the mix's mean intensity; marginal: that of the plant a change in demand moves
 Signal = Literal["average", "marginal"]
+
+# Bounds on what a source may say. No grid is above ~1,200 gCO2/kWh (lignite); a value past the
+# bound is in other units, or garbage. Times and slot lengths outside them are not intensity data
+# and would overflow datetime arithmetic.
+MAX_G_PER_KWH = 10_000.0
+MAX_SLOT = dt.timedelta(days=366)
+EARLIEST = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+LATEST = dt.datetime(2200, 1, 1, tzinfo=dt.UTC)
 
 
 @dataclass(frozen=True)
@@ -35,6 +44,42 @@ def utc(moment: dt.datetime) -> dt.datetime:
     if moment.tzinfo is None:
         return moment.replace(tzinfo=dt.UTC)
     return moment.astimezone(dt.UTC)
+
+
+def shown(raw: object, limit: int = 40) -> str:
+    """A value as one short line, for an error message."""
+    text = " ".join(str(raw).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def checked_intensity(value: float) -> float:
+    """`value` if it is a plausible gCO2/kWh; ValueError saying why not."""
+    if not (math.isfinite(value) and 0 <= value <= MAX_G_PER_KWH):
+        raise ValueError(
+            f"intensity {shown(value)} is not between 0 and {MAX_G_PER_KWH:g} gCO2/kWh "
+            "(check the units)"
+        )
+    return value
+
+
+def checked_slot(seconds: float) -> dt.timedelta:
+    """A slot length from seconds: positive and at most MAX_SLOT; ValueError otherwise."""
+    if not (math.isfinite(seconds) and 0 < seconds <= MAX_SLOT.total_seconds()):
+        raise ValueError(
+            f"slot length {shown(seconds)} s is not between 0 and {MAX_SLOT.days} days"
+        )
+    return dt.timedelta(seconds=seconds)
+
+
+def parse_time(raw: object) -> dt.datetime:
+    """An ISO 8601 time as aware UTC (a naive one is UTC) within EARLIEST-LATEST; ValueError."""
+    try:
+        moment = utc(dt.datetime.fromisoformat(str(raw).strip().replace("Z", "+00:00")))
+    except (ValueError, OverflowError):
+        raise ValueError(f"'{shown(raw)}' is not an ISO 8601 time") from None
+    if not EARLIEST <= moment < LATEST:
+        raise ValueError(f"'{shown(raw)}' is not between {EARLIEST.year} and {LATEST.year}")
+    return moment
 
 
 class IntensitySeries:

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 
 from greenbench.errors import GreenbenchError
 
 _PART = re.compile(r"(\d+(?:\.\d+)?)([dhms])")
 _SECONDS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+MAX_DURATION = dt.timedelta(days=365)  # no job, plan or backtest flex is longer
 
 
 def parse_duration(text: str, flag: str) -> dt.timedelta:
-    """`90s`, `30m`, `1h30m`, `2d`: a positive timedelta, or GreenbenchError naming the flag."""
+    """`90s`, `30m`, `1h30m`, `2d`: a positive timedelta up to MAX_DURATION, or GreenbenchError
+    naming the flag."""
     compact = text.strip().lower().replace(" ", "")
     parts = _PART.findall(compact)
     if not parts or "".join(a + b for a, b in parts) != compact:
@@ -20,6 +23,10 @@ def parse_duration(text: str, flag: str) -> dt.timedelta:
     seconds = sum(float(n) * _SECONDS[unit] for n, unit in parts)
     if seconds <= 0:
         raise GreenbenchError(f"{flag}: the duration must be positive")
+    if not math.isfinite(seconds) or seconds > MAX_DURATION.total_seconds():
+        raise GreenbenchError(
+            f"{flag}: '{text}' is longer than {MAX_DURATION.days} days; give a shorter duration"
+        )
     return dt.timedelta(seconds=seconds)
 
 

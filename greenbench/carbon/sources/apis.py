@@ -13,13 +13,20 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import math
 import urllib.parse
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from greenbench.carbon.intensity import IntensityPoint, Signal, utc
+from greenbench.carbon.intensity import (
+    IntensityPoint,
+    Signal,
+    checked_intensity,
+    checked_slot,
+    parse_time,
+    shown,
+    utc,
+)
 from greenbench.carbon.sources.http import SourceError, get_json
 
 LBS_PER_MWH_TO_G_PER_KWH = 453.59237 / 1000  # 1 lb = 453.59237 g; 1 MWh = 1000 kWh
@@ -31,17 +38,39 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+def _malformed(source: str, why: object) -> SourceError:
+    return SourceError(f"{source}: malformed reply: {why}")
+
+
 def _time(raw: Any, source: str) -> dt.datetime:
     try:
-        return utc(dt.datetime.fromisoformat(str(raw).replace("Z", "+00:00")))
-    except ValueError:
-        raise SourceError(f"{source}: malformed reply: '{raw}' is not a time") from None
+        return parse_time(raw)
+    except ValueError as e:
+        raise _malformed(source, e) from None
 
 
-def _value(raw: Any, source: str) -> float:
-    if isinstance(raw, bool) or not isinstance(raw, int | float) or not math.isfinite(raw):
-        raise SourceError(f"{source}: malformed reply: intensity {raw!r} is not a number")
-    return float(raw)
+def _number(raw: Any, source: str, what: str) -> float:
+    if isinstance(raw, bool) or not isinstance(raw, int | float):
+        raise _malformed(source, f"{what} {shown(repr(raw))} is not a number")
+    try:
+        return float(raw)
+    except OverflowError:  # an integer past float's range
+        raise _malformed(source, f"{what} {shown(raw)} is out of range") from None
+
+
+def _value(raw: Any, source: str, scale: float = 1.0) -> float:
+    """An intensity in gCO2/kWh: `raw` times `scale` (a unit conversion), within bounds."""
+    try:
+        return checked_intensity(_number(raw, source, "intensity") * scale)
+    except ValueError as e:
+        raise _malformed(source, e) from None
+
+
+def _slot(raw: Any, source: str, seconds_per_unit: float) -> dt.timedelta:
+    try:
+        return checked_slot(_number(raw, source, "slot length") * seconds_per_unit)
+    except ValueError as e:
+        raise _malformed(source, e) from None
 
 
 def _need(points: list[IntensityPoint], source: str) -> list[IntensityPoint]:
@@ -50,10 +79,16 @@ def _need(points: list[IntensityPoint], source: str) -> list[IntensityPoint]:
     return sorted(points, key=lambda p: p.start)
 
 
+def _object(data: Any, source: str, what: str) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise _malformed(source, f"expected an object for {what}")
+    return data
+
+
 def _rows(data: Any, key: str | None, source: str) -> list[dict[str, Any]]:
     rows = data.get(key) if key is not None and isinstance(data, dict) else data
     if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
-        raise SourceError(f"{source}: malformed reply: expected a list of points under '{key}'")
+        raise _malformed(source, f"expected a list of points under '{key}'")
     return rows
 
 
@@ -79,7 +114,7 @@ class UKCarbonIntensity:
         fetched = _now()
         stamp = utc(start).strftime("%Y-%m-%dT%H:%MZ")
         if self.postcode:
-            outward = urllib.parse.quote(self.postcode.split()[0].upper())
+            outward = urllib.parse.quote((self.postcode.split() or [""])[0].upper())
             url = f"{self.base_url}/regional/intensity/{stamp}/fw48h/postcode/{outward}"
             data = self.fetch(url)
             region = data.get("data") if isinstance(data, dict) else None
@@ -91,9 +126,11 @@ class UKCarbonIntensity:
         points = []
         for row in rows:
             begin, finish = _time(row.get("from"), self.name), _time(row.get("to"), self.name)
-            intensity = row.get("intensity") or {}
+            intensity = _object(row.get("intensity"), self.name, "'intensity'")
             actual, predicted = intensity.get("actual"), intensity.get("forecast")
             value = _value(actual if actual is not None else predicted, self.name)
+            if finish <= begin:
+                raise _malformed(self.name, f"slot {shown(row.get('from'))} ends before it starts")
             points.append(
                 IntensityPoint(begin, finish - begin, value, "average", actual is None, fetched)
             )
@@ -153,17 +190,20 @@ class WattTime:
         data = self.fetch(
             f"{self.base_url}/v3/forecast?{query}", {"Authorization": f"Bearer {token}"}
         )
-        meta = data.get("meta", {}) if isinstance(data, dict) else {}
-        units = str(meta.get("units", "lbs_co2_per_mwh")).lower()
+        meta = data.get("meta") if isinstance(data, dict) else None
+        meta = _object(meta if meta is not None else {}, self.name, "'meta'")
+        units = shown(meta.get("units", "lbs_co2_per_mwh")).lower()
         if "lbs" not in units:
             raise SourceError(f"{self.name}: unexpected units '{units}' (expected lbs_co2_per_mwh)")
-        step = dt.timedelta(seconds=float(meta.get("data_point_period_seconds") or 300))
+        step = _slot(meta.get("data_point_period_seconds") or 300, self.name, 1.0)
         rows = [
-            (_time(r.get("point_time"), self.name), _value(r.get("value"), self.name))
+            (
+                _time(r.get("point_time"), self.name),
+                _value(r.get("value"), self.name, LBS_PER_MWH_TO_G_PER_KWH),
+            )
             for r in _rows(data, "data", self.name)
         ]
-        converted = [(t, v * LBS_PER_MWH_TO_G_PER_KWH) for t, v in rows]
-        return _need(_fixed_step(converted, step, "marginal", fetched), self.name)
+        return _need(_fixed_step(rows, step, "marginal", fetched), self.name)
 
 
 @dataclass
@@ -186,11 +226,7 @@ class CarbonAwareSDK:
         points = []
         for row in _rows(forecasts[0], "forecastData", self.name):
             begin = _time(row.get("timestamp"), self.name)
-            minutes = _value(row.get("duration", 5), self.name)
+            length = _slot(row.get("duration", 5), self.name, 60.0)  # minutes
             value = _value(row.get("value"), self.name)
-            points.append(
-                IntensityPoint(
-                    begin, dt.timedelta(minutes=minutes), value, self.signal, True, fetched
-                )
-            )
+            points.append(IntensityPoint(begin, length, value, self.signal, True, fetched))
         return _need(points, self.name)

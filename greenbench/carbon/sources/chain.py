@@ -19,7 +19,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from greenbench.carbon.intensity import IntensityPoint, IntensitySeries, utc
+from greenbench.carbon.intensity import (
+    IntensityPoint,
+    IntensitySeries,
+    checked_intensity,
+    checked_slot,
+    parse_time,
+)
 from greenbench.carbon.sources.apis import (
     CarbonAwareSDK,
     ElectricityMaps,
@@ -28,7 +34,7 @@ from greenbench.carbon.sources.apis import (
 )
 from greenbench.carbon.sources.file import load_points
 from greenbench.carbon.sources.http import SourceError
-from greenbench.errors import GreenbenchError
+from greenbench.errors import GreenbenchError, one_line
 
 CONFIG_ENV = "GREENBENCH_CONFIG"
 DEFAULT_CONFIG = Path("~/.config/greenbench/sources.toml")
@@ -144,6 +150,7 @@ class ForecastResult:
     fetched_at: dt.datetime
     from_cache: bool
     failures: list[str] = field(default_factory=list)  # sources tried before, and why they failed
+    position: int = 0  # the answering source's place in the chain: those before it failed
 
 
 class NoUsableSource(GreenbenchError):
@@ -177,8 +184,8 @@ class Store:
             if dt.datetime.now(dt.UTC) - fetched > max_age:
                 return None
             return [_point(p) for p in data["points"]], fetched
-        except (OSError, ValueError, KeyError, TypeError):
-            return None
+        except Exception:  # an unreadable or hand-edited entry
+            return None  # no usable cache entry: ask the source
 
     def save(self, source: Source, points: Sequence[IntensityPoint], fetched: dt.datetime) -> None:
         payload = json.dumps(
@@ -213,9 +220,9 @@ def _record(p: IntensityPoint) -> dict[str, Any]:
 def _point(d: Mapping[str, Any]) -> IntensityPoint:
     fetched = d.get("fetched_at")
     return IntensityPoint(
-        utc(dt.datetime.fromisoformat(d["start"])),
-        dt.timedelta(seconds=float(d["duration_s"])),
-        float(d["g_per_kwh"]),
+        parse_time(d["start"]),
+        checked_slot(float(d["duration_s"])),
+        checked_intensity(float(d["g_per_kwh"])),
         d.get("signal", "average"),
         bool(d.get("is_forecast", True)),
         dt.datetime.fromisoformat(fetched) if fetched else None,
@@ -231,7 +238,7 @@ def fetch_forecast(
 ) -> ForecastResult:
     """The first usable answer for [start, end) from the chain; NoUsableSource with reasons."""
     failures: list[str] = []
-    for source in sources:
+    for position, source in enumerate(sources):
         cache = store if getattr(source, "cacheable", True) else None
         hit = cache.cached(source, max_age) if cache is not None else None
         if hit is not None:
@@ -242,6 +249,9 @@ def fetch_forecast(
                 points = source.forecast(start, end)
             except SourceError as e:
                 failures.append(str(e))
+                continue
+            except Exception as e:  # a source's bug must not end the chain, nor the run
+                failures.append(f"{source.name}: {one_line(e)}")
                 continue
             fetched, from_cache = dt.datetime.now(dt.UTC), False
         try:
@@ -257,6 +267,6 @@ def fetch_forecast(
             continue
         if cache is not None and not from_cache:
             cache.save(source, points, fetched)
-        return ForecastResult(series, source.name, fetched, from_cache, failures)
+        return ForecastResult(series, source.name, fetched, from_cache, failures, position)
     reasons = "; ".join(failures) or "no source configured"
     raise NoUsableSource(f"no usable intensity source ({reasons})")

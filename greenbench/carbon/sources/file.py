@@ -11,12 +11,20 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
-import math
 import statistics
 from pathlib import Path
 from typing import Any
 
-from greenbench.carbon.intensity import IntensityPoint, IntensitySeries, Signal, utc
+from greenbench.carbon.intensity import (
+    MAX_SLOT,
+    IntensityPoint,
+    IntensitySeries,
+    Signal,
+    checked_intensity,
+    checked_slot,
+    parse_time,
+    shown,
+)
 from greenbench.errors import GreenbenchError
 
 TIME_COLUMNS = ("time", "datetime", "timestamp", "start", "from")
@@ -38,10 +46,7 @@ def load_points(
     path: str | Path, signal: Signal = "average", is_forecast: bool = False
 ) -> list[IntensityPoint]:
     file = Path(path)
-    try:
-        text = file.read_text()
-    except FileNotFoundError:
-        raise GreenbenchError(f"no such trace file '{file}'; check the path") from None
+    text = _text(file)
     rows = _json_rows(text, file) if file.suffix.lower() == ".json" else _csv_rows(text, file)
     if not rows:
         raise GreenbenchError(f"{file}: no intensity rows; give at least one time and value")
@@ -58,21 +63,42 @@ def load_points(
     return points
 
 
+def _text(file: Path) -> str:
+    """The file as UTF-8 text (a BOM allowed); GreenbenchError naming the fix otherwise."""
+    if file.is_dir():
+        raise GreenbenchError(f"'{file}' is a folder; give the trace file in it")
+    try:
+        return file.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise GreenbenchError(f"no such trace file '{file}'; check the path") from None
+    except UnicodeDecodeError as e:
+        raise GreenbenchError(
+            f"{file}: not UTF-8 text (byte {e.start}); save it as UTF-8 CSV or JSON"
+        ) from None
+    except OSError as e:
+        raise GreenbenchError(f"cannot read trace file '{file}' ({e.strerror or e})") from None
+
+
 def _number(raw: Any, file: Path, where: str) -> float:
     try:
+        if isinstance(raw, bool):
+            raise TypeError("a boolean is not an intensity")
         value = float(raw)
-    except (TypeError, ValueError):
-        raise GreenbenchError(f"{file}: {where}: '{raw}' is not a number of gCO2/kWh") from None
-    if not math.isfinite(value) or value < 0:
-        raise GreenbenchError(f"{file}: {where}: intensity must be a finite number >= 0")
-    return value
+    except (TypeError, ValueError, OverflowError):
+        raise GreenbenchError(
+            f"{file}: {where}: '{shown(raw)}' is not a number of gCO2/kWh"
+        ) from None
+    try:
+        return checked_intensity(value)
+    except ValueError as e:
+        raise GreenbenchError(f"{file}: {where}: {e}") from None
 
 
 def _time(raw: Any, file: Path, where: str) -> dt.datetime:
     try:
-        return utc(dt.datetime.fromisoformat(str(raw).strip().replace("Z", "+00:00")))
-    except ValueError:
-        raise GreenbenchError(f"{file}: {where}: '{raw}' is not an ISO 8601 time") from None
+        return parse_time(raw)
+    except ValueError as e:
+        raise GreenbenchError(f"{file}: {where}: {e}") from None
 
 
 def _column(header: list[str], names: tuple[str, ...], file: Path, what: str) -> int:
@@ -81,12 +107,19 @@ def _column(header: list[str], names: tuple[str, ...], file: Path, what: str) ->
         if name in lowered:
             return lowered.index(name)
     raise GreenbenchError(
-        f"{file}: no {what} column in the header ({', '.join(header)}); name it one of "
-        f"{', '.join(names)}"
+        f"{file}: no {what} column in the header ({shown(', '.join(header), 80)}); name it one "
+        f"of {', '.join(names)}"
     )
 
 
 def _csv_rows(text: str, file: Path) -> list[tuple[dt.datetime, float, None]]:
+    try:
+        return _csv_lines(text, file)
+    except csv.Error as e:  # a NUL byte, an over-long field
+        raise GreenbenchError(f"{file}: not a readable CSV file ({e}); fix the file") from None
+
+
+def _csv_lines(text: str, file: Path) -> list[tuple[dt.datetime, float, None]]:
     reader = csv.reader(text.splitlines())
     header = next(reader, None)
     if not header:
@@ -106,28 +139,31 @@ def _csv_rows(text: str, file: Path) -> list[tuple[dt.datetime, float, None]]:
 
 def _duration(raw: Any, file: Path, where: str) -> dt.timedelta | None:
     """`[d.]hh:mm:ss[.fff]` (the Carbon Aware SDK's TimeSpan) or seconds; None when absent."""
-    if raw in (None, ""):
+    if raw is None or raw == "":
         return None
-    if isinstance(raw, int | float):
-        return dt.timedelta(seconds=float(raw))
     try:
+        if isinstance(raw, bool):
+            raise ValueError("a boolean is not a duration")
+        if isinstance(raw, int | float):
+            return checked_slot(float(raw))
         hours, minutes, seconds = str(raw).split(":")
         days = 0
         if "." in hours:
             day_text, hours = hours.split(".")
             days = int(day_text)
-        return dt.timedelta(
-            days=days, hours=int(hours), minutes=int(minutes), seconds=float(seconds)
-        )
-    except ValueError:
-        raise GreenbenchError(f"{file}: {where}: duration '{raw}' is not hh:mm:ss") from None
+        total = days * 86400 + int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+        return checked_slot(total)
+    except (ValueError, OverflowError):
+        raise GreenbenchError(
+            f"{file}: {where}: duration '{shown(raw)}' is not hh:mm:ss, up to {MAX_SLOT.days} days"
+        ) from None
 
 
 def _json_rows(text: str, file: Path) -> list[tuple[dt.datetime, float, dt.timedelta | None]]:
     try:
         data = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise GreenbenchError(f"{file}: not valid JSON ({e}); fix the file") from None
+    except (ValueError, RecursionError) as e:  # JSONDecodeError, too many digits, deep nesting
+        raise GreenbenchError(f"{file}: not valid JSON ({shown(e, 80)}); fix the file") from None
     if isinstance(data, dict):
         data = next(
             (v for k, v in data.items() if k.lower() in ("emissions", "data", "points")), None
