@@ -88,8 +88,9 @@ def summarize_calls(result: ProtocolResult, zone: str) -> CallEnergy:
     ]
     last = facts[-1]
     return CallEnergy(
-        # one unit per call: the idle's error in J per unit is its error in J per call
-        per_call=summarize([w["j_per_call"] for w in windows], *idle_error(pd.DataFrame(figures))),
+        per_call=summarize(
+            [w["j_per_call"] for w in windows], *idle_error(pd.DataFrame(figures), per="calls")
+        ),
         methods={c: last.methods[c] for c in last.measured_components()},
         estimated=bool(figures[-1]["estimated"]),
         idle_power_w=last.idle_power_w,

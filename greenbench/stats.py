@@ -136,9 +136,9 @@ def summarize(
 _CELL_COLUMNS = ["run_id", "cell_id", "attempt"]
 
 
-def idle_error(windows: pd.DataFrame) -> tuple[float, float]:
-    """The idle baselines' standard error in the mean J/unit of `windows`, and its degrees of
-    freedom.
+def idle_error(windows: pd.DataFrame, per: str = "unit_count") -> tuple[float, float]:
+    """The idle baselines' standard error in the mean J/unit of `windows` (J per call with
+    `per="calls"`), and its degrees of freedom.
 
     A cell's idle power has standard error se_k (from its idle samples); window i subtracts it
     over duration_i for unit_count_i units, so the cell's error enters the mean of all n
@@ -149,7 +149,7 @@ def idle_error(windows: pd.DataFrame) -> tuple[float, float]:
     if "idle_power_se_w" not in windows or windows.empty:
         return 0.0, math.inf
     se = pd.to_numeric(windows["idle_power_se_w"], errors="coerce")
-    units = pd.to_numeric(windows["unit_count"], errors="coerce")
+    units = pd.to_numeric(windows[per], errors="coerce")
     per_window = (se * pd.to_numeric(windows["duration_s"], errors="coerce") / units).fillna(0.0)
     samples = pd.to_numeric(windows.get("idle_samples"), errors="coerce")
     keys = [windows[c] for c in _CELL_COLUMNS if c in windows]
