@@ -269,3 +269,19 @@ def test_a_gpu_in_mig_mode_is_never_measured_whole_whatever_names_it(visible):
         visible = gpu.uuid
     with pytest.raises(GreenbenchError, match="in MIG mode"):
         gpu_for_torch_index(0, nvml_gpus(nvml), visible)
+
+
+def test_a_counter_frozen_during_the_idle_baseline_invalidates_the_windows(monkeypatch):
+    """Idle GPU power would read 0 W and every window's net too high by the idle's share."""
+    _, gpu, nvml = machine(frozen_counter=True)
+    run_load = gpu.run_load
+
+    def thawed_by_work(seconds, load=1.0):  # the counter moves again once work starts
+        gpu.frozen_counter = False
+        run_load(seconds, load)
+
+    gpu.run_load = thawed_by_work
+    rows, _ = run_cell(monkeypatch, nvml)
+    assert rows[0]["idle_power_gpu_w"] == 0.0
+    assert all(r["valid"] is False for r in rows)
+    assert all("the idle baseline's reading cannot be right: GPU" in r["validity"] for r in rows)
