@@ -27,6 +27,8 @@ Degraded cases, switched on a FakeH100 at any time:
   `fake_torch_cuda`, reports the first instance's UUID (or the parent's: `torch_reports`);
 - `frozen_counter=True`: the energy counter stops moving (some vGPUs and VMs);
 - `gpu.fail_next_counter_read()`: the next counter read raises NVMLError (e.g. a window edge);
+- `gpu.sensors_fail_until = t`: power, utilization, temperature and clock reads raise
+  NVMLError until clock time t (a hole in the sampler's trace);
 - `has_counter=False` / `has_instant_field=False`: a GPU without the counter, an older driver;
 - `gpu.pids = [...]`: the PIDs NVML lists, e.g. host PIDs when greenbench runs in a container
   (build the container's /proc with `fake_proc`).
@@ -156,6 +158,7 @@ class FakeH100:
         self.has_instant_field = True
         self.pids: list[int] = [os.getpid()]  # greenbench's own process, computing on it
         self._fail_counter_reads = 0
+        self.sensors_fail_until = -1.0  # power, utilization... reads fail until this clock time
         # state
         self.energy_j = 0.0
         self._boot_mj = 86_400_000_000  # the counter counts from the driver's load
@@ -267,6 +270,12 @@ class FakePynvml:
             raise self.NVMLError("Not Supported")  # a MIG instance has no power or energy
         return handle
 
+    def _sensor(self, handle: Any) -> FakeH100:
+        gpu = self._gpu(handle)
+        if self.clock() < gpu.sensors_fail_until:
+            raise self.NVMLError("Unknown Error")
+        return gpu
+
     def nvmlDeviceGetCount(self) -> int:
         self._ready()
         return len(self.gpus)
@@ -309,24 +318,24 @@ class FakePynvml:
         return gpu.counter_mj()
 
     def nvmlDeviceGetPowerUsage(self, handle: Any) -> int:
-        return self._gpu(handle).average_power_mw()
+        return self._sensor(handle).average_power_mw()
 
     def nvmlDeviceGetFieldValues(self, handle: Any, fields: list[int]) -> list[Any]:
-        gpu = self._gpu(handle)
+        gpu = self._sensor(handle)
         if fields != [self.NVML_FI_DEV_POWER_INSTANT] or not gpu.has_instant_field:
             raise self.NVMLError("Not Supported")
         value = SimpleNamespace(uiVal=int(gpu.power_w * 1000))
         return [SimpleNamespace(fieldId=fields[0], nvmlReturn=self.NVML_SUCCESS, value=value)]
 
     def nvmlDeviceGetUtilizationRates(self, handle: Any) -> Any:
-        gpu = self._gpu(handle)
+        gpu = self._sensor(handle)
         return SimpleNamespace(gpu=gpu.utilization_pct(), memory=0)
 
     def nvmlDeviceGetTemperature(self, handle: Any, sensor: int) -> int:
-        return round(self._gpu(handle).temperature_c)
+        return round(self._sensor(handle).temperature_c)
 
     def nvmlDeviceGetClockInfo(self, handle: Any, clock_type: int) -> int:
-        return round(self._gpu(handle).sm_clock_mhz())
+        return round(self._sensor(handle).sm_clock_mhz())
 
     def nvmlDeviceGetComputeRunningProcesses(self, handle: Any) -> list[Any]:
         gpu = self._gpu(handle)
@@ -349,7 +358,13 @@ def install(
             self._task: int | None = None
 
         def start(self) -> None:
-            self._task = clock.every(self.period_s, self.sample_once)
+            self._task = clock.every(self.period_s, self._loop_body)
+
+        def _loop_body(self) -> None:  # one turn of PowerSampler.run
+            try:
+                getattr(self, "sample_safely", self.sample_once)()
+            except Exception:  # noqa: BLE001 - what escapes ends a real thread: stop sampling
+                self.stop()
 
         def stop(self) -> None:
             if self._task is not None:

@@ -39,16 +39,21 @@ COUNTER_TOLERANCE = 0.05
 TRACE_TOLERANCE = 0.05
 
 
+Hooks = dict[int, Callable[[], None]]  # window number (the idle is 0) -> what to do
+
+
 class Marked:
     """The cell's meter, noting the simulated time of every window's edges (the idle first)."""
 
-    def __init__(self, meter, clock: SimClock, before_end: dict[int, Callable[[], None]]):
-        self.meter, self.clock, self.before_end = meter, clock, before_end
+    def __init__(self, meter, clock: SimClock, before_end: Hooks, after_begin: Hooks):
+        self.meter, self.clock = meter, clock
+        self.before_end, self.after_begin = before_end, after_begin
         self.edges: list[tuple[float, float]] = []
 
     def begin_window(self) -> None:
         self._t0 = self.clock()
         self.meter.begin_window()
+        self.after_begin.get(len(self.edges), lambda: None)()
 
     def end_window(self) -> Measurement:
         self.before_end.get(len(self.edges), lambda: None)()
@@ -68,14 +73,17 @@ def machine(**switches) -> tuple[SimClock, FakeH100, FakePynvml]:
     return clock, gpu, FakePynvml([gpu])
 
 
-def run_cell(monkeypatch, nvml: FakePynvml, before_end=None, torch_reports="instance"):
+def run_cell(
+    monkeypatch, nvml: FakePynvml, before_end=None, after_begin=None, torch_reports="instance"
+):
     """What runner.run_cell does after building the model: the backend's meter, the cooldown
     calibrated on the idle GPU, the protocol; the records and, per window, its true net J."""
     install(monkeypatch, nvml)
     fake_torch_cuda(monkeypatch, nvml, torch_reports=torch_reports)
     clock, gpu = nvml.clock, nvml.gpus[0]
     backend = CudaBackend()
-    meter = Marked(backend.make_meter("cuda:0", ZONE, lambda event: None), clock, before_end or {})
+    made = backend.make_meter("cuda:0", ZONE, lambda event: None)
+    meter = Marked(made, clock, before_end or {}, after_begin or {})
     phases = [  # prefill: short calls at full load; decode: longer, memory-bound (60 %)
         Phase("prefill", "token", 256, lambda: gpu.run_load(0.047, load=1.0)),
         Phase("decode", "token", 16, lambda: gpu.run_load(0.233, load=0.6)),
@@ -285,3 +293,29 @@ def test_a_counter_frozen_during_the_idle_baseline_invalidates_the_windows(monke
     assert rows[0]["idle_power_gpu_w"] == 0.0
     assert all(r["valid"] is False for r in rows)
     assert all("the idle baseline's reading cannot be right: GPU" in r["validity"] for r in rows)
+
+
+@pytest.mark.parametrize("has_counter", [True, False])
+def test_nvml_reads_failing_for_a_while_leave_a_hole_that_an_integrated_window_reports(
+    monkeypatch, has_counter
+):
+    clock, gpu, nvml = machine(has_counter=has_counter)
+
+    def outage():  # 2 s into repetition 2's decode window (window 4)
+        gpu.sensors_fail_until = clock() + 2.0
+
+    rows, truths = run_cell(monkeypatch, nvml, after_begin={4: outage})
+    assert len(rows) == 6  # the sampler survived the failed reads
+    broken = rows[3]
+    assert (broken["phase"], broken["repetition"]) == ("decode", 2)
+    later = [r for i, r in enumerate(rows) if i != 3]
+    if has_counter:  # the counter needs no trace: the window stands
+        assert all(r["valid"] for r in rows) and broken["method_gpu"] == "nvml-counter"
+    else:
+        assert broken["valid"] is False
+        assert "its power trace has a 2.0 s hole" in broken["validity"]
+        assert all(r["valid"] for r in later)
+        # after the outage the instantaneous field is read again, not given up for the average
+        assert {r["method_gpu"] for r in rows} == {"nvml-power"}
+    errors = relative_errors(later, [t for i, t in enumerate(truths) if i != 3])
+    assert max(map(abs, errors)) <= TRACE_TOLERANCE

@@ -181,7 +181,9 @@ class PowerSampler:
         stop() ends a pause at once. Tests pass a fake clock and wait and call run() directly."""
         self.nvml, self.gpus, self.period_s, self.clock = nvml, list(gpus), period_s, clock
         self.samples: list[Sample] = []
-        self.instant: dict[int, bool] = {}  # NVML index -> still reading instantaneous power
+        # NVML index -> True once instantaneous power was read, False when the driver has none
+        self.instant: dict[int, bool] = {}
+        self.failures = 0  # samples skipped because an NVML read failed
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self.wait = wait if wait is not None else self._stop.wait
@@ -216,17 +218,29 @@ class PowerSampler:
                 field = nvml.nvmlDeviceGetFieldValues(gpu.handle, [nvml.NVML_FI_DEV_POWER_INSTANT])
                 if field[0].nvmlReturn != nvml.NVML_SUCCESS:
                     raise nvml.NVMLError(field[0].nvmlReturn)
+                self.instant[gpu.index] = True
                 return float(field[0].value.uiVal) / 1000, True  # mW
-            except (nvml.NVMLError, AttributeError):  # an older driver or pynvml: averaged
-                self.instant[gpu.index] = False
+            except (nvml.NVMLError, AttributeError):
+                if self.instant.get(gpu.index):  # it worked before: a failed read, not no field
+                    raise
+                self.instant[gpu.index] = False  # an older driver or pynvml: averaged power
         return float(nvml.nvmlDeviceGetPowerUsage(gpu.handle)) / 1000, False
+
+    def sample_safely(self) -> None:
+        """sample_once, but a failed NVML read skips the sample (counted in `failures`) instead
+        of ending the thread: the next one may succeed, and a window whose trace has a hole
+        says so (MAX_TRACE_GAP_S)."""
+        try:
+            self.sample_once()
+        except self.nvml.NVMLError:
+            self.failures += 1
 
     def run(self) -> None:
         """The sampling loop (start() runs it in a thread): a sample, then wait out the rest of
         the period, until stop()."""
         while not self._stop.is_set():
             started = self.clock()
-            self.sample_once()
+            self.sample_safely()
             self.wait(max(0.0, self.period_s - (self.clock() - started)))
 
     def start(self) -> None:
@@ -263,6 +277,9 @@ def integrate_power(samples: Sequence[Sample], t0: float, t1: float) -> float:
 COUNTER_TRACE_TOLERANCE = 0.2
 PLAUSIBILITY_MIN_S = 2.0  # shorter windows have too few samples to judge a counter by
 PLAUSIBILITY_MIN_J = 1.0  # nor can a window a GPU spent almost nothing in
+# A power trace with a longer hole (ten sample periods: NVML reads failing) is not integrated
+# into a window's energy, nor used to judge a counter.
+MAX_TRACE_GAP_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -304,22 +321,30 @@ class NvmlGpuMeter:
         assert self._start is not None, "end_window without begin_window"
         t0, before = self._start
         t1 = self.sampler.clock()
-        self.sampler.sample_once()  # a sample at the edge, so short windows have one
+        self.sampler.sample_safely()  # a sample at the edge, so short windows have one
         trace = self.sampler.between(t0, t1 + 1)
         total, integrated, notes, invalid = 0.0, [], [], []
         for gpu in self.gpus:
             samples = [s for s in trace if s.gpu == gpu.index]
             traced = integrate_power(samples, t0, t1)
+            gap = trace_gap(samples, t0, t1)
             after = self._counter(gpu) if self.counters[gpu.index] else None
             start = before[gpu.index]
             if after is not None and start is not None:
                 total += after - start
-                invalid += _implausible(gpu, after - start, traced, samples, t1 - t0)
+                if gap <= MAX_TRACE_GAP_S:
+                    invalid += _implausible(gpu, after - start, traced, samples, t1 - t0)
             else:
                 total += traced
                 integrated += samples
                 if self.counters[gpu.index]:
                     notes.append(f"GPU {gpu.uuid}: its counter could not be read at a window edge")
+                if gap > MAX_TRACE_GAP_S:
+                    invalid.append(
+                        f"GPU {gpu.uuid}: its power trace has a {gap:.1f} s hole (NVML reads "
+                        f"failed; at most {MAX_TRACE_GAP_S:g} s), so its integrated energy "
+                        "cannot be right"
+                    )
         self._start = None
         method = "nvml-counter"
         if integrated:
@@ -332,6 +357,13 @@ class NvmlGpuMeter:
             note="; ".join(notes) + "; power trace integrated" if notes else None,
             invalid="; ".join(invalid) or None,
         )
+
+
+def trace_gap(samples: Sequence[Sample], t0: float, t1: float) -> float:
+    """The longest stretch of [t0, t1] without a sample (all of it when there is none)."""
+    times = sorted(min(max(s.t, t0), t1) for s in samples)
+    edges = [t0, *times, t1]
+    return max(b - a for a, b in zip(edges, edges[1:], strict=False))
 
 
 def _implausible(
