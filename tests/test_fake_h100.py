@@ -4,6 +4,10 @@ The cuda backend's make_meter, the cooldown calibration and run_protocol run as 
 runs them, on simulated time: net J per unit must match the fake's ground truth, and no degraded
 path (an edge read error, a frozen counter, averaged power, MIG, a container's PIDs) may carry
 the healthy label or a valid verdict it does not deserve.
+
+`run_cell(monkeypatch, nvml, at_start)` is reusable: heat the GPU first (`gpu.run_load(60)`)
+for a warm-idle bias test; windows are found through run_protocol's on_window, so an idle
+baseline split into parts or taken again after the windows does not shift them.
 """
 
 from __future__ import annotations
@@ -39,26 +43,26 @@ COUNTER_TOLERANCE = 0.05
 TRACE_TOLERANCE = 0.05
 
 
-Hooks = dict[int, Callable[[], None]]  # window number (the idle is 0) -> what to do
+Hooks = dict[tuple[str, int], Callable[[], None]]  # (phase, repetition) -> run at its start
 
 
 class Marked:
-    """The cell's meter, noting the simulated time of every window's edges (the idle first)."""
+    """The cell's meter, noting the simulated time of every window's edges."""
 
-    def __init__(self, meter, clock: SimClock, before_end: Hooks, after_begin: Hooks):
+    def __init__(self, meter, clock: SimClock):
         self.meter, self.clock = meter, clock
-        self.before_end, self.after_begin = before_end, after_begin
         self.edges: list[tuple[float, float]] = []
+        self.open: int | None = None  # the number of the window now open
 
     def begin_window(self) -> None:
         self._t0 = self.clock()
         self.meter.begin_window()
-        self.after_begin.get(len(self.edges), lambda: None)()
+        self.open = len(self.edges)
 
     def end_window(self) -> Measurement:
-        self.before_end.get(len(self.edges), lambda: None)()
         m = self.meter.end_window()
         self.edges.append((self._t0, self.clock()))
+        self.open = None
         return m
 
     def close(self) -> None:
@@ -73,31 +77,50 @@ def machine(**switches) -> tuple[SimClock, FakeH100, FakePynvml]:
     return clock, gpu, FakePynvml([gpu])
 
 
+def workload(gpu: FakeH100, meter: Marked, at_start: Hooks) -> list[Phase]:
+    """prefill: short calls at full load; decode: longer ones, memory-bound (60 % load). The
+    first call of a phase's n-th measured window runs at_start[(phase, n)] first."""
+    seen: dict[str, tuple[int, int]] = {}  # phase -> (windows seen, the last one's number)
+
+    def step_of(phase: str, seconds: float, load: float) -> Callable[[], None]:
+        def step() -> None:
+            count, last = seen.get(phase, (0, -1))
+            if meter.open is not None and meter.open != last:  # a measured window's first call
+                seen[phase] = (count + 1, meter.open)
+                at_start.get((phase, count + 1), lambda: None)()
+            gpu.run_load(seconds, load)
+
+        return step
+
+    return [
+        Phase("prefill", "token", 256, step_of("prefill", 0.047, 1.0)),
+        Phase("decode", "token", 16, step_of("decode", 0.233, 0.6)),
+    ]
+
+
 def run_cell(
-    monkeypatch, nvml: FakePynvml, before_end=None, after_begin=None, torch_reports="instance"
+    monkeypatch, nvml: FakePynvml, at_start: Hooks | None = None, torch_reports="instance"
 ):
     """What runner.run_cell does after building the model: the backend's meter, the cooldown
-    calibrated on the idle GPU, the protocol; the records and, per window, its true net J."""
+    calibrated on the idle GPU, the protocol; the records and, per window, its true net J per
+    unit (true energy less the resting idle power over the window)."""
     install(monkeypatch, nvml)
     fake_torch_cuda(monkeypatch, nvml, torch_reports=torch_reports)
     clock, gpu = nvml.clock, nvml.gpus[0]
     backend = CudaBackend()
-    made = backend.make_meter("cuda:0", ZONE, lambda event: None)
-    meter = Marked(made, clock, before_end or {}, after_begin or {})
-    phases = [  # prefill: short calls at full load; decode: longer, memory-bound (60 %)
-        Phase("prefill", "token", 256, lambda: gpu.run_load(0.047, load=1.0)),
-        Phase("decode", "token", 16, lambda: gpu.run_load(0.233, load=0.6)),
-    ]
+    meter = Marked(backend.make_meter("cuda:0", ZONE, lambda event: None), clock)
+    measured: list[tuple[float, float]] = []  # the edges of the measured windows, not the idle
     cooldown = meter.meter.cooldown
     cooldown.calibrate()
     try:
         result = run_protocol(
-            phases,
+            workload(gpu, meter, at_start or {}),
             meter,
             SETTINGS,
             sync=lambda: backend.synchronize("cuda:0"),
             clock=clock,
             sleep=clock.sleep,
+            on_window=lambda window: measured.append(meter.edges[-1]),
             cooldown=cooldown,
         )
     finally:
@@ -106,7 +129,7 @@ def run_cell(
     rows = measured_records({"run_id": "r", "cell_id": "slm/fp32/cuda:0"}, result)
     for row in rows:
         row["status"] = "ok"
-    truths = [gpu.energy_between(t0, t1) - gpu.idle_w * (t1 - t0) for t0, t1 in meter.edges[1:]]
+    truths = [gpu.energy_between(t0, t1) - gpu.idle_w * (t1 - t0) for t0, t1 in measured]
     return rows, [j / row["unit_count"] for j, row in zip(truths, rows, strict=True)]
 
 
@@ -157,8 +180,10 @@ def test_a_counter_read_failing_at_one_edge_labels_only_that_window_trace_integr
     monkeypatch,
 ):
     _, gpu, nvml = machine()
-    # end_window number 3: the idle is 0, so this is repetition 2's prefill window
-    rows, truths = run_cell(monkeypatch, nvml, before_end={3: gpu.fail_next_counter_read})
+    # the next counter read after the window's first call is the one at its end
+    rows, truths = run_cell(
+        monkeypatch, nvml, at_start={("prefill", 2): gpu.fail_next_counter_read}
+    )
     methods = [(r["phase"], r["repetition"], r["method_gpu"]) for r in rows]
     assert methods[2] == ("prefill", 2, "nvml-power")
     assert {m for i, (_, _, m) in enumerate(methods) if i != 2} == {"nvml-counter"}
@@ -301,10 +326,10 @@ def test_nvml_reads_failing_for_a_while_leave_a_hole_that_an_integrated_window_r
 ):
     clock, gpu, nvml = machine(has_counter=has_counter)
 
-    def outage():  # 2 s into repetition 2's decode window (window 4)
+    def outage():  # for 2 s from the start of repetition 2's decode window
         gpu.sensors_fail_until = clock() + 2.0
 
-    rows, truths = run_cell(monkeypatch, nvml, after_begin={4: outage})
+    rows, truths = run_cell(monkeypatch, nvml, at_start={("decode", 2): outage})
     assert len(rows) == 6  # the sampler survived the failed reads
     broken = rows[3]
     assert (broken["phase"], broken["repetition"]) == ("decode", 2)
