@@ -13,6 +13,7 @@ baseline split into parts or taken again after the windows does not shift them.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 
 import pytest
@@ -111,6 +112,8 @@ def run_cell(
     meter = Marked(backend.make_meter("cuda:0", ZONE, lambda event: None), clock)
     measured: list[tuple[float, float]] = []  # the edges of the measured windows, not the idle
     cooldown = meter.meter.cooldown
+    # run_cell calibrated the cooldown on the idle GPU before the protocol; a protocol that
+    # calibrates it itself after its settled idle makes this line redundant, not wrong
     cooldown.calibrate()
     try:
         result = run_protocol(
@@ -170,10 +173,12 @@ def test_an_older_drivers_averaged_power_is_labelled_so_and_reads_low(monkeypatc
     assert {r["method_gpu"] for r in rows} == {"nvml-power-averaged"}
     # the 1 s moving average lags a load step by about 0.5 s: a window starting from idle
     # misses its start (prefill reads low), one following a heavier phase starts with that
-    # phase's power (decode after prefill reads high); hence the label
+    # phase's power (decode after prefill reads high); worse than the instantaneous trace,
+    # hence the label
     errors = relative_errors(rows, truths)
-    assert all(-0.15 < e < -TRACE_TOLERANCE for e in errors[0::2]), errors
-    assert all(TRACE_TOLERANCE < e < 0.15 for e in errors[1::2]), errors
+    assert all(-0.15 < e < 0 for e in errors[0::2]), errors
+    assert all(0 < e < 0.15 for e in errors[1::2]), errors
+    assert max(map(abs, errors)) > TRACE_TOLERANCE, errors
 
 
 def test_a_counter_read_failing_at_one_edge_labels_only_that_window_trace_integrated(
@@ -315,7 +320,7 @@ def test_a_counter_frozen_during_the_idle_baseline_invalidates_the_windows(monke
 
     gpu.run_load = thawed_by_work
     rows, _ = run_cell(monkeypatch, nvml)
-    assert rows[0]["idle_power_gpu_w"] == 0.0
+    assert rows[0]["idle_power_gpu_w"] < 0.9 * gpu.idle_w  # the frozen idle pulled it down
     assert all(r["valid"] is False for r in rows)
     assert all("the idle baseline's reading cannot be right: GPU" in r["validity"] for r in rows)
 
@@ -338,7 +343,7 @@ def test_nvml_reads_failing_for_a_while_leave_a_hole_that_an_integrated_window_r
         assert all(r["valid"] for r in rows) and broken["method_gpu"] == "nvml-counter"
     else:
         assert broken["valid"] is False
-        assert "its power trace has a 2.0 s hole" in broken["validity"]
+        assert re.search(r"its power trace has a 2\.\d s hole", broken["validity"])
         assert all(r["valid"] for r in later)
         # after the outage the instantaneous field is read again, not given up for the average
         assert {r["method_gpu"] for r in rows} == {"nvml-power"}
