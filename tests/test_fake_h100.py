@@ -22,9 +22,9 @@ from fake_h100 import FakeH100, FakePynvml, SimClock, fake_proc, fake_torch_cuda
 from greenbench.backends.cuda import CudaBackend
 from greenbench.carbon.zones import resolve_zone
 from greenbench.check import verdicts
-from greenbench.energy import pid_namespace
+from greenbench.energy import gpu_meter, pid_namespace
 from greenbench.energy.meter import Measurement
-from greenbench.energy.nvml import foreign_processes, gpu_for_torch_index, nvml_gpus
+from greenbench.energy.nvml import NvmlGpuMeter, foreign_processes, gpu_for_torch_index, nvml_gpus
 from greenbench.errors import GreenbenchError
 from greenbench.protocol import Phase, ProtocolSettings, run_protocol
 from greenbench.records import measured_records
@@ -322,7 +322,9 @@ def test_a_counter_frozen_during_the_idle_baseline_invalidates_the_windows(monke
     rows, _ = run_cell(monkeypatch, nvml)
     assert rows[0]["idle_power_gpu_w"] < 0.9 * gpu.idle_w  # the frozen idle pulled it down
     assert all(r["valid"] is False for r in rows)
-    assert all("the idle baseline's reading cannot be right: GPU" in r["validity"] for r in rows)
+    idle_verdict = "the idle baseline's reading cannot be right: GPU"
+    assert all(idle_verdict in r["validity"] for r in rows)
+    assert all("counter did not move while the GPU drew" in r["validity"] for r in rows)
 
 
 @pytest.mark.parametrize("has_counter", [True, False])
@@ -349,3 +351,24 @@ def test_nvml_reads_failing_for_a_while_leave_a_hole_that_an_integrated_window_r
         assert {r["method_gpu"] for r in rows} == {"nvml-power"}
     errors = relative_errors(later, [t for i, t in enumerate(truths) if i != 3])
     assert max(map(abs, errors)) <= TRACE_TOLERANCE
+
+
+def test_a_frozen_counter_is_caught_in_a_short_idle_window_too(monkeypatch):
+    """The protocol's idle samples last a second or less: too short to compare a counter with
+    its trace, not too short to see that it never moved."""
+    clock, gpu, nvml = machine(frozen_counter=True)
+    install(monkeypatch, nvml)
+    nvml.nvmlInit()
+    gpus = nvml_gpus(nvml)
+    sampler = gpu_meter.PowerSampler(nvml, gpus)
+    sampler.start()
+    meter = NvmlGpuMeter(nvml, gpus, sampler)
+    meter.begin_window()
+    clock.sleep(0.5)
+    window = meter.end_window()
+    assert window.energy_j == 0.0
+    assert "counter did not move while the GPU drew 70 W" in window.invalid
+    gpu.frozen_counter = False
+    meter.begin_window()
+    clock.sleep(0.5)
+    assert meter.end_window().invalid is None

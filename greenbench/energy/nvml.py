@@ -277,6 +277,9 @@ def integrate_power(samples: Sequence[Sample], t0: float, t1: float) -> float:
 COUNTER_TRACE_TOLERANCE = 0.2
 PLAUSIBILITY_MIN_S = 2.0  # shorter windows have too few samples to judge a counter by
 PLAUSIBILITY_MIN_J = 1.0  # nor can a window a GPU spent almost nothing in
+# A counter that did not move at all over this long (five of its ~100 ms updates) while the
+# trace shows power is frozen, however short the window (the protocol's idle samples are short)
+FROZEN_MIN_S = 0.5
 # A power trace with a longer hole (ten sample periods: NVML reads failing) is not integrated
 # into a window's energy, nor used to judge a counter.
 MAX_TRACE_GAP_S = 1.0
@@ -375,6 +378,11 @@ def _implausible(
         return [
             f"GPU {gpu.uuid}: its energy counter did not move while the GPU was up to {busy:.0f} "
             "% busy (a frozen counter, as on some virtual GPUs)"
+        ]
+    if counter_j <= 0 and seconds >= FROZEN_MIN_S and traced_j >= PLAUSIBILITY_MIN_J:
+        return [  # idle too: a counter stepping every 100 ms moves in half a second
+            f"GPU {gpu.uuid}: its energy counter did not move while the GPU drew "
+            f"{traced_j / seconds:.0f} W (a frozen counter, as on some virtual GPUs)"
         ]
     if seconds < PLAUSIBILITY_MIN_S or traced_j < PLAUSIBILITY_MIN_J or len(samples) < 3:
         return []
