@@ -2,6 +2,7 @@
 
 The pytest plugin uses it: an idle baseline, a warmup call, then windows of repeated calls
 until each window lasts `min_window_s`; J per call is net of idle, with a 95% CI over windows.
+A function that ran on CUDA GPUs (torch says which: `cuda_devices_used`) gets their energy too.
 Its results travel in pytest-benchmark's `extra_info`, so they are flat JSON values under
 `energy_*` keys.
 """
@@ -9,7 +10,9 @@ Its results travel in pytest-benchmark's `extra_info`, so they are flat JSON val
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,12 +68,51 @@ def _json_number(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
 
+def _no_sync() -> None:
+    return None
+
+
 def measure_calls(
-    call: Callable[[], object], meter: Meter, settings: ProtocolSettings, zone: str
+    call: Callable[[], object],
+    meter: Meter,
+    settings: ProtocolSettings,
+    zone: str,
+    sync: Callable[[], None] = _no_sync,
+    clock: Callable[[], float] = time.perf_counter,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> CallEnergy:
-    """Run `call` under the protocol and summarise its net energy per call."""
-    result = run_protocol([Phase("call", "call", 1, call)], meter, settings)
+    """Run `call` under the protocol and summarise its net energy per call; `sync` waits for
+    queued device work (cuda_sync), so every window holds the work it timed."""
+    phases = [Phase("call", "call", 1, call)]
+    result = run_protocol(phases, meter, settings, sync=sync, clock=clock, sleep=sleep)
     return summarize_calls(result, zone)
+
+
+def cuda_devices_used() -> list[int]:
+    """torch's indices of the GPUs the benchmarked function ran on: those its allocator holds
+    memory on, else the current device. Empty when torch was never imported (it is not
+    imported here), has no CUDA, or created no CUDA context in this process."""
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return []
+    cuda = torch.cuda
+    try:
+        if not cuda.is_available() or not cuda.is_initialized():
+            return []
+        used = [i for i in range(cuda.device_count()) if cuda.memory_reserved(i) > 0]
+        return used or [cuda.current_device()]
+    except Exception:  # noqa: BLE001 - a torch whose CUDA does not work: no GPU ran the function
+        return []
+
+
+def cuda_sync(devices: Sequence[int]) -> Callable[[], None]:
+    """Waits for the work queued on these CUDA devices (none: nothing to wait for)."""
+
+    def sync() -> None:
+        for device in devices:
+            sys.modules["torch"].cuda.synchronize(device)
+
+    return sync
 
 
 def summarize_calls(result: ProtocolResult, zone: str) -> CallEnergy:

@@ -5,20 +5,25 @@ as pytest-benchmark does, then measure its energy per call with greenbench's pro
 the figures in the benchmark's `extra_info` (keys `energy_*`), which pytest-benchmark writes to
 --benchmark-json and saved runs. `--energy-fail-on-regression PCT` fails the session when a
 benchmark's J per call grew by more than PCT percent beyond the noise, against the run given by
---benchmark-compare.
+--benchmark-compare. A function that ran on CUDA GPUs (torch allocated memory there) gets their
+energy from greenbench's NVML meter, beside CodeCarbon's CPU and RAM (`energy_gpus` names them).
 
 Installed with greenbench (entry point pytest11), so this module imports nothing heavy.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pytest
 
 from greenbench.carbon.zones import Zone, default_zone, resolve_zone
 from greenbench.energy.codecarbon_meter import CodeCarbonMeter
+from greenbench.energy.gpu_meter import nvml_meter_for
+from greenbench.energy.meter import Measurement, Meter
+from greenbench.errors import GreenbenchError, one_line
 from greenbench.formatting import ESTIMATE_MARK, fmt, fmt_joules
 from greenbench.protocol import ProtocolSettings
 
@@ -89,6 +94,9 @@ class EnergySession:
         self.compared: dict[str, dict[str, Any]] = {}  # the same, from the compared run
         self.regressions: list[Any] = []
         self._meter: CodeCarbonMeter | None = None
+        self._gpu_meters: dict[tuple[int, ...], Meter] = {}  # torch indices -> their meter
+        self.clock: Callable[[], float] = time.perf_counter  # tests run the protocol on a fake
+        self.sleep: Callable[[float], None] = time.sleep
 
     @property
     def zone(self) -> Zone:
@@ -105,18 +113,72 @@ class EnergySession:
             self._meter = CodeCarbonMeter(self.zone)
         return self._meter
 
+    def gpu_meter(self, devices: Sequence[int]) -> Meter:
+        """The session's CPU and RAM meter with NVML's reading of these GPUs added. One
+        CodeCarbon tracker serves them all: a second one in the process would read every GPU
+        (CodeCarbon's hardware cache), so there is no CodeCarbon fallback here either."""
+        key = tuple(devices)
+        if key not in self._gpu_meters:
+            try:
+                self._gpu_meters[key] = nvml_meter_for(devices, _Borrowed(self.meter()))
+            except GreenbenchError as e:
+                _cannot_measure(devices, str(e))
+            except Exception as e:  # noqa: BLE001 - NVML could not start: say why, once
+                _cannot_measure(devices, f"greenbench's NVML meter could not start ({one_line(e)})")
+        return self._gpu_meters[key]
+
     def measure(self, fullname: str, call: Callable[[], object]) -> dict[str, Any]:
         # call_energy and stats load pandas: imported when a benchmark runs, not with the plugin
-        from greenbench.call_energy import measure_calls
+        from greenbench.call_energy import cuda_devices_used, cuda_sync, measure_calls
 
-        info = measure_calls(call, self.meter(), self.settings, self.zone.code).extra_info()
+        devices = cuda_devices_used()  # after pytest-benchmark's rounds: torch knows by now
+        meter = self.gpu_meter(devices) if devices else self.meter()
+        energy = measure_calls(
+            call,
+            meter,
+            self.settings,
+            self.zone.code,
+            sync=cuda_sync(devices),
+            clock=self.clock,
+            sleep=self.sleep,
+        )
+        info = energy.extra_info()
+        if devices:
+            info["energy_gpus"] = " ".join(f"cuda:{i}" for i in devices)
         self.results[fullname] = info
         return info
 
     def close(self) -> None:
+        for gpu_meter in self._gpu_meters.values():
+            gpu_meter.close()
+        self._gpu_meters.clear()
         if self._meter is not None:
             self._meter.close()
             self._meter = None
+
+
+class _Borrowed:
+    """The session's meter lent to a GPU meter as its base: the session closes it, once."""
+
+    def __init__(self, meter: Meter) -> None:
+        self.meter = meter
+
+    def begin_window(self) -> None:
+        self.meter.begin_window()
+
+    def end_window(self) -> Measurement:
+        return self.meter.end_window()
+
+    def close(self) -> None:
+        return None
+
+
+def _cannot_measure(devices: Sequence[int], reason: str) -> None:
+    names = ", ".join(f"cuda:{i}" for i in devices)
+    pytest.fail(
+        f"energy_benchmark: the function ran on {names}, whose energy cannot be measured: {reason}",
+        pytrace=False,
+    )
 
 
 class EnergyBenchmarkFixture:

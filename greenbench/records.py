@@ -195,7 +195,7 @@ class WindowFacts:
             gpu_trace=m.gpu_trace,
             gpu_foreign_pids=m.gpu_foreign_pids,
             method_note=m.note,
-            meter_invalid=m.invalid,
+            meter_invalid=_meter_verdict(m.invalid, idle.measurement.invalid),
             foreign_cpu_share=window.foreign_cpu_share,
             idle_foreign_cpu_share=idle.foreign_cpu_share,
             idle=idle,
@@ -208,6 +208,14 @@ class WindowFacts:
         if self.energy_by_component_j is not None:
             return [c for c in COMPONENTS if self.energy_by_component_j.get(c, 0.0) > 0]
         return [c for c in COMPONENTS if self.methods.get(c, "none") != "none"]
+
+
+def _meter_verdict(window: str | None, idle: str | None) -> str | None:
+    """The meter's verdicts on a window and on the idle baseline every window subtracts."""
+    reasons = [window] if window else []
+    if idle:
+        reasons.append(f"the idle baseline's reading cannot be right: {idle}")
+    return "; ".join(reasons) or None
 
 
 def _per(value: float, count: float) -> float | None:

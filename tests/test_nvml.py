@@ -233,7 +233,7 @@ def test_the_sampler_thread_samples_at_once_and_stop_ends_its_wait():
 def test_foreign_processes_on_the_measured_gpu_are_found():
     nvml = fleet(g1={"pids": [os.getpid(), 4242]})
     gpus = nvml_gpus(nvml)
-    assert foreign_processes(nvml, gpus) == [("GPU-bbbb2222", 4242)]
+    assert foreign_processes(nvml, gpus).found == [("GPU-bbbb2222", 4242)]
 
 
 def _cell_meter_on(nvml, visible, base, monkeypatch):
@@ -241,7 +241,7 @@ def _cell_meter_on(nvml, visible, base, monkeypatch):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", visible)
     monkeypatch.setattr(gpu_meter, "torch_uuid_of", lambda index: None)
     monkeypatch.setattr(gpu_meter.PowerSampler, "start", lambda self: None)
-    cell_meter = gpu_meter.nvml_meter_for(0, base, nvml)
+    cell_meter = gpu_meter.nvml_meter_for([0], base, nvml)
     cell_meter.gpu.sampler.clock = lambda: nvml.now
     return cell_meter
 

@@ -38,7 +38,7 @@ def gpu_meter(index: int, zone: Zone, emit: Emit, nvml: Any | None = None) -> Me
     """
     base = CodeCarbonMeter(zone)
     try:
-        return nvml_meter_for(index, base, nvml)
+        return nvml_meter_for([index], base, nvml)
     except GreenbenchError:
         base.close()
         raise

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+from collections.abc import Sequence
 from typing import Any
 
 from greenbench.energy.meter import KWH_TO_J, Measurement, Meter
@@ -34,6 +35,7 @@ class CpuRamAndNvmlMeter:
     def end_window(self) -> Measurement:
         m = self.base.end_window()
         window = self.gpu.end_window()
+        others = foreign_processes(self.nvml, self.gpu.gpus)
         intensity = m.carbon_intensity_g_per_kwh
         extra_g = window.energy_j / KWH_TO_J * intensity if math.isfinite(intensity) else 0.0
         trace = tuple(
@@ -47,8 +49,8 @@ class CpuRamAndNvmlMeter:
             methods={**m.methods, "gpu": window.method},
             emissions_g=m.emissions_g + extra_g,
             gpu_trace=trace,
-            gpu_foreign_pids=tuple(pid for _, pid in foreign_processes(self.nvml, self.gpu.gpus)),
-            note=_joined(m.note, window.note),
+            gpu_foreign_pids=tuple(pid for _, pid in others.found),
+            note=_joined(m.note, window.note, others.note),
             invalid=_joined(m.invalid, window.invalid),
         )
 
@@ -96,16 +98,18 @@ def nvml_index_of(device_index: int, nvml: Any | None = None) -> int:
         ) from None
 
 
-def nvml_meter_for(device_index: int, base: Meter, nvml: Any | None = None) -> CpuRamAndNvmlMeter:
-    """The meter for torch's cuda:device_index; GreenbenchError when the GPU cannot be
-    identified, any other exception when NVML cannot be used."""
+def nvml_meter_for(
+    device_indices: Sequence[int], base: Meter, nvml: Any | None = None
+) -> CpuRamAndNvmlMeter:
+    """The meter for torch's cuda:i, every i in device_indices, together; GreenbenchError when
+    a GPU cannot be identified, any other exception when NVML cannot be used."""
     nvml = _pynvml() if nvml is None else nvml
     nvml.nvmlInit()
     try:
-        gpu = find_gpu(device_index, nvml)
-        sampler = PowerSampler(nvml, [gpu])
+        gpus = [find_gpu(i, nvml) for i in device_indices]
+        sampler = PowerSampler(nvml, gpus)
         sampler.start()
-        return CpuRamAndNvmlMeter(base, NvmlGpuMeter(nvml, [gpu], sampler), nvml)
+        return CpuRamAndNvmlMeter(base, NvmlGpuMeter(nvml, gpus, sampler), nvml)
     except BaseException:
         nvml.nvmlShutdown()
         raise

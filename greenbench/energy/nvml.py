@@ -2,7 +2,9 @@
 
 torch numbers the GPUs it can see (CUDA_VISIBLE_DEVICES, in CUDA's order); NVML numbers every
 GPU in PCI order. A cell's `cuda:N` is matched to its NVML device by UUID (from torch, or from a
-`GPU-...` entry of CUDA_VISIBLE_DEVICES), never by assuming the two numberings agree.
+`GPU-...` entry of CUDA_VISIBLE_DEVICES), never by assuming the two numberings agree. torch
+prints UUIDs bare (no GPU-/MIG- prefix), so a MIG instance is recognised by NVML's list of a
+MIG-mode GPU's instances; a GPU in MIG mode is never measured whole.
 
 Energy comes from NVML's total-energy counter (label `nvml-counter`); a GPU without one gets
 energy from a power trace sampled at 10 Hz or more, integrated over the window (`nvml-power`):
@@ -11,13 +13,13 @@ never a silent zero. All NVML calls go through an injected module (pynvml, or a 
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from greenbench.energy.pid_namespace import in_initial_pid_namespace, own_pids
 from greenbench.errors import GreenbenchError
 
 SAMPLE_PERIOD_S = 0.1  # 10 Hz
@@ -30,6 +32,8 @@ class NvmlGpu:
     bus_id: str
     name: str
     handle: Any = field(repr=False, compare=False)
+    # the UUIDs of its MIG instances when the GPU is in MIG mode, else None
+    mig_uuids: tuple[str, ...] | None = None
 
 
 def _text(value: Any) -> str:
@@ -48,14 +52,38 @@ def nvml_gpus(nvml: Any) -> list[NvmlGpu]:
                 bus_id=_text(nvml.nvmlDeviceGetPciInfo(handle).busId),
                 name=_text(nvml.nvmlDeviceGetName(handle)),
                 handle=handle,
+                mig_uuids=_mig_uuids(nvml, handle),
             )
         )
     return gpus
 
 
+def _mig_uuids(nvml: Any, handle: Any) -> tuple[str, ...] | None:
+    """The UUIDs of a GPU's MIG instances if it is in MIG mode; None if not (or no MIG API)."""
+    try:
+        current, _pending = nvml.nvmlDeviceGetMigMode(handle)
+    except (nvml.NVMLError, AttributeError):  # not MIG-capable, or an older pynvml
+        return None
+    if current != getattr(nvml, "NVML_DEVICE_MIG_ENABLE", 1):
+        return None
+    uuids = []
+    try:
+        slots = nvml.nvmlDeviceGetMaxMigDeviceCount(handle)
+    except nvml.NVMLError:
+        slots = 0
+    for slot in range(slots):
+        try:
+            instance = nvml.nvmlDeviceGetMigDeviceHandleByIndex(handle, slot)
+            uuids.append(_text(nvml.nvmlDeviceGetUUID(instance)))
+        except nvml.NVMLError:  # no instance in this slot
+            continue
+    return tuple(uuids)  # in MIG mode even with none: CUDA then sees only instances
+
+
 def _uuid_key(uuid: str) -> str:
+    """A UUID without its GPU-/MIG- prefix: torch prints UUIDs bare."""
     text = uuid.strip().lower()
-    return text[4:] if text.startswith("gpu-") else text
+    return text[4:] if text.startswith(("gpu-", "mig-")) else text
 
 
 def _mig_error(torch_index: int, uuid: str) -> str:
@@ -63,6 +91,13 @@ def _mig_error(torch_index: int, uuid: str) -> str:
         f"cuda:{torch_index} is a MIG instance ({uuid}): NVML's energy counter covers the "
         "whole GPU, so greenbench cannot measure one instance; use a whole GPU"
     )
+
+
+def _whole(torch_index: int, gpu: NvmlGpu) -> NvmlGpu:
+    """The GPU, unless it is in MIG mode: then cuda:N is one of its instances."""
+    if gpu.mig_uuids is not None:
+        raise GreenbenchError(_mig_error(torch_index, f"on {gpu.uuid}, in MIG mode"))
+    return gpu
 
 
 def gpu_for_torch_index(
@@ -80,14 +115,18 @@ def gpu_for_torch_index(
     if torch_uuid and torch_uuid.upper().startswith("MIG-"):
         raise GreenbenchError(_mig_error(torch_index, torch_uuid))
     if torch_uuid:
-        matches = [g for g in gpus if _uuid_key(g.uuid) == _uuid_key(torch_uuid)]
+        key = _uuid_key(torch_uuid)
+        matches = [g for g in gpus if _uuid_key(g.uuid) == key]
         if matches:
-            return matches[0]
+            return _whole(torch_index, matches[0])
+        for gpu in gpus:
+            if any(_uuid_key(u) == key for u in gpu.mig_uuids or ()):
+                raise GreenbenchError(_mig_error(torch_index, f"MIG-{key} on {gpu.uuid}"))
         raise GreenbenchError(f"cuda:{torch_index}: no NVML device has UUID {torch_uuid}")
     if visible is None or not visible.strip():
         if torch_index >= len(gpus):
             raise GreenbenchError(f"cuda:{torch_index}: NVML sees only {len(gpus)} GPU(s)")
-        return gpus[torch_index]
+        return _whole(torch_index, gpus[torch_index])
     entries = [e.strip() for e in visible.split(",") if e.strip()]
     if torch_index >= len(entries):
         raise GreenbenchError(
@@ -104,7 +143,7 @@ def gpu_for_torch_index(
                 f"CUDA_VISIBLE_DEVICES entry {entry} matches {len(matches)} NVML GPUs; "
                 "give a longer UUID"
             )
-        return matches[0]
+        return _whole(torch_index, matches[0])
     try:
         ordinal = int(entry)
     except ValueError:
@@ -113,7 +152,7 @@ def gpu_for_torch_index(
         ) from None
     if not 0 <= ordinal < len(gpus):
         raise GreenbenchError(f"CUDA_VISIBLE_DEVICES entry {ordinal}: NVML sees {len(gpus)} GPU(s)")
-    return gpus[ordinal]
+    return _whole(torch_index, gpus[ordinal])
 
 
 @dataclass(frozen=True)
@@ -142,7 +181,9 @@ class PowerSampler:
         stop() ends a pause at once. Tests pass a fake clock and wait and call run() directly."""
         self.nvml, self.gpus, self.period_s, self.clock = nvml, list(gpus), period_s, clock
         self.samples: list[Sample] = []
-        self.instant: dict[int, bool] = {}  # NVML index -> still reading instantaneous power
+        # NVML index -> True once instantaneous power was read, False when the driver has none
+        self.instant: dict[int, bool] = {}
+        self.failures = 0  # samples skipped because an NVML read failed
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self.wait = wait if wait is not None else self._stop.wait
@@ -177,17 +218,29 @@ class PowerSampler:
                 field = nvml.nvmlDeviceGetFieldValues(gpu.handle, [nvml.NVML_FI_DEV_POWER_INSTANT])
                 if field[0].nvmlReturn != nvml.NVML_SUCCESS:
                     raise nvml.NVMLError(field[0].nvmlReturn)
+                self.instant[gpu.index] = True
                 return float(field[0].value.uiVal) / 1000, True  # mW
-            except (nvml.NVMLError, AttributeError):  # an older driver or pynvml: averaged
-                self.instant[gpu.index] = False
+            except (nvml.NVMLError, AttributeError):
+                if self.instant.get(gpu.index):  # it worked before: a failed read, not no field
+                    raise
+                self.instant[gpu.index] = False  # an older driver or pynvml: averaged power
         return float(nvml.nvmlDeviceGetPowerUsage(gpu.handle)) / 1000, False
+
+    def sample_safely(self) -> None:
+        """sample_once, but a failed NVML read skips the sample (counted in `failures`) instead
+        of ending the thread: the next one may succeed, and a window whose trace has a hole
+        says so (MAX_TRACE_GAP_S)."""
+        try:
+            self.sample_once()
+        except self.nvml.NVMLError:
+            self.failures += 1
 
     def run(self) -> None:
         """The sampling loop (start() runs it in a thread): a sample, then wait out the rest of
         the period, until stop()."""
         while not self._stop.is_set():
             started = self.clock()
-            self.sample_once()
+            self.sample_safely()
             self.wait(max(0.0, self.period_s - (self.clock() - started)))
 
     def start(self) -> None:
@@ -224,6 +277,12 @@ def integrate_power(samples: Sequence[Sample], t0: float, t1: float) -> float:
 COUNTER_TRACE_TOLERANCE = 0.2
 PLAUSIBILITY_MIN_S = 2.0  # shorter windows have too few samples to judge a counter by
 PLAUSIBILITY_MIN_J = 1.0  # nor can a window a GPU spent almost nothing in
+# A counter that did not move at all over this long (five of its ~100 ms updates) while the
+# trace shows power is frozen, however short the window (the protocol's idle samples are short)
+FROZEN_MIN_S = 0.5
+# A power trace with a longer hole (ten sample periods: NVML reads failing) is not integrated
+# into a window's energy, nor used to judge a counter.
+MAX_TRACE_GAP_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -265,22 +324,30 @@ class NvmlGpuMeter:
         assert self._start is not None, "end_window without begin_window"
         t0, before = self._start
         t1 = self.sampler.clock()
-        self.sampler.sample_once()  # a sample at the edge, so short windows have one
+        self.sampler.sample_safely()  # a sample at the edge, so short windows have one
         trace = self.sampler.between(t0, t1 + 1)
         total, integrated, notes, invalid = 0.0, [], [], []
         for gpu in self.gpus:
             samples = [s for s in trace if s.gpu == gpu.index]
             traced = integrate_power(samples, t0, t1)
+            gap = trace_gap(samples, t0, t1)
             after = self._counter(gpu) if self.counters[gpu.index] else None
             start = before[gpu.index]
             if after is not None and start is not None:
                 total += after - start
-                invalid += _implausible(gpu, after - start, traced, samples, t1 - t0)
+                if gap <= MAX_TRACE_GAP_S:
+                    invalid += _implausible(gpu, after - start, traced, samples, t1 - t0)
             else:
                 total += traced
                 integrated += samples
                 if self.counters[gpu.index]:
                     notes.append(f"GPU {gpu.uuid}: its counter could not be read at a window edge")
+                if gap > MAX_TRACE_GAP_S:
+                    invalid.append(
+                        f"GPU {gpu.uuid}: its power trace has a {gap:.1f} s hole (NVML reads "
+                        f"failed; at most {MAX_TRACE_GAP_S:g} s), so its integrated energy "
+                        "cannot be right"
+                    )
         self._start = None
         method = "nvml-counter"
         if integrated:
@@ -295,6 +362,13 @@ class NvmlGpuMeter:
         )
 
 
+def trace_gap(samples: Sequence[Sample], t0: float, t1: float) -> float:
+    """The longest stretch of [t0, t1] without a sample (all of it when there is none)."""
+    times = sorted(min(max(s.t, t0), t1) for s in samples)
+    edges = [t0, *times, t1]
+    return max(b - a for a, b in zip(edges, edges[1:], strict=False))
+
+
 def _implausible(
     gpu: NvmlGpu, counter_j: float, traced_j: float, samples: Sequence[Sample], seconds: float
 ) -> list[str]:
@@ -304,6 +378,11 @@ def _implausible(
         return [
             f"GPU {gpu.uuid}: its energy counter did not move while the GPU was up to {busy:.0f} "
             "% busy (a frozen counter, as on some virtual GPUs)"
+        ]
+    if counter_j <= 0 and seconds >= FROZEN_MIN_S and traced_j >= PLAUSIBILITY_MIN_J:
+        return [  # idle too: a counter stepping every 100 ms moves in half a second
+            f"GPU {gpu.uuid}: its energy counter did not move while the GPU drew "
+            f"{traced_j / seconds:.0f} W (a frozen counter, as on some virtual GPUs)"
         ]
     if seconds < PLAUSIBILITY_MIN_S or traced_j < PLAUSIBILITY_MIN_J or len(samples) < 3:
         return []
@@ -316,19 +395,47 @@ def _implausible(
     ]
 
 
+@dataclass(frozen=True)
+class ForeignProcesses:
+    """Other processes computing on the measured GPUs, and what could not be told."""
+
+    found: list[tuple[str, int]]  # (gpu uuid, pid as NVML gives it)
+    note: str | None = None  # why NVML's PIDs could not all be matched with this process's
+
+
 def foreign_processes(
-    nvml: Any, gpus: Sequence[NvmlGpu], own: set[int] | None = None
-) -> list[tuple[str, int]]:
-    """(gpu uuid, pid) of compute processes on these GPUs that are not this cell's."""
-    own = own if own is not None else {os.getpid(), os.getppid()}
-    found = []
+    nvml: Any, gpus: Sequence[NvmlGpu], own: set[int] | None = None, proc: str | None = None
+) -> ForeignProcesses:
+    """Compute processes on these GPUs that are not this cell's.
+
+    This process is recognised by its PID in every namespace /proc shows (pid_namespace). In a
+    container whose /proc shows only its own namespace, NVML may list host PIDs, none of them
+    ours: then a single one per GPU is taken to be greenbench's (it computes there), and where
+    there are more, all are reported (another process is among them); a note says so.
+    """
+    own = own if own is not None else own_pids(proc)
+    found: list[tuple[str, int]] = []
+    unmatched: list[str] = []
     for gpu in gpus:
         try:
-            processes = nvml.nvmlDeviceGetComputeRunningProcesses(gpu.handle)
+            pids = [p.pid for p in nvml.nvmlDeviceGetComputeRunningProcesses(gpu.handle)]
         except nvml.NVMLError:
             continue
-        found += [(gpu.uuid, p.pid) for p in processes if p.pid not in own]
-    return found
+        others = [p for p in pids if p not in own]
+        if others and len(others) == len(pids) and in_initial_pid_namespace(proc) is False:
+            # none is ours as this namespace numbers it: NVML speaks another namespace's PIDs
+            unmatched.append(f"{gpu.uuid}: {', '.join(map(str, others))}")
+            if len(others) == 1:
+                continue  # greenbench's own process
+        found += [(gpu.uuid, p) for p in others]
+    note = None
+    if unmatched:
+        note = (
+            "NVML lists PIDs from another PID namespace (greenbench runs in a container), so "
+            f"they cannot be matched with its own ({'; '.join(unmatched)}): one per GPU is "
+            "taken to be greenbench's; where there are more, all are listed, one being greenbench's"
+        )
+    return ForeignProcesses(found, note)
 
 
 class Cooldown:
