@@ -454,15 +454,20 @@ class Cooldown:
         self.power_margin, self.temperature_margin_c = power_margin, temperature_margin_c
         self.idle: dict[int, tuple[float, float]] = {}
 
-    def _read(self, gpu: NvmlGpu) -> tuple[float, float]:
-        return (
-            self.nvml.nvmlDeviceGetPowerUsage(gpu.handle) / 1000,
-            float(self.nvml.nvmlDeviceGetTemperature(gpu.handle, 0)),
-        )
+    def _read(self, gpu: NvmlGpu) -> tuple[float, float] | None:
+        """Power and temperature now; None when NVML cannot say (a transient error)."""
+        try:
+            return (
+                self.nvml.nvmlDeviceGetPowerUsage(gpu.handle) / 1000,
+                float(self.nvml.nvmlDeviceGetTemperature(gpu.handle, 0)),
+            )
+        except self.nvml.NVMLError:
+            return None
 
     def temperature_c(self) -> float | None:
         """The hottest measured GPU's temperature now (the protocol waits for it to settle)."""
-        return max(self._read(gpu)[1] for gpu in self.gpus) if self.gpus else None
+        found = [r[1] for r in map(self._read, self.gpus) if r is not None]
+        return max(found) if found else None
 
     def calibrate(self, seconds: float = 1.0, period_s: float = 0.1) -> None:
         """Learn idle power and temperature: the protocol calls it right after its settled
@@ -471,20 +476,27 @@ class Cooldown:
         end = self.clock() + seconds
         while True:
             for gpu in self.gpus:
-                readings[gpu.index].append(self._read(gpu))
+                reading = self._read(gpu)
+                if reading is not None:
+                    readings[gpu.index].append(reading)
             if self.clock() >= end:
                 break
             self.sleep(period_s)
         for index, values in readings.items():
-            self.idle[index] = (
-                sum(p for p, _ in values) / len(values),
-                sum(t for _, t in values) / len(values),
-            )
+            if values:
+                self.idle[index] = (
+                    sum(p for p, _ in values) / len(values),
+                    sum(t for _, t in values) / len(values),
+                )
 
     def settled(self) -> bool:
+        """Every GPU near its idle; one that cannot be read (or never was) does not hold the
+        wait: a cooldown is a courtesy to the next window, whose own checks judge it."""
         for gpu in self.gpus:
-            idle_power, idle_temperature = self.idle[gpu.index]
-            power, temperature = self._read(gpu)
+            reading = self._read(gpu)
+            if reading is None or gpu.index not in self.idle:
+                continue
+            (idle_power, idle_temperature), (power, temperature) = self.idle[gpu.index], reading
             if power > idle_power * (1 + self.power_margin) + 5.0:
                 return False
             if temperature > idle_temperature + self.temperature_margin_c:
