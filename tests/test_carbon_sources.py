@@ -281,6 +281,15 @@ def test_the_chain_falls_through_caches_and_archives(server, tmp_path):
     assert TOKEN not in archived.read_text()
 
 
+def test_a_cache_that_cannot_be_written_costs_a_warning_not_the_answer(server, tmp_path, caplog):
+    server.reply("/v3/", (200, EMAPS_FORECAST))
+    (tmp_path / "carbon").write_text("a file where the cache folder should be")
+    store = Store(tmp_path / "carbon")
+    result = fetch_forecast([ElectricityMaps("DE", TOKEN, server.url, FAST)], *WINDOW, store=store)
+    assert result.source == "electricitymaps" and len(result.series.points) == 3
+    assert "intensity cache not written" in caplog.text
+
+
 def test_a_reply_that_misses_the_window_is_skipped_and_no_source_says_why(server):
     old = dict(
         EMAPS_FORECAST, forecast=[{"carbonIntensity": 1, "datetime": "2001-01-01T00:00:00+00:00"}]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import logging
 import os
 import tomllib
 from collections.abc import Mapping, Sequence
@@ -35,6 +36,8 @@ from greenbench.carbon.sources.apis import (
 from greenbench.carbon.sources.file import load_points
 from greenbench.carbon.sources.http import SourceError
 from greenbench.errors import GreenbenchError, one_line
+
+log = logging.getLogger(__name__)
 
 CONFIG_ENV = "GREENBENCH_CONFIG"
 DEFAULT_CONFIG = Path("~/.config/greenbench/sources.toml")
@@ -266,7 +269,10 @@ def fetch_forecast(
             )
             continue
         if cache is not None and not from_cache:
-            cache.save(source, points, fetched)
+            try:
+                cache.save(source, points, fetched)
+            except OSError as e:  # the cache is a convenience: its failure costs no answer
+                log.warning("intensity cache not written, the answer is used uncached: %s", e)
         return ForecastResult(series, source.name, fetched, from_cache, failures, position)
     reasons = "; ".join(failures) or "no source configured"
     raise NoUsableSource(f"no usable intensity source ({reasons})")
