@@ -201,10 +201,12 @@ def _execute(
 
 def _account(carbon: RunCarbon, records: list[Record], store: RunStore) -> None:
     """Time-weighted emissions from the first source that answers; if none, why, in run.json."""
-    before = carbon.error
+    before, dropped = carbon.error, len(carbon.dropped)
     carbon.charge(records)  # never raises: the accounting is optional
     if carbon.error != before:
         store.update_meta(carbon_series_error=carbon.error)
+    if len(carbon.dropped) != dropped:  # a later source answered: say why the earlier failed
+        store.update_meta(carbon_series_dropped=carbon.dropped)
 
 
 def skip_reason(cell: Cell) -> str | None:

@@ -675,6 +675,9 @@ def test_a_run_drops_a_failed_source_and_charges_from_the_next(server, sdk_at, i
     assert {r["carbon_series_source"] for r in rows} == {"file"}
     assert {r["carbon_intensity_series_g_per_kwh"] for r in rows} == {300}
     assert "carbon_series_error" not in meta and len(server.seen) == 4
+    # the dropped source's reason is kept, once
+    (dropped,) = meta["carbon_series_dropped"]
+    assert "/emissions/" in dropped and "HTTP 500" in dropped
 
 
 def test_a_run_with_an_unknown_source_fails_before_writing_anything(instant, tmp_path, capsys):

@@ -27,6 +27,7 @@ class RunCarbon:
         self.sources = list(sources)
         self.store = store
         self.error: str | None = None
+        self.dropped: list[str] = []  # why each source dropped before one answered failed
 
     def charge(self, records: Iterable[Record]) -> None:
         """Fill the records' emissions_series_* columns if a source answers; never raises."""
@@ -42,6 +43,7 @@ class RunCarbon:
         except Exception as e:  # e.g. the cache folder cannot be written
             self.sources, self.error = [], f"carbon accounting failed ({one_line(e)})"
             return
+        self.dropped += result.failures[: result.position]
         self.sources = self.sources[result.position :]  # the failed ones are dropped
 
 
