@@ -18,9 +18,10 @@ from typing import Any
 
 import pandas as pd
 
+from greenbench.check import verdicts
 from greenbench.energy.meter import KWH_TO_J, Meter
 from greenbench.protocol import Phase, ProtocolResult, ProtocolSettings, run_protocol
-from greenbench.records import WindowFacts, window_figures
+from greenbench.records import COLUMNS, Record, WindowFacts, build_record, window_figures
 from greenbench.stats import Ratio, Summary, idle_error, ratio, summarize
 
 PREFIX = "energy_"
@@ -38,6 +39,12 @@ class CallEnergy:
     carbon_source: str | None
     zone: str
     windows: list[dict[str, float | None]]  # per window: calls, duration_s, energy_j, ...
+    # greenbench check's verdict on the benchmark's windows, by the rules cells are judged by
+    validity: tuple[str, ...] = ()
+
+    @property
+    def valid(self) -> bool:
+        return not self.validity
 
     @property
     def g_co2e_per_call(self) -> float:
@@ -61,6 +68,8 @@ class CallEnergy:
             f"{PREFIX}carbon_source": self.carbon_source,
             f"{PREFIX}zone": self.zone,
             f"{PREFIX}windows": self.windows,
+            f"{PREFIX}valid": self.valid,
+            f"{PREFIX}validity": list(self.validity),
         }
 
 
@@ -130,6 +139,7 @@ def summarize_calls(result: ProtocolResult, zone: str) -> CallEnergy:
     ]
     last = facts[-1]
     return CallEnergy(
+        validity=_verdict(figures),
         per_call=summarize(
             [w["j_per_call"] for w in windows], *idle_error(pd.DataFrame(figures), per="calls")
         ),
@@ -141,6 +151,24 @@ def summarize_calls(result: ProtocolResult, zone: str) -> CallEnergy:
         zone=zone,
         windows=windows,
     )
+
+
+def _verdict(figures: list[Record]) -> tuple[str, ...]:
+    """greenbench check's reasons against the windows, judged as the windows of one cell."""
+    rows = [
+        build_record({"run_id": "", "cell_id": "", "phase": "call", "repetition": i}, f)
+        for i, f in enumerate(figures, start=1)
+    ]
+    (verdict,) = verdicts(pd.DataFrame(rows, columns=COLUMNS))
+    return verdict.reasons
+
+
+def invalid_reasons(info: Mapping[str, Any]) -> list[str] | None:
+    """Why a benchmark's energy is invalid, or None when it is valid (or from before the
+    verdict was stored)."""
+    if info.get(f"{PREFIX}valid", True) is not False:
+        return None
+    return list(info.get(f"{PREFIX}validity") or ["invalid"])
 
 
 def summary_from_extra_info(info: Mapping[str, Any]) -> Summary | None:
@@ -187,13 +215,16 @@ def find_regressions(
 
     `now` and `before` map a benchmark's full name to its extra_info. A regression is a ratio
     whose whole 95% interval lies above 1 + pct/100, so a change within the noise never fails,
-    and neither does one whose interval cannot be computed.
+    and neither does one whose interval cannot be computed, nor one whose energy, now or
+    before, is invalid by greenbench check's rules (summary lines say so instead).
     """
     found = []
     for name, info in now.items():
         current = summary_from_extra_info(info)
         earlier = summary_from_extra_info(before.get(name, {}))
         if current is None or earlier is None:
+            continue
+        if invalid_reasons(info) or invalid_reasons(before[name]):
             continue
         r = ratio(current, earlier)
         threshold = 1 + pct / 100

@@ -37,6 +37,12 @@ from greenbench.workloads import PRESETS
 __all__ = ["EXIT_FAILED_CELLS", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "build_parser", "main"]
 
 
+INCLUDE_INVALID_HELP = (
+    "keep cells that `greenbench check` judges invalid in the ratios (left out by default; "
+    "marked INVALID either way)"
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="greenbench",
@@ -92,7 +98,12 @@ def build_parser() -> argparse.ArgumentParser:
     ).set_defaults(func=cmd_devices)
 
     axes = list(AXES)
-    by_axis = sub.add_parser("compare", help="compare results along one axis")
+    by_axis = sub.add_parser(
+        "compare",
+        help="compare results along one axis",
+        description="Compare results along one axis, with J/unit ratios and their 95% CIs. "
+        "Cells that `greenbench check` judges invalid are left out unless --include-invalid.",
+    )
     by_axis.set_defaults(func=cmd_compare)
     by_axis.add_argument("paths", nargs="*", default=["results"], help="results folders or runs")
     by_axis.add_argument(
@@ -103,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"{', '.join(axes[:-1])} or {axes[-1]}",
     )
     by_axis.add_argument("--baseline", help="the value of --by that ratios are taken against")
+    by_axis.add_argument("--include-invalid", action="store_true", help=INCLUDE_INVALID_HELP)
 
     check = sub.add_parser(
         "check", help="a validity verdict per measured cell; exit code 1 if any is invalid"
@@ -115,6 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("paths", nargs="*", default=["results"], help="results folders or runs")
     report.add_argument("-o", "--output", default="report.html", help="(default report.html)")
     report.add_argument("--baseline", help="a run id or results path to compare against")
+    report.add_argument("--include-invalid", action="store_true", help=INCLUDE_INVALID_HELP)
     report.add_argument("--open", action="store_true", help="open the page in a browser")
     report.add_argument("--serve", action="store_true", help="serve the page until Ctrl-C")
     report.add_argument("--host", default="127.0.0.1", help="address to serve on (127.0.0.1)")
@@ -298,14 +311,23 @@ def cmd_list(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_compare(args: argparse.Namespace, console: Console) -> int:
-    from greenbench.compare import compare  # pandas: only the commands that read results
+    from greenbench.compare import LEFT_OUT, compare  # pandas: only the commands reading results
     from greenbench.results import load_results
-    from greenbench.terminal import energy_cell, methods_table
+    from greenbench.terminal import (
+        caption_invalid,
+        energy_cell,
+        marked_invalid,
+        methods_table,
+        print_left_out,
+    )
 
     frame = load_results(args.paths)
-    table_data = compare(frame, args.by, args.baseline)
+    table_data = compare(frame, args.by, args.baseline, include_invalid=args.include_invalid)
+    left_out = table_data.attrs.get(LEFT_OUT, 0)
     if table_data.empty:
-        console.print(f"no successful records under {', '.join(args.paths)}")
+        what = "valid cells" if left_out else "successful records"
+        console.print(f"no {what} under {', '.join(args.paths)}")
+        print_left_out(left_out, console)
         return EXIT_OK
     column = AXES[args.by]
     identity = [k for k in ("workload", "phase", "variant", "device", "run_id") if k in table_data]
@@ -336,6 +358,7 @@ def cmd_compare(args: argparse.Namespace, console: Console) -> int:
         table.add_column(header, justify="right")
     if not same_methods:
         table.add_column("methods")
+    invalid: list[tuple[str, tuple[str, ...]]] = []
     for _, row in table_data.iterrows():
         ratio_text = fmt(row["ratio"])
         if math.isfinite(row["ratio_low"]):
@@ -347,17 +370,32 @@ def cmd_compare(args: argparse.Namespace, console: Console) -> int:
         table.add_row(
             *names.values(),
             window_count(row["n"], row.get("invalid", 0)),
-            energy_cell(row["j_per_unit"], row["j_per_unit_ci95"], row["estimated"], factor),
+            marked_invalid(
+                energy_cell(row["j_per_unit"], row["j_per_unit_ci95"], row["estimated"], factor),
+                row["cell_valid"],
+            ),
             fmt_pct(row["j_per_unit_cv"]),
             ratio_text,
             fmt(row["throughput"]),
             *fidelity_cells(row),
             *([] if same_methods else [row["methods"]]),
+            style="" if row["cell_valid"] else "red",
         )
+        if not row["cell_valid"]:
+            invalid.append((" ".join(names.values()), row["cell_reasons"]))
+    caption_invalid(table, invalid)
     console.print(table)
     console.print("* the 95% CI of the ratio excludes 1: a difference beyond the noise")
+    if invalid:
+        console.print(
+            "INVALID: greenbench check judges the cell invalid (its first reason under the "
+            "table): its ratios are never marked *",
+            style="red",
+            markup=False,
+        )
     if table_data["estimated"].any():
         console.print(f"{ESTIMATE_MARK} estimate: modelled, not read from a counter")
+    print_left_out(left_out, console)
     return EXIT_OK
 
 
@@ -389,7 +427,9 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
     # a busy port or a bad --host fails before the report is built, not after
     server = make_server(report_path(args.output), args.host, args.port) if args.serve else None
     try:
-        path, count = write_report(args.paths, args.output, args.baseline)
+        path, count = write_report(
+            args.paths, args.output, args.baseline, include_invalid=args.include_invalid
+        )
         console.print(f"report: {path} ({count} records, {path.stat().st_size / 1e6:.1f} MB)")
         if args.open:
             webbrowser.open(path.resolve().as_uri())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from greenbench.check import leave_out_invalid, with_group_verdicts
 from greenbench.errors import GreenbenchError
 from greenbench.records import COMPARE_AXES as AXES
 from greenbench.stats import (
@@ -22,11 +23,19 @@ def default_baseline(axis: str, values: list[str]) -> str:
     return sorted(values)[0]
 
 
-def compare(frame: pd.DataFrame, by: str, baseline: str | None = None) -> pd.DataFrame:
+LEFT_OUT = "invalid_cells_left_out"  # the result's attrs key: how many invalid cells were left out
+
+
+def compare(
+    frame: pd.DataFrame, by: str, baseline: str | None = None, include_invalid: bool = False
+) -> pd.DataFrame:
     """Stats per group, with each group's J/unit ratio (and 95% CI) to the baseline's.
 
     Groups are matched on every identity column except `by`: comparing variants, the fp32 and
-    int8 rows of the same workload, phase and device face each other.
+    int8 rows of the same workload, phase and device face each other. Cells that `greenbench
+    check` judges invalid are left out (`attrs[LEFT_OUT]` counts them) unless
+    `include_invalid`; then their rows say so (`cell_valid`, `cell_reasons`) and no ratio that
+    involves one is called significant.
     """
     if by not in AXES:
         raise GreenbenchError(f"--by: unknown axis '{by}'; use one of {', '.join(AXES)}")
@@ -34,7 +43,11 @@ def compare(frame: pd.DataFrame, by: str, baseline: str | None = None) -> pd.Dat
     # runs may come from different machines: comparing runs, the run stands for its machine
     keys = SUMMARY_KEYS if by != "run" else [*CELL_KEYS, "run_id"]
     match = [k for k in keys if k != column]
-    summary = summarize_frame(frame, keys)
+    left_out = 0
+    if not include_invalid:
+        frame, left_out = leave_out_invalid(frame)
+    summary = with_group_verdicts(summarize_frame(frame, keys), frame, keys)
+    summary.attrs[LEFT_OUT] = left_out
     if summary.empty:
         return summary
     values = sorted(summary[column].astype(str).unique())
@@ -55,9 +68,13 @@ def compare(frame: pd.DataFrame, by: str, baseline: str | None = None) -> pd.Dat
         ratios.append(r.value if r else float("nan"))
         lows.append(r.low if r else float("nan"))
         highs.append(r.high if r else float("nan"))
-        flags.append(bool(r and r.significant))
+        # an invalid cell's figures carry no claim beyond the noise, on either side of a ratio
+        both_valid = bool(row["cell_valid"]) and not base.empty and bool(base["cell_valid"].iloc[0])
+        flags.append(bool(r and r.significant) and both_valid)
     summary["ratio"] = ratios
     summary["ratio_low"] = lows
     summary["ratio_high"] = highs
     summary["significant"] = flags
-    return in_catalogue_order(summary, [*match, column])
+    ordered = in_catalogue_order(summary, [*match, column])
+    ordered.attrs[LEFT_OUT] = left_out
+    return ordered

@@ -281,7 +281,7 @@ def summary_lines(
     regressions: list[Any],
 ) -> list[tuple[str, dict[str, bool]]]:
     """The terminal summary: J per call per benchmark, its ratio to the compared run, verdicts."""
-    from greenbench.call_energy import summary_from_extra_info
+    from greenbench.call_energy import invalid_reasons, summary_from_extra_info
     from greenbench.stats import ratio
 
     lines: list[tuple[str, dict[str, bool]]] = []
@@ -292,11 +292,20 @@ def summary_lines(
         text += (
             f" {mark}{fmt(info['energy_gco2e_per_call'])} gCO2e/call, zone {info['energy_zone']})"
         )
-        now, before = summary_from_extra_info(info), summary_from_extra_info(compared.get(name, {}))
-        if now is not None and before is not None:
+        earlier = compared.get(name, {})
+        now, before = summary_from_extra_info(info), summary_from_extra_info(earlier)
+        invalid_now, invalid_before = invalid_reasons(info), invalid_reasons(earlier)
+        style: dict[str, bool] = {}
+        if invalid_now:
+            text += f"; INVALID, not compared: {invalid_now[0]}"
+            style = {"red": True}
+        elif now is not None and before is not None and invalid_before:
+            text += f"; not compared: the compared run's figure is INVALID ({invalid_before[0]})"
+            style = {"yellow": True}
+        elif now is not None and before is not None:
             r = ratio(now, before)
             text += f"; x{fmt(r.value)} of the compared run"
-        lines.append((text, {}))
+        lines.append((text, style))
     if any(info["energy_estimated"] for info in results.values()):
         lines.append((f"{ESTIMATE_MARK} estimate: modelled, not read from an energy counter", {}))
     for regression in regressions:

@@ -11,6 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
+from greenbench.check import with_group_verdicts
 from greenbench.energy.codecarbon_meter import ignored_settings
 from greenbench.formatting import (
     ESTIMATE_MARK,
@@ -32,9 +33,42 @@ def energy_cell(mean: float, ci95: float, estimated: bool, factor: float = 1.0) 
     return Text(energy_text(mean, ci95, estimated, factor), style="yellow" if estimated else "")
 
 
+def marked_invalid(cell: Text, valid: bool) -> Text:
+    """An energy cell, with INVALID beneath the figure when greenbench check judges the cell
+    invalid (a line of its own: the table grows no wider); its reasons go under the table."""
+    if not valid:
+        cell.append("\nINVALID", style="bold red")
+    return cell
+
+
+def caption_invalid(table: Table, invalid: list[tuple[str, tuple[str, ...]]]) -> None:
+    """Under the table, one red line per invalid cell (name, reasons): its first reason."""
+    lines = []
+    for name, reasons in invalid:
+        more = f" (+{len(reasons) - 1} more: greenbench check)" if len(reasons) > 1 else ""
+        lines.append(f"INVALID {name}: {reasons[0] if reasons else 'see greenbench check'}{more}")
+    if not lines:
+        return
+    caption = Text(f"{table.caption}\n" if table.caption else "")
+    caption.append("\n".join(lines), style="red")
+    table.caption = caption
+
+
+def print_left_out(count: int, console: Console) -> None:
+    """The one line that says invalid cells were left out, and how to keep them."""
+    if count:
+        _note(
+            console,
+            f"{count} invalid cell(s) left out (see greenbench check); "
+            "--include-invalid keeps them",
+            "red",
+        )
+
+
 def results_tables(frame: pd.DataFrame) -> list[Table]:
-    """One table per phase, rows per workload x variant x device."""
-    summary = summarize_frame(frame)
+    """One table per phase, rows per workload x variant x device; invalid cells (greenbench
+    check's verdict) in red, marked INVALID, their first reasons under the table."""
+    summary = with_group_verdicts(summarize_frame(frame), frame)
     if summary.empty:
         return []
     tables = []
@@ -70,7 +104,12 @@ def results_tables(frame: pd.DataFrame) -> list[Table]:
                 row["variant"],
                 row["device"],
                 window_count(row["n"], row.get("invalid", 0)),
-                energy_cell(row["j_per_unit"], row["j_per_unit_ci95"], row["estimated"], factor),
+                marked_invalid(
+                    energy_cell(
+                        row["j_per_unit"], row["j_per_unit_ci95"], row["estimated"], factor
+                    ),
+                    row["cell_valid"],
+                ),
                 fmt_pct(row["j_per_unit_cv"]),
                 fmt(row["throughput"]),
                 f"{mark}{fmt(row['power_w'])}",
@@ -82,7 +121,14 @@ def results_tables(frame: pd.DataFrame) -> list[Table]:
                 cells += fidelity_cells(row)
             if not same_methods:
                 cells.append(row["methods"])
-            table.add_row(*cells)
+            table.add_row(*cells, style="" if row["cell_valid"] else "red")
+        caption_invalid(
+            table,
+            [
+                (f"{r['workload']}/{r['variant']}/{r['device']}", r["cell_reasons"])
+                for _, r in part[~part["cell_valid"]].iterrows()
+            ],
+        )
         tables.append(table)
     return tables
 

@@ -77,8 +77,8 @@ def test_compare_rejects_unknown_axis_and_baseline():
 def test_rows_from_two_machines_or_two_batch_sizes_are_never_pooled(capsys):
     def on(node, variant, values, batch=1):
         group = rows(variant, values)
-        for row in group:
-            row.update(node=node, params=f'{{"batch": {batch}}}')
+        for row in group:  # another machine or batch size: another run of the cell
+            row.update(node=node, params=f'{{"batch": {batch}}}', run_id=f"{node}-{batch}")
         return group
 
     data = frame(

@@ -87,8 +87,11 @@ def test_cli_run_prints_tables_with_estimates_and_exit_0(tmp_path, capsys):
     assert set(frame["zone"]) == {"FR"}
 
     assert main(["compare", str(tmp_path / "r"), "--by", "device"]) == 0
+    out = capsys.readouterr().out  # windows under 5 s: greenbench check judges the cell invalid
+    assert "1 invalid cell(s) left out (see greenbench check); --include-invalid keeps them" in out
+    assert main(["compare", str(tmp_path / "r"), "--by", "device", "--include-invalid"]) == 0
     out = capsys.readouterr().out
-    assert "ratios to cpu" in out and "resnet-tiny" in out
+    assert "ratios to cpu" in out and "resnet-tiny" in out and "INVALID forward" in out
 
 
 def test_timed_out_cell_fails_with_reason_suite_goes_on_exit_1(tmp_path, capsys):
@@ -192,7 +195,8 @@ def test_variants_record_fidelity_training_j_per_step_and_skips(tmp_path, capsys
     skipped = frame[frame["status"] == "skipped"]
     assert list(skipped["cell_id"]) == ["slm-tiny-train/int8-dynamic/cpu"]
 
-    assert main(["compare", str(tmp_path / "r"), "--by", "variant"]) == 0
+    # short windows make every cell invalid (greenbench check): kept, to see the columns
+    assert main(["compare", str(tmp_path / "r"), "--by", "variant", "--include-invalid"]) == 0
     assert "top-1" in capsys.readouterr().out
 
 

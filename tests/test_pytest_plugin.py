@@ -75,13 +75,26 @@ def test_energy_lands_in_benchmark_json_and_pytest_benchmark_compare_reads_it(py
     assert "test_square_sum" in compared.stdout
 
 
-# The gate's test session measures work, not the live CPU: 1 µJ per unit of work done, so a
-# planted 2x regression is exactly 2x however busy the machine is.
+# The gate's test session measures work, not the live CPU: 1 µJ per unit of work done, and a
+# clock that reads 1 s per 1,000 units (windows as long as greenbench check asks for, in
+# milliseconds), so a planted 2x regression is exactly 2x however busy the machine is.
 WORK_METER = """
-from greenbench import pytest_plugin
+import functools
+
+from greenbench import call_energy, protocol, pytest_plugin
 from greenbench.energy.meter import Measurement
 
 WORKED = [0]
+SLEPT = [0.0]
+
+
+def sleep(seconds):
+    SLEPT[0] += seconds
+
+
+call_energy.run_protocol = functools.partial(
+    protocol.run_protocol, clock=lambda: SLEPT[0] + WORKED[0] / 1000, sleep=sleep
+)
 
 
 class WorkMeter:
@@ -127,15 +140,21 @@ def test_square_sum(energy_benchmark):
 def test_the_gate_fails_a_planted_2x_regression_and_passes_a_rerun(pytester, monkeypatch):
     pytester.makeconftest(WORK_METER)
     pytester.makepyfile(test_sample=COUNTED_SAMPLE)
-    run(pytester, "--benchmark-autosave").assert_outcomes(passed=1)
+    long = "--energy-min-window=5"  # of the fake clock
+    run(pytester, long, "--benchmark-autosave").assert_outcomes(passed=1)
 
     monkeypatch.setenv("GREENBENCH_SAMPLE_WORK", "6000")  # twice the work per call
-    slower = run(pytester, "--benchmark-compare", "--energy-fail-on-regression=20")
+    slower = run(pytester, long, "--benchmark-compare", "--energy-fail-on-regression=20")
     assert slower.ret == pytest.ExitCode.TESTS_FAILED
     slower.stdout.fnmatch_lines(["*energy regression: *test_square_sum: J per call x2 *"])
 
+    monkeypatch.setenv("GREENBENCH_SAMPLE_WORK", "4500")  # 1.5x, but in windows under 5 s
+    short = run(pytester, "--benchmark-compare=0001", "--energy-fail-on-regression=20")
+    assert short.ret == pytest.ExitCode.OK, short.stdout.str()
+    short.stdout.fnmatch_lines(["*test_square_sum*INVALID, not compared: 3 window(s) shorter*"])
+
     monkeypatch.setenv("GREENBENCH_SAMPLE_WORK", "3000")  # the saved run's code again
-    same = run(pytester, "--benchmark-compare=0001", "--energy-fail-on-regression=20")
+    same = run(pytester, long, "--benchmark-compare=0001", "--energy-fail-on-regression=20")
     assert same.ret == pytest.ExitCode.OK, same.stdout.str()
     assert "energy regression" not in same.stdout.str()
 
@@ -163,7 +182,8 @@ def test_import_turns_the_json_into_records(pytester, tmp_path, capsys):
     }
     assert (frame["energy_per_unit_j"] * frame["calls"] - frame["net_energy_j"]).abs().max() < 1e-9
     assert frame["estimated"].all() and set(frame["zone"]) == {"GB"}
-    assert main(["compare", str(out), "--by", "workload"]) == 0
+    # windows of 0.3 s: invalid cells (greenbench check), kept here to read them back
+    assert main(["compare", str(out), "--by", "workload", "--include-invalid"]) == 0
     assert "test_square_sum" in capsys.readouterr().out
 
 

@@ -48,7 +48,7 @@ def test_energy_per_unit_has_a_panel_per_phase_and_unit_and_ci_bars(frame):
     fp32 = decode[0]
     assert list(fp32.x) == ["slm"] and fp32.y[0] == pytest.approx(1.0, rel=0.05)
     assert fp32.error_y.array[0] > 0
-    assert list(fp32.customdata[0]) == ["slm", "fp32", "cpu"]
+    assert list(fp32.customdata[0]) == ["slm", "fp32", "cpu", ""]  # "": no validity reasons
     assert decode[1].marker.color == figures.variant_color("bf16") != fp32.marker.color
 
 

@@ -27,9 +27,15 @@ def load_baseline(baseline: str, paths: list[str]) -> pd.DataFrame:
 
 
 def write_report(
-    paths: list[str], output: str | os.PathLike, baseline: str | None = None
+    paths: list[str],
+    output: str | os.PathLike,
+    baseline: str | None = None,
+    include_invalid: bool = False,
 ) -> tuple[Path, int]:
-    """Write the report for the records under `paths`; returns its path and record count."""
+    """Write the report for the records under `paths`; returns its path and record count.
+
+    Cells that `greenbench check` judges invalid are left out of the ratio views unless
+    `include_invalid`."""
     out = report_path(output)
     frame = load_results(paths)
     before = None
@@ -37,7 +43,7 @@ def write_report(
         before = load_baseline(baseline, paths)
         if not frame.empty and not before.empty:
             frame = frame[~frame["run_id"].isin(set(before["run_id"]))].reset_index(drop=True)
-    html = build_report(frame, [str(p) for p in paths], before, baseline or "")
+    html = build_report(frame, [str(p) for p in paths], before, baseline or "", include_invalid)
     write_atomically(out, html)
     return out, len(frame)
 

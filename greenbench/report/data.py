@@ -12,6 +12,7 @@ from typing import Any
 
 import pandas as pd
 
+from greenbench.check import leave_out_invalid, with_group_verdicts
 from greenbench.stats import (
     CELL_KEYS,
     SUMMARY_COLUMNS,
@@ -36,6 +37,11 @@ LABEL_COLUMNS = [
     "zone",
     "carbon_source",
     "params",
+    # free text and labels that reach the validity verdicts' reasons
+    "validity",
+    "method_cpu",
+    "method_gpu",
+    "method_ram",
 ]
 
 
@@ -60,11 +66,14 @@ def cell_summary(frame: pd.DataFrame) -> pd.DataFrame:
     """One row per workload x phase x variant x device (ok records).
 
     `panel` groups rows that share a phase and a unit (training is per token for language
-    models and per image for CNNs), so one chart never mixes units.
+    models and per image for CNNs), so one chart never mixes units. `cell_valid` and
+    `cell_reasons` carry greenbench check's verdict (a row is invalid when any of its cells is);
+    `validity` is the reasons as one line of markup, "" for a valid row.
     """
-    summary = summarize_frame(frame)
+    summary = with_group_verdicts(summarize_frame(frame), frame)
     if summary.empty:
         return summary
+    summary["validity"] = ["<br>".join(r) for r in summary["cell_reasons"]]
     summary["label"] = summary["workload"] + " / " + summary["variant"] + " / " + summary["device"]
     summary["panel"] = summary["phase"] + ": J per " + summary["unit"]
     return in_catalogue_order(summary, ["workload", "phase", "variant", "device"])
@@ -104,8 +113,19 @@ def pareto_front(points: pd.DataFrame) -> pd.DataFrame:
     return points.loc[keep].sort_values("throughput")
 
 
-def tradeoffs(summary: pd.DataFrame) -> pd.DataFrame:
-    """Each non-fp32 inference variant: energy saved against fp32, beside its fidelity."""
+def valid_cells(frame: pd.DataFrame, include_invalid: bool = False) -> tuple[pd.DataFrame, int]:
+    """What a ratio view is drawn from: the records without greenbench check's invalid cells
+    (unless `include_invalid`), and how many cells were left out."""
+    if include_invalid:
+        return frame, 0
+    return leave_out_invalid(frame)
+
+
+def tradeoffs(summary: pd.DataFrame, include_invalid: bool = False) -> pd.DataFrame:
+    """Each non-fp32 inference variant: energy saved against fp32, beside its fidelity.
+
+    Rows whose variant or fp32 baseline is invalid are left out unless `include_invalid`; kept,
+    they say so (`cell_valid`, `validity`)."""
     if summary.empty:
         return pd.DataFrame()
     rows = []
@@ -119,6 +139,9 @@ def tradeoffs(summary: pd.DataFrame) -> pd.DataFrame:
         ]
         if base.empty:
             continue
+        valid, validity = _pair_verdict(row, base.iloc[0])
+        if not (valid or include_invalid):
+            continue
         r = ratio(summary_of(row), summary_of(base.iloc[0]))
         rows.append(
             {
@@ -129,21 +152,40 @@ def tradeoffs(summary: pd.DataFrame) -> pd.DataFrame:
                 "fidelity_top1": row["fidelity_top1"],
                 "fidelity_kl": row["fidelity_kl"],
                 "quantized_share": row.get("quantized_share", float("nan")),
+                "cell_valid": valid,
+                "validity": validity,
             }
         )
     return pd.DataFrame(rows)
 
 
-def comparison(now: pd.DataFrame, before: pd.DataFrame) -> pd.DataFrame:
-    """J/unit ratios of `now` to `before` for every cell both have, with 95% CIs."""
+def _pair_verdict(row: pd.Series, base: pd.Series, base_name: str = "fp32") -> tuple[bool, str]:
+    """Whether a ratio of `row` to `base` rests on valid cells only, and if not, why (markup)."""
+    reasons = [*row.get("cell_reasons", ())]
+    reasons += [f"{base_name}: {r}" for r in base.get("cell_reasons", ())]
+    valid = bool(row.get("cell_valid", True)) and bool(base.get("cell_valid", True))
+    return valid, "<br>".join(reasons)
+
+
+def comparison(
+    now: pd.DataFrame, before: pd.DataFrame, include_invalid: bool = False
+) -> pd.DataFrame:
+    """J/unit ratios of `now` to `before` for every cell both have, with 95% CIs.
+
+    Invalid cells (greenbench check), on either side, are left out unless `include_invalid`;
+    kept, they are never called a regression or an improvement, and `validity` says why."""
+    now, _ = valid_cells(now, include_invalid)
+    before, _ = valid_cells(before, include_invalid)
     # a baseline run may come from another machine: cells are matched across machines
-    a, b = summarize_frame(now, CELL_KEYS), summarize_frame(before, CELL_KEYS)
+    a = with_group_verdicts(summarize_frame(now, CELL_KEYS), now, CELL_KEYS)
+    b = with_group_verdicts(summarize_frame(before, CELL_KEYS), before, CELL_KEYS)
     if a.empty or b.empty:
         return pd.DataFrame()
     joined = a.merge(b, on=CELL_KEYS, suffixes=("", "_before"))
     rows = []
     for _, row in joined.iterrows():
-        earlier = {k: row[f"{k}_before"] for k in SUMMARY_COLUMNS}
+        earlier = {k: row[f"{k}_before"] for k in (*SUMMARY_COLUMNS, "cell_valid", "cell_reasons")}
+        valid, validity = _pair_verdict(row, pd.Series(earlier), "baseline")
         r = ratio(summary_of(row), summary_of(earlier))
         rows.append(
             {
@@ -152,8 +194,10 @@ def comparison(now: pd.DataFrame, before: pd.DataFrame) -> pd.DataFrame:
                 "ratio": r.value,
                 "low": r.low,
                 "high": r.high,
-                "regression": math.isfinite(r.low) and r.low > 1,
-                "improvement": math.isfinite(r.high) and r.high < 1,
+                "regression": valid and math.isfinite(r.low) and r.low > 1,
+                "improvement": valid and math.isfinite(r.high) and r.high < 1,
+                "cell_valid": valid,
+                "validity": validity,
             }
         )
     return pd.DataFrame(rows)

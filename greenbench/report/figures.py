@@ -36,8 +36,28 @@ class Missing:
     reason: str
 
 
+INVALID_OPACITY = 0.3
+INVALID_LINE = "#d62728"
+INVALID_NOTE = "INVALID (greenbench check):"
+
+
 def _customdata(part: pd.DataFrame) -> list[list[str]]:
-    return part[FILTER_KEYS].astype(str).values.tolist()
+    """Per point: the filters' [workload, variant, device], then its validity reasons (markup,
+    "" when valid) for the hover; the filter script reads the first three."""
+    keys = part[FILTER_KEYS].astype(str).values.tolist()
+    reasons = part["validity"] if "validity" in part else [""] * len(part)
+    return [[*k, _invalid_hover(r)] for k, r in zip(keys, reasons, strict=True)]
+
+
+def _invalid_hover(validity: object) -> str:
+    return f"<br>{INVALID_NOTE}<br>{validity}" if isinstance(validity, str) and validity else ""
+
+
+def split_valid(rows: pd.DataFrame) -> list[tuple[bool, pd.DataFrame]]:
+    """(valid, rows) for the valid and the invalid rows that are there; rows without a
+    verdict count as valid."""
+    valid = rows["cell_valid"].astype(bool) if "cell_valid" in rows else pd.Series(True, rows.index)
+    return [(flag, rows[valid == flag]) for flag in (True, False) if (valid == flag).any()]
 
 
 def _series_name(variant: str, device: str, devices: int) -> str:
@@ -54,13 +74,17 @@ class Series:
     name: str
     first: bool  # the first panel showing it: it gets the legend entry
 
-    def trace_keys(self) -> dict[str, Any]:
-        """What every trace of a series carries: its legend entry and the filters' data."""
+    def trace_keys(self, rows: pd.DataFrame | None = None, valid: bool = True) -> dict[str, Any]:
+        """What every trace of a series carries: its legend entry and the filters' data.
+
+        A series' invalid cells are a trace of their own (`rows`, `valid` False) under the
+        same legend entry, drawn faded with a red outline."""
+        rows = self.rows if rows is None else rows
         return {
-            "name": self.name,
+            "name": self.name if valid else f"{self.name} (INVALID)",
             "legendgroup": self.name,
-            "showlegend": self.first,
-            "customdata": _customdata(self.rows),
+            "showlegend": self.first and valid,
+            "customdata": _customdata(rows),
         }
 
 
@@ -113,29 +137,37 @@ def energy_per_unit(summary: pd.DataFrame) -> go.Figure | Missing:
     fig = make_subplots(rows=len(names), cols=1, subplot_titles=titles, vertical_spacing=0.12)
     for row, part, panel_series in _panels(summary, names):
         for series in panel_series:
-            errors = series.rows["j_per_unit_ci95"].fillna(0)
-            fig.add_trace(
-                go.Bar(
-                    x=series.rows["workload"],
-                    y=series.rows["j_per_unit"],
-                    error_y={"type": "data", "array": errors},
-                    marker_color=variant_color(series.variant),
-                    marker_pattern_shape=PATTERNS[series.device_index % len(PATTERNS)],
-                    hovertemplate="%{x}<br>%{y:.3s}J per unit ± %{error_y.array:.2s}J"
-                    f"<extra>{series.name}</extra>",
-                    **series.trace_keys(),
-                ),
-                row=row,
-                col=1,
-            )
+            for valid, rows in split_valid(series.rows):
+                fig.add_trace(
+                    go.Bar(
+                        x=rows["workload"],
+                        y=rows["j_per_unit"],
+                        error_y={"type": "data", "array": rows["j_per_unit_ci95"].fillna(0)},
+                        marker_color=variant_color(series.variant),
+                        marker_pattern_shape=PATTERNS[series.device_index % len(PATTERNS)],
+                        marker_opacity=1.0 if valid else INVALID_OPACITY,
+                        marker_line={"color": INVALID_LINE, "width": 0 if valid else 2},
+                        offsetgroup=series.name,  # an invalid bar stands where its series' would
+                        hovertemplate="%{x}<br>%{y:.3s}J per unit ± %{error_y.array:.2s}J"
+                        f"%{{customdata[3]}}<extra>{series.name}</extra>",
+                        **series.trace_keys(rows, valid),
+                    ),
+                    row=row,
+                    col=1,
+                )
         scale = "log" if _log_axis(part["j_per_unit"]) else "linear"
         fig.update_yaxes(title_text="J / unit", type=scale, tickformat="~s", row=row, col=1)
     fig.update_layout(barmode="group", height=320 * len(names) + 80, legend_title="variant")
     return fig
 
 
-def efficiency_frontier(summary: pd.DataFrame) -> go.Figure | Missing:
-    """Throughput against J per unit, one point per cell, each workload's Pareto frontier."""
+def efficiency_frontier(
+    summary: pd.DataFrame, include_invalid: bool = False
+) -> go.Figure | Missing:
+    """Throughput against J per unit, one point per cell, each workload's Pareto frontier.
+
+    Invalid cells are drawn faded with a red outline and, unless `include_invalid`, left out of
+    the frontier."""
     if summary.empty:
         return Missing("no successful measurements in these records")
     names = panels(summary)
@@ -144,29 +176,32 @@ def efficiency_frontier(summary: pd.DataFrame) -> go.Figure | Missing:
     for col, part, panel_series in _panels(summary, names):
         unit = part["unit"].iloc[0]
         for series in panel_series:
-            group = series.rows
-            fig.add_trace(
-                go.Scatter(
-                    x=group["throughput"],
-                    y=group["j_per_unit"],
-                    mode="markers",
-                    marker={
-                        "size": 11,
-                        "color": variant_color(series.variant),
-                        "symbol": SYMBOLS[series.device_index % len(SYMBOLS)],
-                    },
-                    text=group["label"],
-                    hovertemplate="%{text}<br>%{x:.3s} "
-                    + unit
-                    + "s/s<br>%{y:.3s}J per "
-                    + unit
-                    + "<extra></extra>",
-                    **series.trace_keys(),
-                ),
-                row=1,
-                col=col,
-            )
-        for _, same_workload in part.groupby("workload", sort=False):
+            for valid, group in split_valid(series.rows):
+                fig.add_trace(
+                    go.Scatter(
+                        x=group["throughput"],
+                        y=group["j_per_unit"],
+                        mode="markers",
+                        marker={
+                            "size": 11,
+                            "color": variant_color(series.variant),
+                            "symbol": SYMBOLS[series.device_index % len(SYMBOLS)],
+                            "opacity": 1.0 if valid else INVALID_OPACITY,
+                            "line": {"color": INVALID_LINE, "width": 0 if valid else 2},
+                        },
+                        text=group["label"],
+                        hovertemplate="%{text}<br>%{x:.3s} "
+                        + unit
+                        + "s/s<br>%{y:.3s}J per "
+                        + unit
+                        + "%{customdata[3]}<extra></extra>",
+                        **series.trace_keys(group, valid),
+                    ),
+                    row=1,
+                    col=col,
+                )
+        ranked = part if include_invalid else _valid_rows(part)
+        for _, same_workload in ranked.groupby("workload", sort=False):
             # a frontier per workload: across workloads the smallest model would beat all
             front = pareto_front(same_workload)
             fig.add_trace(
@@ -192,6 +227,10 @@ def efficiency_frontier(summary: pd.DataFrame) -> go.Figure | Missing:
     return fig
 
 
+def _valid_rows(part: pd.DataFrame) -> pd.DataFrame:
+    return part[part["cell_valid"].astype(bool)] if "cell_valid" in part else part
+
+
 def quantization_tradeoff(tradeoffs: pd.DataFrame) -> go.Figure | Missing:
     """Energy saved against fp32 (with its CI) against top-1 agreement, per variant."""
     if tradeoffs.empty:
@@ -200,28 +239,35 @@ def quantization_tradeoff(tradeoffs: pd.DataFrame) -> go.Figure | Missing:
             "fp32 beside bf16, int8-dynamic, ... on an inference workload"
         )
     fig = go.Figure()
-    for variant, group in tradeoffs.groupby("variant", sort=False):
-        fig.add_trace(
-            go.Scatter(
-                x=group["fidelity_top1"] * 100,
-                y=group["saving"] * 100,
-                error_y={
-                    "type": "data",
-                    "symmetric": False,
-                    "array": (group["saving_high"] - group["saving"]).fillna(0) * 100,
-                    "arrayminus": (group["saving"] - group["saving_low"]).fillna(0) * 100,
-                },
-                mode="markers+text",
-                marker={"size": 12, "color": variant_color(variant)},
-                text=group["workload"] + " " + group["phase"],
-                textposition="top center",
-                name=variant,
-                customdata=_customdata(group),
-                hovertext=[_quantized_note(share) for share in group["quantized_share"]],
-                hovertemplate="%{text}<br>top-1 agreement %{x:.1f}%<br>energy saved %{y:.1f}%"
-                f"%{{hovertext}}<extra>{variant}</extra>",
+    for variant, by_variant in tradeoffs.groupby("variant", sort=False):
+        for valid, group in split_valid(by_variant):
+            fig.add_trace(
+                go.Scatter(
+                    x=group["fidelity_top1"] * 100,
+                    y=group["saving"] * 100,
+                    error_y={
+                        "type": "data",
+                        "symmetric": False,
+                        "array": (group["saving_high"] - group["saving"]).fillna(0) * 100,
+                        "arrayminus": (group["saving"] - group["saving_low"]).fillna(0) * 100,
+                    },
+                    mode="markers+text",
+                    marker={
+                        "size": 12,
+                        "color": variant_color(variant),
+                        "opacity": 1.0 if valid else INVALID_OPACITY,
+                        "line": {"color": INVALID_LINE, "width": 0 if valid else 2},
+                    },
+                    text=group["workload"] + " " + group["phase"],
+                    textposition="top center",
+                    name=variant if valid else f"{variant} (INVALID)",
+                    legendgroup=variant,
+                    customdata=_customdata(group),
+                    hovertext=[_quantized_note(share) for share in group["quantized_share"]],
+                    hovertemplate="%{text}<br>top-1 agreement %{x:.1f}%<br>energy saved %{y:.1f}%"
+                    f"%{{hovertext}}%{{customdata[3]}}<extra>{variant}</extra>",
+                )
             )
-        )
     fig.update_xaxes(title_text="top-1 agreement with fp32 (%)")
     fig.update_yaxes(title_text="energy per unit saved against fp32 (%)", zeroline=True)
     fig.update_layout(height=460, legend_title="variant")
@@ -413,27 +459,36 @@ def comparison(ratios: pd.DataFrame, baseline_name: str) -> go.Figure | Missing:
     """J/unit ratio to the baseline per cell, with CI95; beyond-the-noise changes coloured."""
     if ratios.empty:
         return Missing(f"no cell appears both here and in the baseline ({baseline_name})")
-    colors = [
-        "#d62728" if r else ("#2ca02c" if i else "#7f7f7f")
-        for r, i in zip(ratios["regression"], ratios["improvement"], strict=True)
-    ]
-    fig = go.Figure(
-        go.Scatter(
-            y=ratios["label"],
-            x=ratios["ratio"],
-            mode="markers",
-            marker={"color": colors, "size": 11},
-            error_x={
-                "type": "data",
-                "symmetric": False,
-                "array": (ratios["high"] - ratios["ratio"]).fillna(0),
-                "arrayminus": (ratios["ratio"] - ratios["low"]).fillna(0),
-            },
-            customdata=_customdata(ratios),
-            hovertemplate="%{y}<br>ratio %{x:.3f}<extra></extra>",
-            name="J/unit ratio to baseline",
+    fig = go.Figure()
+    for valid, part in split_valid(ratios):
+        colors = [
+            "#d62728" if r else ("#2ca02c" if i else "#7f7f7f")
+            for r, i in zip(part["regression"], part["improvement"], strict=True)
+        ]
+        fig.add_trace(
+            go.Scatter(
+                y=part["label"],
+                x=part["ratio"],
+                mode="markers",
+                marker={
+                    "color": colors if valid else "#bbbbbb",
+                    "size": 11,
+                    "symbol": "circle" if valid else "x",
+                    "line": {"color": INVALID_LINE, "width": 0 if valid else 1},
+                },
+                error_x={
+                    "type": "data",
+                    "symmetric": False,
+                    "array": (part["high"] - part["ratio"]).fillna(0),
+                    "arrayminus": (part["ratio"] - part["low"]).fillna(0),
+                },
+                customdata=_customdata(part),
+                hovertemplate="%{y}<br>ratio %{x:.3f}%{customdata[3]}<extra></extra>",
+                name="J/unit ratio to baseline"
+                if valid
+                else "INVALID: neither regression nor improvement",
+            )
         )
-    )
     fig.add_vline(x=1, line_dash="dash", line_color="#333")
     fig.update_layout(
         title=f"J per unit against {baseline_name}: red = regression beyond the noise, "

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 from plotly.offline import get_plotlyjs
 
+from greenbench.check import with_verdicts
 from greenbench.formatting import fmt, fmt_joules, fmt_pct
 from greenbench.report import data, figures
 from greenbench.report.data import escape
@@ -67,11 +68,22 @@ def figure_html(fig: Any, div_id: str) -> str:
 
 def _badge(row: pd.Series) -> str:
     kind = "estimated" if row["estimated"] else "measured"
-    return f'<span class="badge {kind}" title="{escape(row["methods"])}">{kind}</span>'
+    # the methods come from escaped labels (data.escaped)
+    return f'<span class="badge {kind}" title="{row["methods"]}">{kind}</span>'
+
+
+def _status(row: pd.Series) -> str:
+    """`ok`, or INVALID with greenbench check's reasons in its tooltip and beneath it."""
+    if row.get("cell_valid", True):
+        return "<td>ok</td>"
+    reasons = str(row.get("validity", ""))  # escaped already (data.escaped), quotes too
+    title = reasons.replace("<br>", "; ")
+    return f'<td class="invalid" title="{title}">INVALID<div class="why">{reasons}</div></td>'
 
 
 def overview_table(summary: pd.DataFrame, unfinished: pd.DataFrame) -> str:
-    """Every cell: J/unit ± CI95, units/s, W, gCO2e/1k units, fidelity, method badge, status."""
+    """Every cell: J/unit ± CI95, units/s, W, gCO2e/1k units, fidelity, method badge, status
+    (INVALID, with the reasons, for a cell greenbench check judges invalid)."""
     head = (
         "<tr><th>workload</th><th>phase</th><th>variant</th><th>device</th><th>n</th>"
         "<th>net energy per unit ± CI95</th><th>units/s</th><th>W (gross)</th>"
@@ -80,14 +92,15 @@ def overview_table(summary: pd.DataFrame, unfinished: pd.DataFrame) -> str:
     )
     rows = []
     for _, r in summary.iterrows():
+        invalid = ' class="invalid"' if not r.get("cell_valid", True) else ""
         rows.append(
-            f'<tr data-workload="{r["workload"]}" data-variant="{r["variant"]}" '
+            f'<tr{invalid} data-workload="{r["workload"]}" data-variant="{r["variant"]}" '
             f'data-device="{r["device"]}"><td>{r["workload"]}</td><td>{r["phase"]}</td>'
             f"<td>{r['variant']}</td><td>{r['device']}</td><td>{r['n']}</td>"
             f"<td>{fmt_joules(r['j_per_unit'], r['j_per_unit_ci95'])} / {r['unit']}</td>"
             f"<td>{fmt(r['throughput'])}</td><td>{fmt(r['power_w'])}</td>"
             f"<td>{fmt(r['g_per_1k_units'])}</td><td>{fmt_pct(r['fidelity_top1'])}</td>"
-            f"<td>{fmt(r['fidelity_kl'], 2)}</td><td>{_badge(r)}</td><td>ok</td></tr>"
+            f"<td>{fmt(r['fidelity_kl'], 2)}</td><td>{_badge(r)}</td>{_status(r)}</tr>"
         )
     for _, r in unfinished.iterrows():
         workload, variant, device = (str(r["cell_id"]).split("/") + ["", "", ""])[:3]
@@ -186,7 +199,21 @@ table.overview { border-collapse: collapse; font-size: 0.85rem; width: 100%; }
 tr.failed td { color: #b00020; text-align: left; } tr.skipped td { color: #777; text-align: left; }
 .badge { border-radius: 0.6rem; padding: 0 0.5rem; font-size: 0.75rem; }
 .badge.measured { background: #d8f0d8; } .badge.estimated { background: #fff0c8; }
+tr.invalid td { background: #f4f4f4; color: #777; }
+tr.invalid td.invalid { color: #b00020; font-weight: bold; text-align: left; }
+td.invalid .why { font-weight: normal; font-size: 0.75rem; max-width: 22rem; }
+.left-out { color: #b00020; }
 """
+
+
+def left_out_note(count: int, views: str) -> str:
+    """The visible line saying how many invalid cells a view left out, and how to keep them."""
+    if not count:
+        return ""
+    return (
+        f' <span class="left-out">{count} invalid cell(s) (greenbench check) left out of '
+        f"{views}; <code>--include-invalid</code> keeps them.</span>"
+    )
 
 
 def sections(
@@ -194,13 +221,31 @@ def sections(
     summary: pd.DataFrame,
     baseline: pd.DataFrame | None,
     baseline_name: str,
+    include_invalid: bool = False,
 ) -> list[Section]:
-    """The views, from the escaped records and their cell summary."""
+    """The views, from the escaped records and their cell summary.
+
+    The ratio views (trade-off, comparison) and the frontier leave invalid cells out unless
+    `include_invalid`; the others draw them faded, with the reasons in the hover."""
+    kept, left_out = data.valid_cells(safe, include_invalid)
+    ratio_summary = summary if include_invalid else data.cell_summary(kept)
+    shown = not summary.empty and not summary["cell_valid"].all()  # invalid cells drawn faded
+    faded = {
+        "energy": " Faded bars with a red outline: cells greenbench check judges invalid (the "
+        "hover says why)."
+        if shown
+        else "",
+        "frontier": " Faded points: invalid cells, "
+        + ("kept in the frontier (--include-invalid)." if include_invalid else "never on it.")
+        if shown
+        else "",
+    }
     views = [
         Section(
             "energy",
             "Energy per unit",
-            "Net of the idle baseline, mean of the repetitions, error bars: 95% CI.",
+            "Net of the idle baseline, mean of the repetitions, error bars: 95% CI."
+            + faded["energy"],
             figures.energy_per_unit(summary),
         ),
         Section(
@@ -208,16 +253,17 @@ def sections(
             "Efficiency frontier",
             "Throughput against energy per unit, one point per cell; for each workload the "
             "ringed cells (joined by a dotted line) are those no other variant or device beats on "
-            "both.",
-            figures.efficiency_frontier(summary),
+            "both." + faded["frontier"] + left_out_note(left_out, "the frontier"),
+            figures.efficiency_frontier(summary, include_invalid),
         ),
         Section(
             "tradeoff",
             "Quantization trade-off",
             "Energy per unit saved against fp32 on the same workload and device, against top-1 "
             "agreement with fp32. With random weights (the default) fidelity shows how much a "
-            "variant perturbs the computation, not task accuracy.",
-            figures.quantization_tradeoff(data.tradeoffs(summary)),
+            "variant perturbs the computation, not task accuracy."
+            + left_out_note(left_out, "this view"),
+            figures.quantization_tradeoff(data.tradeoffs(ratio_summary, include_invalid)),
         ),
         Section(
             "power",
@@ -234,13 +280,19 @@ def sections(
         ),
     ]
     if baseline is not None:
-        ratios = data.comparison(safe, data.escaped(baseline))
+        before = with_verdicts(data.escaped(baseline))
+        ratios = data.comparison(safe, before, include_invalid)
+        left_before = data.valid_cells(before, include_invalid)[1]
         views.append(
             Section(
                 "compare",
                 f"Against {escape(baseline_name)}",
                 "Ratio of J per unit to the baseline with its 95% CI; a regression is a ratio "
-                "whose whole interval lies above 1.",
+                "whose whole interval lies above 1. An invalid cell is never called a "
+                "regression or an improvement."
+                + left_out_note(
+                    left_out + left_before, "this comparison (here or in the baseline)"
+                ),
                 figures.comparison(ratios, escape(baseline_name)),
             )
         )
@@ -252,13 +304,16 @@ def build_report(
     sources: list[str],
     baseline: pd.DataFrame | None = None,
     baseline_name: str = "",
+    include_invalid: bool = False,
 ) -> str:
-    """The whole page as one HTML string."""
-    safe = data.escaped(frame)
+    """The whole page as one HTML string; `include_invalid` keeps invalid cells in the ratio
+    views."""
+    safe = with_verdicts(data.escaped(frame))  # judged once, here, for every view
     summary = data.cell_summary(safe)
     unfinished = data.unfinished_cells(safe)
     parts = []
-    for i, section in enumerate(sections(safe, summary, baseline, baseline_name)):
+    views = sections(safe, summary, baseline, baseline_name, include_invalid)
+    for i, section in enumerate(views):
         parts.append(
             f'<h2 id="{section.anchor}">{section.title}</h2>'
             f'<p class="explain">{section.explanation}</p>'
@@ -272,6 +327,17 @@ def build_report(
         if estimated
         else ""
     )
+    invalid = int((~summary["cell_valid"]).sum()) if not summary.empty else 0
+    if invalid:
+        note += (
+            f"<p class='meta left-out'>{invalid} row(s) hold cells that greenbench check judges "
+            "<b>invalid</b>: marked INVALID with the reasons, drawn faded, and "
+            + (
+                "kept in the ratio views (--include-invalid).</p>"
+                if include_invalid
+                else "left out of the ratio views (--include-invalid keeps them).</p>"
+            )
+        )
     when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
