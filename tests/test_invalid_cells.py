@@ -217,6 +217,7 @@ def calls(clock, meter, seconds_per_call):
     def step():
         meter.power = {"cpu": 28.0, "ram": 2.0}
         clock.sleep(seconds_per_call)
+        meter.power = {"cpu": 10.0, "ram": 2.0}  # idle again between calls and after them
 
     phases = [Phase("call", "call", 1, step)]
     result = run_protocol(phases, meter, settings, clock=clock, sleep=clock.sleep)
