@@ -138,10 +138,13 @@ def summarize_calls(result: ProtocolResult, zone: str) -> CallEnergy:
         for f in figures
     ]
     last = facts[-1]
+    # as in run summaries, an invalid window cannot pull the mean; with none valid, the
+    # verdict says so and the mean of them all is kept for the record
+    used = [f for f in figures if f["valid"]] or figures
     return CallEnergy(
         validity=_verdict(figures),
         per_call=summarize(
-            [w["j_per_call"] for w in windows], *idle_error(pd.DataFrame(figures), per="calls")
+            [f["energy_per_call_j"] for f in used], *idle_error(pd.DataFrame(used), per="calls")
         ),
         methods={c: last.methods[c] for c in last.measured_components()},
         estimated=bool(figures[-1]["estimated"]),

@@ -25,7 +25,7 @@ from greenbench.energy.gpu_meter import nvml_meter_for
 from greenbench.energy.meter import Measurement, Meter
 from greenbench.errors import GreenbenchError, one_line
 from greenbench.formatting import ESTIMATE_MARK, fmt, fmt_joules
-from greenbench.protocol import ProtocolSettings
+from greenbench.protocol import RELIABLE_WINDOW_S, ProtocolSettings
 
 ZONE_HELP = "grid zone for gCO2e, ISO country code (default GB or $GREENBENCH_ZONE)"
 
@@ -35,9 +35,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--energy-min-window",
         type=float,
-        default=1.0,
+        default=RELIABLE_WINDOW_S,
         metavar="SECONDS",
-        help="shortest measured window of repeated calls (default 1; 5 or more is reliable)",
+        help="shortest measured window of repeated calls (default 5, the meter's resolution: "
+        "shorter windows are measured but judged invalid, and the gate skips them)",
     )
     group.addoption(
         "--energy-repetitions",

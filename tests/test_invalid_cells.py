@@ -281,3 +281,23 @@ def test_the_page_with_an_invalid_cell_draws_and_filters_in_chromium(tmp_path):
         assert errors == []
     finally:
         driver.quit()
+
+
+def test_an_invalid_window_does_not_pull_a_benchmarks_mean(clock, meter):
+    meter.power = {"cpu": 10.0, "ram": 2.0}
+    settings = ProtocolSettings(repetitions=3, min_window_s=5.0, min_calls=2, idle_s=1.0)
+    call = iter(range(10_000))
+
+    def step():
+        # calls 0-2 warm up, 3-4 are window 1, 5-6 window 2, 7-8 window 3: window 2's calls draw
+        # nothing above idle, so its net energy is 0 and it is invalid
+        meter.power = {"cpu": 10.0 if next(call) in (5, 6) else 28.0, "ram": 2.0}
+        clock.sleep(2.5)
+        meter.power = {"cpu": 10.0, "ram": 2.0}
+
+    result = run_protocol(
+        [Phase("call", "call", 1, step)], meter, settings, clock=clock, sleep=clock.sleep
+    )
+    energy = summarize_calls(result, "GB")
+    assert [w["net_energy_j"] > 0 for w in energy.windows].count(False) >= 1
+    assert energy.per_call.mean == pytest.approx(18.0 * 2.5)
