@@ -44,6 +44,12 @@ class Checkpoint:
     training: bool
 
     @property
+    def positions(self) -> int | None:
+        """The longest sequence a causal LM's config allows, if it says."""
+        value = self.config.get("max_position_embeddings") or self.config.get("n_positions")
+        return value if isinstance(value, int) and value > 0 else None
+
+    @property
     def dtype(self) -> str | None:
         """The dtype the weights were saved in (transformers 5 writes `dtype`, 4 `torch_dtype`)."""
         value = self.config.get("dtype") or self.config.get("torch_dtype")

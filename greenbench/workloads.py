@@ -74,6 +74,8 @@ class WorkloadPreset:
                 known = ", ".join(sorted([*self.defaults, *OPTIONAL_PARAMS]))
                 raise ValueError(f"unknown parameter '{key}' for {self.name} (known: {known})")
             params[key] = self._check_param(key, value)
+        if self.checkpoint and self.checkpoint.positions:
+            _check_length(params, self.checkpoint.positions)
         return params
 
     def _check_param(self, key: str, value: Any) -> Any:
@@ -87,6 +89,21 @@ class WorkloadPreset:
 
     def phases(self, params: Mapping[str, Any]) -> tuple[str, ...]:
         return self.kind.phase_names(params)
+
+
+def _check_length(params: Mapping[str, Any], positions: int) -> None:
+    """ValueError unless an LM workload's tokens fit the checkpoint's positions."""
+    if "seq_len" in params:
+        what, tokens = "seq_len", params["seq_len"]
+    elif "prompt_tokens" in params:
+        what, tokens = "prompt_tokens + new_tokens", params["prompt_tokens"] + params["new_tokens"]
+    else:
+        return
+    if tokens > positions:
+        raise ValueError(
+            f"{what} = {tokens} is more than the checkpoint's {positions} positions "
+            "(max_position_embeddings in its config.json); lower it"
+        )
 
 
 def _preset(
@@ -169,7 +186,7 @@ def checkpoint_preset(name: str) -> WorkloadPreset:
     config = checkpoint.config
     what = f"{checkpoint.architecture} checkpoint"
     if checkpoint.family == "causal-lm":
-        positions = config.get("max_position_embeddings") or config.get("n_positions") or 4096
+        positions = checkpoint.positions or 4096
         if checkpoint.training:
             kind, seq_len = "lm-training", min(128, positions)
             return _preset(name, checkpoint.architecture, kind, f"{what}: AdamW steps",

@@ -122,6 +122,9 @@ def test_a_suite_takes_hf_workloads_and_their_params(checkpoints):
     assert cell.params["new_tokens"] == 2 and cell.phases == ("prefill", "decode")
     with pytest.raises(SuiteError, match="'weights' does not apply"):
         parse_suite({"workloads": [name], "params": {name: {"weights": "x"}}}, "s.toml")
+    long = {"prompt_tokens": 60, "new_tokens": 8}
+    with pytest.raises(SuiteError, match="prompt_tokens \\+ new_tokens = 68 is more than the"):
+        parse_suite({"workloads": [name], "params": {name: long}}, "s.toml")
 
 
 def _bad(args, tmp_path, capsys):
@@ -218,3 +221,31 @@ def test_checkpoints_run_end_to_end_with_energy_fidelity_and_checkpoint_columns(
     train = ok[ok["phase"] == "train"]
     assert list(train["unit"]) == ["token"] and list(train["task"]) == ["training"]
     assert set(ok[ok["architecture"] == "ViTForImageClassification"]["unit"]) == {"image"}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["qwen2", "vit"])
+def test_checkpoints_export_to_onnx_runtime_and_agree_with_torch(checkpoints, name):
+    pytest.importorskip("onnxruntime")
+    import numpy as np
+
+    from greenbench.backends import onnx_runtime
+    from greenbench.tasks import make_phases
+
+    preset = get_preset(f"hf:{checkpoints[name]}")
+    small = {"prompt_tokens": 6, "new_tokens": 3} if name == "qwen2" else {"batch": 2}
+    params = preset.resolve_params(small)
+    model = preset.build_model(params)
+    session = onnx_runtime.ort_session("onnxruntime:CPU", "fp32")
+    phases, logits = onnx_runtime.prepare_graphs(preset.kind, model, params, session)
+    torch_phases = make_phases(preset.kind, model, params, "cpu")
+    assert [p.name for p in phases] == [p.name for p in torch_phases]
+    assert np.isfinite(logits.numpy()).all()
+    last, torch_last = phases[-1], torch_phases[-1]  # decode, or the vision forward
+    last.reset()
+    torch_last.reset()
+    got, expected = last.step(), torch_last.step()
+    if name == "qwen2":
+        assert np.array_equal(got, expected.numpy())  # the same greedy tokens
+    else:
+        np.testing.assert_allclose(got, expected.numpy(), rtol=1e-4, atol=1e-5)
