@@ -99,6 +99,20 @@ def test_the_model_has_the_checkpoints_own_weights_and_parameter_count(checkpoin
     assert preset.parameter_count() == sum(p.numel() for p in saved.parameters())
 
 
+def test_quantized_share_counts_gpt2_conv1d_layers_that_int8_dynamic_leaves(checkpoints):
+    from greenbench.variants import linear_weight_sizes, quantized_share
+
+    int8 = get_variant("int8-dynamic")
+    shares = {}
+    for name in ("gpt2", "qwen2"):
+        preset = get_preset(f"hf:{checkpoints[name]}")
+        model = preset.build_model(preset.defaults)
+        sizes = linear_weight_sizes(model)
+        shares[name] = quantized_share(int8.prepare_for_inference(model, "cpu"), sizes)
+    assert shares["qwen2"] == 1.0
+    assert 0 < shares["gpt2"] < 0.5  # only the LM head: the blocks are Conv1D
+
+
 def test_a_cached_hub_id_is_found_without_a_download(checkpoints, tmp_path, monkeypatch):
     from huggingface_hub import constants
 
