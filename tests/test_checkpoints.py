@@ -127,6 +127,9 @@ def test_a_cached_hub_id_is_found_without_a_download(checkpoints, tmp_path, monk
     preset = get_preset("hf:acme/tiny-gpt2")
     assert preset.checkpoint_columns()["checkpoint"] == "acme/tiny-gpt2"
     assert preset.kind.name == "lm-inference"
+    assert preset.parameter_count() == sum(
+        p.numel() for p in preset.build_model(preset.defaults).parameters()
+    )
 
 
 def test_a_suite_takes_hf_workloads_and_their_params(checkpoints):
