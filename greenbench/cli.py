@@ -27,7 +27,6 @@ from greenbench.formatting import (
     window_count,
 )
 from greenbench.import_pytest_benchmark import import_pytest_benchmark
-from greenbench.models import parameter_count
 from greenbench.quiet import quiet_library_logs
 from greenbench.records import COMPARE_AXES as AXES
 from greenbench.suite import RunOverrides, builtin_suites
@@ -288,7 +287,7 @@ def cmd_list(args: argparse.Namespace, console: Console) -> int:
             preset.name,
             preset.task,
             ", ".join(preset.phases(preset.defaults)),
-            f"{parameter_count(preset.architecture) / 1e6:.2f} M",
+            f"{preset.parameter_count() / 1e6:.2f} M",
             " ".join(f"{k}={v}" for k, v in params.items()),
             preset.description,
         )

@@ -101,13 +101,18 @@ def build_model(architecture: str, seed: int = 0, weights: str | None = None) ->
     """
     import torch
 
-    model_class = _model_class(family(architecture))
     if weights:
         check_weights(weights)
-        model = model_class.from_pretrained(weights, local_files_only=True)
-        return model.float().eval()  # transformers 5 keeps the checkpoint's dtype otherwise
+        return load_pretrained(weights, family(architecture))
     torch.manual_seed(seed)
-    return model_class.from_config(build_config(architecture)).eval()
+    return _model_class(family(architecture)).from_config(build_config(architecture)).eval()
+
+
+def load_pretrained(source: str, family: str) -> Any:
+    """The real weights of a local folder or a cached hub id (never downloaded), in eval mode
+    on the CPU, in float32."""
+    model = _model_class(family).from_pretrained(source, local_files_only=True)
+    return model.float().eval()  # transformers 5 keeps the checkpoint's dtype otherwise
 
 
 def check_weights(weights: str) -> str:
@@ -138,8 +143,38 @@ def check_weights(weights: str) -> str:
 
 def parameter_count(architecture: str) -> int:
     """Count parameters without allocating them (built on torch's meta device)."""
+    return _count_on_meta(family(architecture), build_config(architecture))
+
+
+def pretrained_parameter_count(source: str, family: str) -> int:
+    """A checkpoint's parameter count from its config alone, offline and without its weights."""
+    from transformers import AutoConfig
+
+    return _count_on_meta(family, AutoConfig.from_pretrained(source, local_files_only=True))
+
+
+def pretrained_linear_share(source: str, family: str) -> float:
+    """The share of a checkpoint's Linear and convolution weight elements that are Linear
+    (from its config, built on the meta device): near 1 for vision transformers, whose only
+    convolution embeds the patches, near 0 for CNNs."""
+    import torch
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(source, local_files_only=True)
+    with torch.device("meta"):
+        model = _model_class(family).from_config(config)
+    linear = conv = 0
+    for module in model.modules():
+        if isinstance(module, torch.nn.Linear):
+            linear += module.weight.numel()
+        elif isinstance(module, torch.nn.modules.conv._ConvNd):
+            conv += module.weight.numel()
+    return linear / (linear + conv) if linear + conv else 0.0
+
+
+def _count_on_meta(family: str, config: Any) -> int:
     import torch
 
     with torch.device("meta"):
-        model = _model_class(family(architecture)).from_config(build_config(architecture))
+        model = _model_class(family).from_config(config)
     return sum(p.numel() for p in model.parameters())

@@ -45,6 +45,12 @@ class Record(TypedDict, total=False):
     suite: str
     workload: str
     architecture: str | None
+    # hf: workloads: the checkpoint (folder or hub id), the sha256 of its config.json (first 16
+    # hex digits) and the dtype its weights were saved in; None for presets
+    checkpoint: str | None
+    config_hash: str | None
+    checkpoint_dtype: str | None
+    parameters: int | None  # the model's parameter count (measured rows)
     task: str
     phase: str
     variant: str

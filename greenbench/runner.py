@@ -21,7 +21,6 @@ from greenbench.backends.base import Backend
 from greenbench.carbon.zones import resolve_zone
 from greenbench.energy.cpu_load import cpu_times
 from greenbench.errors import one_line
-from greenbench.models import parameter_count
 from greenbench.protocol import ProtocolSettings, Window, run_protocol
 from greenbench.quiet import quiet_library_logs
 from greenbench.records import Record, measured_records
@@ -44,6 +43,7 @@ def cell_context(
         "suite": suite_name,
         "workload": cell.workload,
         "architecture": preset.architecture,
+        **preset.checkpoint_columns(),
         "task": preset.task,
         "variant": cell.variant,
         "device": cell.device,
@@ -79,7 +79,10 @@ def run_cell(spec: Mapping[str, Any], emit: Emit) -> list[Record]:
     variant = get_variant(cell.variant)
     backend = backend_for(cell.device)
     zone = resolve_zone(context["zone"])
-    reason = backend.device_skip_reason(variant, cell.device) or memory_skip_reason(cell, backend)
+    parameters = get_preset(cell.workload).parameter_count()
+    reason = backend.device_skip_reason(variant, cell.device) or memory_skip_reason(
+        cell, backend, parameters
+    )
     if reason:
         raise CellSkipped(reason)
 
@@ -107,14 +110,18 @@ def run_cell(spec: Mapping[str, Any], emit: Emit) -> list[Record]:
         )
     finally:
         meter.close()
-    return measured_records(context, result, prepared.record_columns())
+    columns = {"parameters": parameters, **prepared.record_columns()}
+    return measured_records(context, result, columns)
 
 
-def memory_skip_reason(cell: Cell, backend: Backend) -> str | None:
+def memory_skip_reason(cell: Cell, backend: Backend, parameters: int | None = None) -> str | None:
     """A reason to skip when the model's weights (and for training, gradients and optimizer
-    state) clearly cannot fit in the device's free memory; activations are not counted."""
+    state) clearly cannot fit in the device's free memory; activations are not counted.
+    `parameters`: the model's parameter count, if known."""
     preset = get_preset(cell.workload)
-    needed = parameter_count(preset.architecture) * 4 * preset.kind.weight_copies  # fp32 bytes
+    if parameters is None:
+        parameters = preset.parameter_count()
+    needed = parameters * 4 * preset.kind.weight_copies  # fp32 bytes
     free = backend.free_memory_bytes(cell.device)
     if free is None or needed <= free:
         return None

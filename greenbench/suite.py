@@ -18,6 +18,7 @@ from typing import Any
 from greenbench.backends import parse_device
 from greenbench.carbon.zones import default_zone, resolve_zone
 from greenbench.cell import Cell
+from greenbench.checkpoints import CheckpointError
 from greenbench.errors import SuiteError
 from greenbench.protocol import ProtocolSettings
 from greenbench.variants import get_variant
@@ -149,6 +150,8 @@ def parse_suite(data: Mapping[str, Any], source: str) -> Suite:
 def _check_workload(name: str) -> str:
     try:
         get_preset(name)
+    except CheckpointError as e:
+        raise ValueError(str(e)) from None
     except KeyError as e:
         raise ValueError(f"{e.args[0]}; see `greenbench list`") from None
     return name

@@ -223,9 +223,18 @@ def _is_linear(module: Any) -> bool:
     return isinstance(module, torch.nn.Linear)
 
 
+def _is_matmul_layer(module: Any) -> bool:
+    """A Linear, or transformers' Conv1D (GPT-2's blocks): a Linear with its weight transposed,
+    which the quantization variants leave in the model's precision."""
+    from transformers.pytorch_utils import Conv1D
+
+    return _is_linear(module) or isinstance(module, Conv1D)
+
+
 def linear_weight_sizes(model: Any) -> dict[str, int]:
-    """Each Linear layer's weight elements, by module name: taken before quantizing."""
-    return {name: m.weight.numel() for name, m in model.named_modules() if _is_linear(m)}
+    """Each Linear (or Conv1D) layer's weight elements, by module name: taken before
+    quantizing."""
+    return {name: m.weight.numel() for name, m in model.named_modules() if _is_matmul_layer(m)}
 
 
 def quantized_share(model: Any, sizes: dict[str, int]) -> float:
@@ -239,7 +248,7 @@ def quantized_share(model: Any, sizes: dict[str, int]) -> float:
     def quantized(module: Any) -> bool:
         if module is None:
             return False
-        return not _is_linear(module) or type(module.weight.data) is not torch.Tensor
+        return not _is_matmul_layer(module) or type(module.weight.data) is not torch.Tensor
 
     total = sum(sizes.values())
     done = sum(n for name, n in sizes.items() if quantized(modules.get(name)))

@@ -2,20 +2,34 @@
 
 Inference presets carry the model's name (`slm-135m`, `resnet50`); training presets add `-train`
 (`slm-135m-train`). Every preset also takes `weights`, a local directory or a cached hub id, to
-measure real weights instead of random ones.
+measure real weights instead of random ones. `hf:SOURCE` names a Hugging Face checkpoint
+(checkpoints.py): a preset made from its config, measured with its own weights.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from greenbench.models import check_weights
+from greenbench.checkpoints import Checkpoint, find_checkpoint, is_checkpoint_name
+from greenbench.models import (
+    build_model,
+    check_weights,
+    load_pretrained,
+    parameter_count,
+    pretrained_linear_share,
+    pretrained_parameter_count,
+)
 from greenbench.tasks import get_kind
 from greenbench.tasks.base import Task, WorkloadKind
 
 OPTIONAL_PARAMS = ("weights",)  # accepted by every preset, absent by default
+# an image classifier whose nn.Linear weights are at least this share of its parameters (a
+# vision transformer, not a CNN) takes the Linear-only quantization variants
+LINEAR_COVERAGE = 0.9
 
 
 @dataclass(frozen=True)
@@ -25,10 +39,32 @@ class WorkloadPreset:
     kind: WorkloadKind  # what a cell does with the model: phases, units, inputs, fidelity
     defaults: Mapping[str, Any] = field(default_factory=dict)
     description: str = ""
+    checkpoint: Checkpoint | None = None  # hf: workloads: the checkpoint, with its own weights
 
     @property
     def task(self) -> Task:
         return self.kind.task
+
+    def build_model(self, params: Mapping[str, Any]) -> Any:
+        """The model in eval mode on the CPU, in float32: the checkpoint's weights, those
+        `params` name, or random ones."""
+        if self.checkpoint:
+            return load_pretrained(self.checkpoint.source, self.checkpoint.family)
+        return build_model(self.architecture, weights=params.get("weights"))
+
+    def parameter_count(self) -> int:
+        if self.checkpoint:
+            return pretrained_parameter_count(self.checkpoint.source, self.checkpoint.family)
+        return parameter_count(self.architecture)
+
+    def checkpoint_columns(self) -> dict[str, Any]:
+        """The record columns that say which checkpoint a cell measured (None for presets)."""
+        checkpoint = self.checkpoint
+        return {
+            "checkpoint": checkpoint.source if checkpoint else None,
+            "config_hash": checkpoint.config_hash if checkpoint else None,
+            "checkpoint_dtype": checkpoint.dtype if checkpoint else None,
+        }
 
     def resolve_params(self, overrides: Mapping[str, Any]) -> dict[str, Any]:
         """Defaults updated by `overrides`; raises ValueError naming the bad key."""
@@ -38,9 +74,13 @@ class WorkloadPreset:
                 known = ", ".join(sorted([*self.defaults, *OPTIONAL_PARAMS]))
                 raise ValueError(f"unknown parameter '{key}' for {self.name} (known: {known})")
             params[key] = self._check_param(key, value)
+        if self.checkpoint and self.checkpoint.positions:
+            _check_length(params, self.checkpoint.positions)
         return params
 
     def _check_param(self, key: str, value: Any) -> Any:
+        if key == "weights" and self.checkpoint:
+            raise ValueError(f"'weights' does not apply to {self.name}: the checkpoint has its own")
         if key == "weights":
             if not isinstance(value, str) or not value.strip():
                 raise ValueError("'weights' must be a local directory or a cached hub id")
@@ -51,11 +91,33 @@ class WorkloadPreset:
         return self.kind.phase_names(params)
 
 
-def _preset(name: str, architecture: str, kind_name: str, description: str, **defaults: Any):
+def _check_length(params: Mapping[str, Any], positions: int) -> None:
+    """ValueError unless an LM workload's tokens fit the checkpoint's positions."""
+    if "seq_len" in params:
+        what, tokens = "seq_len", params["seq_len"]
+    elif "prompt_tokens" in params:
+        what, tokens = "prompt_tokens + new_tokens", params["prompt_tokens"] + params["new_tokens"]
+    else:
+        return
+    if tokens > positions:
+        raise ValueError(
+            f"{what} = {tokens} is more than the checkpoint's {positions} positions "
+            "(max_position_embeddings in its config.json); lower it"
+        )
+
+
+def _preset(
+    name: str,
+    architecture: str,
+    kind_name: str,
+    description: str,
+    checkpoint: Checkpoint | None = None,
+    **defaults: Any,
+) -> WorkloadPreset:
     kind = get_kind(kind_name)
     if kind.selectable_phases:
         defaults = {"phases": list(kind.phases), **defaults}
-    return WorkloadPreset(name, architecture, kind, defaults, description)
+    return WorkloadPreset(name, architecture, kind, defaults, description, checkpoint)
 
 
 def _lm(name: str, architecture: str, label: str, batch=1, prompt=128, new=32, train_seq=128):
@@ -117,7 +179,51 @@ PRESETS: dict[str, WorkloadPreset] = {
 }
 
 
+def checkpoint_preset(name: str) -> WorkloadPreset:
+    """The preset of an `hf:` workload, made from its checkpoint's config; CheckpointError
+    (a KeyError) naming the fix when there is no usable checkpoint."""
+    checkpoint = find_checkpoint(name)
+    config = checkpoint.config
+    what = f"{checkpoint.architecture} checkpoint"
+    if checkpoint.family == "causal-lm":
+        positions = checkpoint.positions or 4096
+        if checkpoint.training:
+            kind, seq_len = "lm-training", min(128, positions)
+            return _preset(name, checkpoint.architecture, kind, f"{what}: AdamW steps",
+                           checkpoint, batch=1, seq_len=seq_len)  # fmt: skip
+        prompt, new = min(128, positions // 2), min(32, positions // 4)
+        return _preset(name, checkpoint.architecture, "lm-inference",
+                       f"{what}: prefill and greedy decode", checkpoint,
+                       batch=1, prompt_tokens=max(prompt, 1), new_tokens=max(new, 1))  # fmt: skip
+    size = _image_size(config.get("image_size"))
+    kind = "vision-training" if checkpoint.training else "vision-inference"
+    label = "SGD steps on synthetic images" if checkpoint.training else "image classification"
+    preset = _preset(name, checkpoint.architecture, kind, f"{what}: {label}", checkpoint,
+                     batch=8, image_size=size)  # fmt: skip
+    if _linear_share(checkpoint.source, checkpoint.config_hash) < LINEAR_COVERAGE:
+        return preset
+    linear_kind = dataclasses.replace(preset.kind, linear_quantization=True)
+    return dataclasses.replace(preset, kind=linear_kind)
+
+
+@functools.lru_cache(maxsize=64)
+def _linear_share(source: str, config_hash: str) -> float:
+    """Cached by the config's hash: presets are looked up many times per run."""
+    return pretrained_linear_share(source, "image-classification")
+
+
+def _image_size(value: Any) -> int:
+    """The config's image side (an int, a [h, w] pair or a {height, width} table); 224 if none."""
+    if isinstance(value, Mapping):
+        value = value.get("height") or value.get("shortest_edge")
+    if isinstance(value, list | tuple) and value:
+        value = value[0]
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 224
+
+
 def get_preset(name: str) -> WorkloadPreset:
+    if is_checkpoint_name(name):
+        return checkpoint_preset(name)
     try:
         return PRESETS[name]
     except KeyError:

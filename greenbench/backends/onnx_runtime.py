@@ -21,7 +21,6 @@ from greenbench.energy.codecarbon_meter import CodeCarbonMeter
 from greenbench.energy.meter import Meter
 from greenbench.errors import GreenbenchError
 from greenbench.fidelity import score
-from greenbench.models import build_model
 from greenbench.protocol import Phase
 from greenbench.tasks.base import SessionFactory, WorkloadKind
 from greenbench.variants import Variant
@@ -108,7 +107,7 @@ class GraphRuntime:
         workload, params = get_preset(cell.workload), cell.params
         kind = workload.kind
         assert kind.fidelity_logits is not None  # skip_reason let only inference kinds through
-        model = build_model(workload.architecture, weights=params.get("weights"))
+        model = workload.build_model(params)
         reference = kind.fidelity_logits(model, params, "cpu")
         emit({"type": "stage", "stage": "exporting to ONNX"})
         session = self.session_factory(cell.device, cell.variant)

@@ -16,7 +16,6 @@ from greenbench.energy.codecarbon_meter import CodeCarbonMeter
 from greenbench.energy.meter import Meter
 from greenbench.errors import GreenbenchError
 from greenbench.fidelity import score
-from greenbench.models import build_model
 from greenbench.tasks.base import WorkloadKind
 from greenbench.variants import Variant, get_variant, linear_weight_sizes, quantized_share
 from greenbench.workloads import get_preset
@@ -58,7 +57,7 @@ class TorchBackend:
         fp32, for quantization how much of the model it quantized."""
         workload, variant = get_preset(cell.workload), get_variant(cell.variant)
         kind, device, params = workload.kind, cell.device, cell.params
-        model = build_model(workload.architecture, weights=params.get("weights")).to(device)
+        model = workload.build_model(params).to(device)
         if kind.task == "training":
             model = variant.prepare_for_training(model)
             return Prepared(kind.make_phases(model, params, device, variant.autocast_dtype()))
