@@ -53,6 +53,8 @@ SCHEMA: dict[str, Column] = {
 REQUIRED = frozenset(name for name, column in SCHEMA.items() if not column.nullable)
 _CHOICES = {name: c for name, c in SCHEMA.items() if c.choices is not None}
 _FINITE = [name for name, c in SCHEMA.items() if not c.nullable and c.types >= _NUMBERS]
+# an ok row measured a window of some unit: readers label and split by it
+OK_NEEDS = ("unit",)
 _good_shapes: set[tuple[tuple[str, ...], tuple[type, ...]]] = set()
 _MAX_SHAPES = 4096
 
@@ -99,6 +101,10 @@ def _value_problem(row: Mapping[str, Any]) -> str | None:
     for name in _FINITE:
         if not math.isfinite(row[name]):
             return f"{name} is {row[name]}, not a finite number"
+    if row["status"] == "ok":
+        for name in OK_NEEDS:
+            if not isinstance(row.get(name), str):
+                return f"{name} is {_shown(row.get(name))} in an ok row, not a string"
     return None
 
 

@@ -203,3 +203,10 @@ def test_out_that_is_a_file_or_cannot_be_written_is_a_one_line_error(tmp_path, m
     with pytest.raises(GreenbenchError, match=r"cannot create a run folder in .*Permission denied"):
         RunStore.create(tmp_path / "locked", {})
     assert file.read_text() == "root:x:0:0"
+
+
+def test_an_ok_row_without_its_unit_is_skipped(tmp_path):
+    store = RunStore.create(tmp_path, {})
+    store.append([row(rep=1), {**row(rep=2), "unit": None}])
+    with pytest.warns(GreenbenchWarning, match=r"line 2 \(unit is None in an ok row"):
+        assert len(load_results(store.path)) == 1
