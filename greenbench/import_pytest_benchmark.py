@@ -48,7 +48,11 @@ class BadBenchmark(ValueError):
 
 def _number(value: Any, what: str, low: float = -math.inf, above: bool = False) -> float:
     """A finite JSON number >= low (> low with `above`)."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise BadBenchmark(f"{what} is {value!r}, not a finite number")
+    if isinstance(value, int) and abs(value) > 2**63:
+        raise BadBenchmark(f"{what} is a {len(str(abs(value)))}-digit number, not a sensible one")
+    if not math.isfinite(value):
         raise BadBenchmark(f"{what} is {value!r}, not a finite number")
     if value < low or (above and value == low):
         raise BadBenchmark(f"{what} is {value!r}, not {'>' if above else '>='} {low:g}")

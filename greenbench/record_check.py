@@ -99,7 +99,7 @@ def _value_problem(row: Mapping[str, Any]) -> str | None:
             choices = ", ".join(sorted(column.choices or ()))
             return f"{name} is {_shown(value)}, not one of {choices}"
     for name in _FINITE:
-        if not math.isfinite(row[name]):
+        if type(row[name]) is float and not math.isfinite(row[name]):
             return f"{name} is {row[name]}, not a finite number"
     if row["status"] == "ok":
         for name in OK_NEEDS:

@@ -227,7 +227,7 @@ class Bounds:
         kind = "a whole number" if self.whole else "a number of seconds"
         if isinstance(raw, bool) or not isinstance(raw, int | float):
             return f"must be {kind}, got {raw!r}"
-        if not math.isfinite(raw):
+        if isinstance(raw, float) and not math.isfinite(raw):
             return f"must be a finite number, got {raw}"
         if self.whole and raw != int(raw):
             return f"must be {kind}, got {raw!r}"
@@ -240,7 +240,9 @@ class Bounds:
         return None
 
     def _shown(self, value: float) -> str:
-        return str(int(value)) if self.whole and abs(value) < 1e15 else f"{value:g}"
+        if isinstance(value, int) or (self.whole and abs(value) < 1e15):
+            return str(int(value)) if abs(value) < 10**30 else "a number of over 30 digits"
+        return f"{value:g}"
 
 
 DAY_S = 86_400.0

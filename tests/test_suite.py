@@ -243,6 +243,7 @@ def test_non_finite_protocol_values_are_refused(tmp_path, key, value):
         ("min_window_s", "1e12", "at most 86400 seconds"),
         ("cell_timeout_s", "1e300", "at most 604800 seconds"),
         ("min_calls", "10_000_000_000", "at most 10000000, got 10000000000"),
+        ("warmup_calls", "1" + "0" * 40, "at most 1000000, got a number of over 30 digits"),
     ],
 )
 def test_absurd_protocol_values_are_refused_naming_the_limit(tmp_path, key, value, limit):
