@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -106,8 +107,8 @@ def run(
     resolved, resumed = _resolve(overrides, out, resume)
     # a bad source name or a missing credential: said now, with nothing written
     sources = build_sources(resolved.zone, carbon_sources) if carbon_sources else []
-    opened = _open_store(resolved, out, resumed)
-    return _execute(opened, cells_executor, reporter or SilentReporter(), sources)
+    with _open_store(resolved, out, resumed) as opened:  # the run's lock, held to the end
+        return _execute(opened, cells_executor, reporter or SilentReporter(), sources)
 
 
 @dataclass
@@ -148,14 +149,20 @@ def resume_conflict() -> str:
     return f"--resume reruns the run's own suite; drop {', '.join(flags[:-1])} and {flags[-1]}"
 
 
-def _open_store(suite: Suite, out: str | os.PathLike, resumed: RunStore | None) -> _OpenRun:
-    """A new run's store, or the resumed one with its cells' attempts and finished cells."""
+@contextlib.contextmanager
+def _open_store(
+    suite: Suite, out: str | os.PathLike, resumed: RunStore | None
+) -> Iterator[_OpenRun]:
+    """A new run's store, or the resumed one with its cells' attempts and finished cells; the
+    run locked against a second writer (a concurrent --resume) until the block ends."""
     if resumed is not None:
-        earlier = load_results(resumed.path)  # each cell's latest attempt
-        attempts = earlier.groupby("cell_id")["attempt"].max().astype(int).to_dict()
-        done = _finished_cells(earlier, suite)
-        resumed.update_meta(status="running", resumed_at=_now())
-        return _OpenRun(resumed, suite, attempts, done)
+        with resumed.lock():
+            earlier = load_results(resumed.path)  # each cell's latest attempt
+            attempts = earlier.groupby("cell_id")["attempt"].max().astype(int).to_dict()
+            done = _finished_cells(earlier, suite)
+            resumed.update_meta(status="running", resumed_at=_now())
+            yield _OpenRun(resumed, suite, attempts, done)
+        return
 
     store = RunStore.create(
         out,
@@ -166,7 +173,8 @@ def _open_store(suite: Suite, out: str | os.PathLike, resumed: RunStore | None) 
             "environment": collect_environment(),
         },
     )
-    return _OpenRun(store, suite, {}, set())
+    with store.lock():
+        yield _OpenRun(store, suite, {}, set())
 
 
 def _execute(

@@ -6,8 +6,10 @@ import argparse
 import contextlib
 import math
 import sys
+import warnings
 import webbrowser
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -15,7 +17,7 @@ from rich.table import Table
 import greenbench
 from greenbench import cli_carbon
 from greenbench.backends import list_devices, variant_devices
-from greenbench.errors import GreenbenchError
+from greenbench.errors import GreenbenchError, GreenbenchWarning
 from greenbench.executors import DEFAULT_EXECUTOR, EXECUTORS
 from greenbench.exit_codes import EXIT_FAILED_CELLS, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from greenbench.formatting import (
@@ -205,11 +207,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not console.is_terminal:
         console = Console(width=140, markup=False)  # logs and pipes: wide rows, not wrapped
     errors = Console(stderr=True, markup=False)
-    try:
-        return args.func(args, console)
-    except GreenbenchError as e:
-        errors.print(f"greenbench: error: {e}", markup=False, highlight=False, soft_wrap=True)
-        return EXIT_USAGE
+    with warnings.catch_warnings():  # restores the warning filters and printer on return
+        warnings.simplefilter("always", GreenbenchWarning)
+        warnings.showwarning = _one_line_warnings(errors, warnings.showwarning)
+        try:
+            return args.func(args, console)
+        except GreenbenchError as e:
+            errors.print(f"greenbench: error: {e}", markup=False, highlight=False, soft_wrap=True)
+            return EXIT_USAGE
+
+
+def _one_line_warnings(errors: Console, others: Callable[..., None]) -> Callable[..., None]:
+    """A warnings printer: greenbench's own as `greenbench: warning: ...`, others as before."""
+
+    def show(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+        if issubclass(category, GreenbenchWarning):
+            text = " ".join(str(message).split())
+            errors.print(f"greenbench: warning: {text}", highlight=False, soft_wrap=True)
+        else:
+            others(message, category, *args, **kwargs)
+
+    return show
 
 
 def cmd_run(args: argparse.Namespace, console: Console) -> int:

@@ -18,3 +18,10 @@ def one_line(error: BaseException) -> str:
     """An exception as one line for records and the terminal: its type and its message."""
     text = " ".join(str(error).split()) or "no message"
     return f"{type(error).__name__}: {text}"[:500]
+
+
+class GreenbenchWarning(UserWarning):
+    """Something skipped (a bad row, an unreadable run) that the user should know about.
+
+    The CLI prints each as one line, `greenbench: warning: ...`; the rest of the work goes on.
+    """

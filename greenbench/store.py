@@ -12,15 +12,19 @@ torn last line is ignored when reading and cut off before the next append.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
 import secrets
+import warnings
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from greenbench.errors import GreenbenchError
+from greenbench.errors import GreenbenchError, GreenbenchWarning
+from greenbench.record_check import row_problem
+from greenbench.run_lock import run_lock
 
 RECORDS_FILE = "records.jsonl"
 RUN_FILE = "run.json"
@@ -54,7 +58,17 @@ class RunStore:
     def create(cls, out_dir: str | os.PathLike[str], meta: dict[str, Any]) -> RunStore:
         run_id = new_run_id()
         path = Path(out_dir) / run_id
-        path.mkdir(parents=True, exist_ok=False)
+        if path.parent.exists() and not path.parent.is_dir():
+            raise GreenbenchError(f"--out: '{out_dir}' is a file; give a folder")
+        try:
+            path.mkdir(parents=True, exist_ok=False)
+        except NotADirectoryError:
+            raise GreenbenchError(f"--out: '{out_dir}' is inside a file; give a folder") from None
+        except OSError as e:
+            raise GreenbenchError(
+                f"--out: cannot create a run folder in '{out_dir}' ({e.strerror}); "
+                "give a folder you can write to"
+            ) from None
         store = cls(path)
         store.write_meta({"run_id": run_id, **meta})
         store.records_path.touch()
@@ -71,7 +85,16 @@ class RunStore:
         )
 
     def read_meta(self) -> dict[str, Any]:
-        meta: dict[str, Any] = json.loads((self.path / RUN_FILE).read_text())
+        """run.json; GreenbenchError naming the file when it is unreadable or not an object."""
+        path = self.path / RUN_FILE
+        try:
+            meta = json.loads(path.read_bytes())
+        except OSError as e:
+            raise GreenbenchError(f"cannot read {path} ({e.strerror})") from None
+        except (ValueError, RecursionError):
+            meta = None
+        if not isinstance(meta, dict):
+            raise GreenbenchError(f"{path} is not a run's JSON object: the run is damaged")
         return meta
 
     def write_meta(self, meta: dict[str, Any]) -> None:
@@ -113,22 +136,51 @@ class RunStore:
     def read_records(self) -> list[dict[str, Any]]:
         return read_records_file(self.records_path)
 
+    def lock(self) -> contextlib.AbstractContextManager[None]:
+        """Hold the run's lock (see run_lock): the one writer of this run while it lasts."""
+        return run_lock(self.path, self.run_id)
+
 
 def read_records_file(path: Path) -> list[dict[str, Any]]:
-    """Every complete record in a records file; a torn or corrupt line is skipped."""
-    records = []
+    """Every usable record in a records file. A torn, corrupt or malformed line is skipped, and
+    so is a file that cannot be read, with one GreenbenchWarning per file naming the lines."""
     try:
-        lines = Path(path).read_bytes().splitlines()
+        content = Path(path).read_bytes()
     except FileNotFoundError:
         return []
-    for line in lines:
+    except OSError as e:
+        _warn(f"{path}: cannot be read ({e.strerror}); its run is skipped")
+        return []
+    lines = content.split(b"\n")
+    records, skipped = [], []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
         try:
             record = json.loads(line)
-        except (json.JSONDecodeError, UnicodeDecodeError):
+        except (ValueError, RecursionError):
+            torn = number == len(lines)  # no newline after it: a writer stopped mid-line
+            skipped.append((number, "torn, its writer stopped mid-line" if torn else "not JSON"))
             continue
-        if isinstance(record, dict):
+        problem = row_problem(record)
+        if problem is None:
             records.append(record)
+        else:
+            skipped.append((number, problem))
+    if skipped:
+        _warn_skipped(path, skipped)
     return records
+
+
+def _warn_skipped(path: Path, skipped: list[tuple[int, str]]) -> None:
+    (first, why), rest = skipped[0], [str(number) for number, _ in skipped[1:]]
+    more = f", and {len(rest)} more bad line(s): {', '.join(rest[:10])}" if rest else ""
+    more += ", ..." if len(rest) > 10 else ""
+    _warn(f"{path}: skipped line {first} ({why}){more}")
+
+
+def _warn(message: str) -> None:
+    warnings.warn(message, GreenbenchWarning, stacklevel=3)
 
 
 def find_record_files(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
@@ -140,8 +192,16 @@ def find_record_files(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
             found.append(path)
         elif (path / RECORDS_FILE).is_file():
             found.append(path / RECORDS_FILE)
+        elif (path / RECORDS_FILE).exists():
+            _warn(f"{path / RECORDS_FILE}: not a file; the run is skipped")
+        elif (path / RUN_FILE).is_file():
+            _warn(f"{path}: a run without {RECORDS_FILE}; skipped")
         elif path.is_dir():
-            found.extend(sorted(path.glob(f"*/{RECORDS_FILE}")))
+            for candidate in sorted(path.glob(f"*/{RECORDS_FILE}")):
+                if candidate.is_file():
+                    found.append(candidate)
+                else:
+                    _warn(f"{candidate}: not a file; the run is skipped")
         else:
             raise GreenbenchError(f"no results at '{path}'; give a results folder, run or file")
     return found

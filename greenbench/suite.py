@@ -9,6 +9,8 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
+import math
+import os
 import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -16,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from greenbench.backends import parse_device
-from greenbench.carbon.zones import default_zone, resolve_zone
+from greenbench.carbon.zones import ZONE_ENV, default_zone, resolve_zone
 from greenbench.cell import Cell
 from greenbench.checkpoints import CheckpointError
 from greenbench.errors import SuiteError
@@ -94,9 +96,17 @@ def load_suite(name_or_path: str) -> Suite:
             )
         path = suites[name_or_path]
     try:
-        data = tomllib.loads(path.read_text())
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise SuiteError("--suite", None, f"no such file '{path}'; check the path") from None
+    except IsADirectoryError:
+        raise SuiteError("--suite", None, f"'{path}' is a folder; give a .toml file") from None
+    except OSError as e:
+        raise SuiteError("--suite", None, f"cannot read '{path}' ({e.strerror})") from None
+    except UnicodeDecodeError as e:
+        raise SuiteError(
+            str(path), None, f"not UTF-8 text (byte {e.start}); save the file as UTF-8"
+        ) from None
     except tomllib.TOMLDecodeError as e:
         raise SuiteError(str(path), None, f"not valid TOML ({e}); fix the syntax") from None
     data.setdefault("name", path.stem)
@@ -109,6 +119,8 @@ def parse_suite(data: Mapping[str, Any], source: str) -> Suite:
     def fail(key: str, problem: str) -> SuiteError:
         return SuiteError(source, key, problem)
 
+    if not isinstance(data, Mapping):
+        raise SuiteError(source, None, f"a suite is a table of keys, not a {type(data).__name__}")
     for key in data:
         if key not in SUITE_KEYS:
             raise fail(key, f"unknown key; allowed keys are {', '.join(SUITE_KEYS)}")
@@ -127,13 +139,7 @@ def parse_suite(data: Mapping[str, Any], source: str) -> Suite:
     devices = _names(data.get("devices", ["cpu"]), "devices", fail, parse_device)
     protocol = _protocol(data.get("protocol", {}), fail)
     params = _params(data.get("params", {}), fail)
-    zone = data.get("zone", default_zone())
-    if not isinstance(zone, str):
-        raise fail("zone", 'must be a string such as "GB"')
-    try:
-        zone = resolve_zone(zone).code
-    except ValueError as e:
-        raise fail("zone", str(e)) from None
+    zone = _zone(data, fail)
 
     return Suite(
         name=name,
@@ -145,6 +151,24 @@ def parse_suite(data: Mapping[str, Any], source: str) -> Suite:
         zone=zone,
         description=description,
     )
+
+
+def _zone(data: Mapping[str, Any], fail: Any) -> str:
+    """The suite's zone; without one, $GREENBENCH_ZONE's or GB, and a bad variable is blamed."""
+    if "zone" not in data and os.environ.get(ZONE_ENV):
+        try:
+            return resolve_zone(default_zone()).code
+        except ValueError as e:
+            raise SuiteError(
+                f"${ZONE_ENV}", None, f"{e}; set the variable to one, or unset it"
+            ) from None
+    zone = data.get("zone", default_zone())
+    if not isinstance(zone, str):
+        raise fail("zone", 'must be a string such as "GB"')
+    try:
+        return resolve_zone(zone).code
+    except ValueError as e:
+        raise fail("zone", str(e)) from None
 
 
 def _check_workload(name: str) -> str:
@@ -192,17 +216,57 @@ def _protocol(value: Any, fail: Any) -> ProtocolSettings:
     return ProtocolSettings(**settings)
 
 
+@dataclass(frozen=True)
+class Bounds:
+    """The values a protocol setting may take; NaN and infinities are never among them."""
+
+    whole: bool  # a count, not seconds
+    low: float
+    high: float  # beyond it a value is a typo (10**9 repetitions), not a plan
+    low_allowed: bool = True  # False: the value must be above `low`
+
+    def problem(self, raw: Any) -> str | None:
+        """Why `raw` is not allowed, naming the limit; None when it is."""
+        kind = "a whole number" if self.whole else "a number of seconds"
+        if isinstance(raw, bool) or not isinstance(raw, int | float):
+            return f"must be {kind}, got {raw!r}"
+        if isinstance(raw, float) and not math.isfinite(raw):
+            return f"must be a finite number, got {raw}"
+        if self.whole and raw != int(raw):
+            return f"must be {kind}, got {raw!r}"
+        unit = "" if self.whole else " seconds"
+        if raw < self.low or (raw == self.low and not self.low_allowed):
+            relation = ">=" if self.low_allowed else ">"
+            return f"must be {relation} {self._shown(self.low)}{unit}, got {self._shown(raw)}"
+        if raw > self.high:
+            return f"must be at most {self._shown(self.high)}{unit}, got {self._shown(raw)}"
+        return None
+
+    def _shown(self, value: float) -> str:
+        if isinstance(value, int) or (self.whole and abs(value) < 1e15):
+            return str(int(value)) if abs(value) < 10**30 else "a number of over 30 digits"
+        return f"{value:g}"
+
+
+DAY_S = 86_400.0
+# every ProtocolSettings field, whether it comes from a suite file, a flag or run.json
+PROTOCOL_BOUNDS: dict[str, Bounds] = {
+    "repetitions": Bounds(whole=True, low=1, high=1000),
+    "min_window_s": Bounds(whole=False, low=0, high=DAY_S, low_allowed=False),
+    "min_calls": Bounds(whole=True, low=1, high=10**7),
+    "warmup_calls": Bounds(whole=True, low=0, high=10**6),
+    "idle_s": Bounds(whole=False, low=0, high=3600, low_allowed=False),
+    "cell_timeout_s": Bounds(whole=False, low=0, high=7 * DAY_S, low_allowed=False),
+    "cooldown_max_s": Bounds(whole=False, low=0, high=3600, low_allowed=False),
+}
+
+
 def _protocol_value(key: str, raw: Any, fail: Any) -> int | float:
-    integer = key in ("repetitions", "min_calls", "warmup_calls")
-    if isinstance(raw, bool) or not isinstance(raw, int | float) or (integer and raw != int(raw)):
-        kind = "a whole number" if integer else "a number of seconds"
-        raise fail(f"protocol.{key}", f"must be {kind}, got {raw!r}")
-    minimum = {"repetitions": 1, "min_calls": 1, "warmup_calls": 0}.get(key)
-    if minimum is not None and raw < minimum:
-        raise fail(f"protocol.{key}", f"must be >= {minimum}, got {raw}")
-    if minimum is None and raw <= 0:
-        raise fail(f"protocol.{key}", f"must be > 0 seconds, got {raw}")
-    return int(raw) if integer else float(raw)
+    bounds = PROTOCOL_BOUNDS[key]
+    problem = bounds.problem(raw)
+    if problem is not None:
+        raise fail(f"protocol.{key}", problem)
+    return int(raw) if bounds.whole else float(raw)
 
 
 def _params(value: Any, fail: Any) -> dict[str, dict[str, Any]]:

@@ -107,3 +107,23 @@ def test_cli_carbon_does_not_import_the_cli():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert cli.cli_carbon is greenbench.cli_carbon  # and the cli imports it at module level
+
+
+@pytest.mark.parametrize(
+    ("argv", "error"),
+    [
+        (["--min-window", "nan"], "--min-window: must be a finite number, got nan"),
+        (["--min-window", "1e12"], "--min-window: must be at most 86400 seconds"),
+        (["--repetitions", "1000000000"], "--repetitions: must be at most 1000"),
+        (["--suite", "."], "--suite: '.' is a folder; give a .toml file"),
+        (["--workload", "resnet-tiny", "--out", "passwd"], "--out: 'passwd' is a file"),
+    ],
+)
+def test_bad_run_input_is_one_line_and_writes_nothing(tmp_path, monkeypatch, capsys, argv, error):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "passwd").write_text("root:x:0:0")
+    assert cli.main(["run", *argv]) == cli.EXIT_USAGE
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith(f"greenbench: error: {error}")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["passwd"]
+    assert (tmp_path / "passwd").read_text() == "root:x:0:0"

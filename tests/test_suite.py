@@ -1,8 +1,12 @@
+import dataclasses
+
 import pytest
 
 from greenbench.errors import SuiteError
+from greenbench.protocol import ProtocolSettings
 from greenbench.suite import (
     FLAG_FOR_KEY,
+    PROTOCOL_BOUNDS,
     RunOverrides,
     Suite,
     apply_overrides,
@@ -222,3 +226,67 @@ def test_resolve_suite_names_a_flags_only_suite_adhoc():
     assert resolve_suite(RunOverrides(repetitions=2)).name == "quick"  # not an axis
     mine = Suite("mine", ("resnet-tiny",))
     assert resolve_suite(RunOverrides(suite=mine, zone="FR")).name == "mine"
+
+
+@pytest.mark.parametrize("key", list(PROTOCOL_BOUNDS))
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
+def test_non_finite_protocol_values_are_refused(tmp_path, key, value):
+    path = write(tmp_path, f'workloads = ["slm-tiny"]\n[protocol]\n{key} = {value}')
+    with pytest.raises(SuiteError, match=rf"key 'protocol.{key}': must be a finite number"):
+        load_suite(str(path))
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "limit"),
+    [
+        ("repetitions", "1_000_000_000", "at most 1000,"),
+        ("min_window_s", "1e12", "at most 86400 seconds"),
+        ("cell_timeout_s", "1e300", "at most 604800 seconds"),
+        ("min_calls", "10_000_000_000", "at most 10000000, got 10000000000"),
+        ("warmup_calls", "1" + "0" * 40, "at most 1000000, got a number of over 30 digits"),
+    ],
+)
+def test_absurd_protocol_values_are_refused_naming_the_limit(tmp_path, key, value, limit):
+    path = write(tmp_path, f'workloads = ["slm-tiny"]\n[protocol]\n{key} = {value}')
+    with pytest.raises(SuiteError, match=rf"key 'protocol.{key}': must be {limit}"):
+        load_suite(str(path))
+
+
+def test_every_protocol_setting_has_bounds_that_take_its_default():
+    assert set(PROTOCOL_BOUNDS) == {f.name for f in dataclasses.fields(ProtocolSettings)}
+    for f in dataclasses.fields(ProtocolSettings):
+        assert PROTOCOL_BOUNDS[f.name].problem(f.default) is None
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), 1e12])
+def test_non_finite_and_absurd_flags_name_the_flag(value):
+    with pytest.raises(SuiteError, match=r"^--min-window: must be "):
+        apply_overrides(load_suite("quick"), RunOverrides(min_window_s=value))
+    with pytest.raises(SuiteError, match=r"^--repetitions: must be "):
+        apply_overrides(load_suite("quick"), RunOverrides(repetitions=value))
+
+
+def test_non_finite_workload_params_are_refused(tmp_path):
+    path = write(tmp_path, 'workloads = ["slm-tiny"]\n[params.slm-tiny]\nbatch = nan')
+    with pytest.raises(SuiteError, match="key 'params.slm-tiny': 'batch' must be a whole number"):
+        load_suite(str(path))
+
+
+def test_a_suite_that_is_not_utf8_or_is_a_folder_is_a_one_line_error(tmp_path):
+    latin1 = tmp_path / "latin1.toml"
+    latin1.write_bytes('workloads = ["slm-tiny"]\ndescription = "café"\n'.encode("latin-1"))
+    with pytest.raises(SuiteError, match=rf"^{latin1}: not UTF-8 text \(byte \d+\); save the"):
+        load_suite(str(latin1))
+    with pytest.raises(SuiteError, match=rf"^--suite: '{tmp_path}' is a folder; give a .toml"):
+        load_suite(str(tmp_path))
+
+
+def test_a_bad_greenbench_zone_is_blamed_on_the_variable(tmp_path, monkeypatch):
+    monkeypatch.setenv("GREENBENCH_ZONE", "XX")
+    path = write(tmp_path, 'workloads = ["slm-tiny"]')
+    with pytest.raises(SuiteError, match=r"^\$GREENBENCH_ZONE: unknown zone 'XX'.*or unset it"):
+        load_suite(str(path))
+    fr = write(tmp_path, 'workloads = ["slm-tiny"]\nzone = "FR"', name="fr.toml")
+    assert load_suite(str(fr)).zone == "FR"  # the file's own zone wins
+    monkeypatch.setenv("GREENBENCH_ZONE", "de")
+    assert load_suite(str(path)).zone == "DE"
