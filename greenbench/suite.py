@@ -258,6 +258,8 @@ PROTOCOL_BOUNDS: dict[str, Bounds] = {
     "idle_s": Bounds(whole=False, low=0, high=3600, low_allowed=False),
     "cell_timeout_s": Bounds(whole=False, low=0, high=7 * DAY_S, low_allowed=False),
     "cooldown_max_s": Bounds(whole=False, low=0, high=3600, low_allowed=False),
+    "settle_max_s": Bounds(whole=False, low=0, high=3600),
+    "warmup_max_s": Bounds(whole=False, low=0, high=3600),
 }
 
 
