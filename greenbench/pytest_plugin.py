@@ -27,6 +27,7 @@ from greenbench.errors import GreenbenchError, one_line
 from greenbench.formatting import ESTIMATE_MARK, fmt, fmt_joules
 from greenbench.protocol import RELIABLE_WINDOW_S, ProtocolSettings
 
+DAY_S = 86_400.0
 ZONE_HELP = "grid zone for gCO2e, ISO country code (default GB or $GREENBENCH_ZONE)"
 
 
@@ -74,8 +75,10 @@ class EnergySession:
         self._zone: Zone | None = None
         if self._zone_name is not None:
             self.zone  # noqa: B018 - a bad zone given on the command line fails now, not later
-        if opt("energy_min_window") <= 0 or opt("energy_idle") <= 0:
-            raise pytest.UsageError("--energy-min-window and --energy-idle must be > 0 seconds")
+        if not all(0 < opt(o) < DAY_S for o in ("energy_min_window", "energy_idle")):  # NaN too
+            raise pytest.UsageError(
+                "--energy-min-window and --energy-idle must be > 0 seconds and under a day"
+            )
         if opt("energy_repetitions") < 1:
             raise pytest.UsageError("--energy-repetitions must be >= 1")
         self.fail_pct: float | None = opt("energy_fail_on_regression")

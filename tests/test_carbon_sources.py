@@ -685,3 +685,14 @@ def test_a_run_with_an_unknown_source_fails_before_writing_anything(instant, tmp
     assert main(["run", "--suite", "tiny", "--out", str(out), "--source", "bogus"]) == 2
     assert "unknown source 'bogus'" in capsys.readouterr().err
     assert not out.exists() and instant.rows == 0
+
+
+def test_the_duration_estimate_skips_run_folders_whose_meta_is_not_a_run(tmp_path):
+    from greenbench.carbon.green import estimate_duration
+
+    good = {"status": "complete", "suite": {"name": "s"}}
+    good |= {"started_at": "2026-12-01T10:00:00+00:00", "ended_at": "2026-12-01T10:02:00+00:00"}
+    for name, meta in [("a", good), ("b", [1, 2]), ("c", "text"), ("d", {"suite": []})]:
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "run.json").write_text(json.dumps(meta))
+    assert estimate_duration(tmp_path, "s") == dt.timedelta(minutes=2)

@@ -166,6 +166,14 @@ def test_the_gate_needs_a_compared_run(pytester):
     result.stderr.fnmatch_lines(["*--energy-fail-on-regression needs a saved run*"])
 
 
+@pytest.mark.parametrize("option", ["--energy-min-window=nan", "--energy-idle=inf"])
+def test_a_window_or_idle_that_is_not_a_finite_number_is_a_usage_error(pytester, option):
+    pytester.makepyfile(test_sample=SAMPLE)
+    result = run(pytester, option)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*must be > 0 seconds and under a day*"])
+
+
 @pytest.mark.slow
 def test_import_turns_the_json_into_records(pytester, tmp_path, capsys):
     pytester.makepyfile(test_sample=SAMPLE)

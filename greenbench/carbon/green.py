@@ -107,7 +107,7 @@ def estimate_duration(out: str | Path, suite_name: str) -> dt.timedelta | None:
                 continue
             began = dt.datetime.fromisoformat(meta["started_at"])
             ended = dt.datetime.fromisoformat(meta["ended_at"])
-        except (OSError, ValueError, KeyError, TypeError):
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):  # not a run's meta
             continue
         if ended > began:
             times.append((ended - began).total_seconds())
