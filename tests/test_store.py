@@ -165,12 +165,12 @@ def test_one_bad_run_leaves_compare_report_and_cli_working_with_the_good_ones(tm
     messages = [str(w.message) for w in caught]
     assert any(f"{directory.records_path}: not a file" in m for m in messages)
     assert any(f"{bad.records_path}: skipped line 1" in m for m in messages)
-    assert not compare(frame, "variant").empty
+    assert not compare(frame, "variant", include_invalid=True).empty
     with pytest.warns(GreenbenchWarning):
         _, count = write_report([str(tmp_path)], tmp_path / "report.html")
     assert count == 4
 
-    assert main(["compare", str(tmp_path)]) == 0
+    assert main(["compare", str(tmp_path), "--include-invalid"]) == 0
     out, err = capsys.readouterr()
     assert "int8" in out
     warnings_printed = err.strip().splitlines()
