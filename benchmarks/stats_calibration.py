@@ -111,11 +111,8 @@ def _measurement(cpu_j: float) -> Measurement:
 
 def idle_baseline(sub_windows: Sequence[Measurement], sub_window_s: float) -> IdleBaseline:
     """An IdleBaseline of idle read in sub-windows, as the protocol takes it: the samples one
-    by one (their spread is the idle's standard error) and their pooled measurement."""
-    total = sum(m.energy_j["cpu"] for m in sub_windows)
+    by one (their spread is the idle's standard error)."""
     return IdleBaseline(
-        duration_s=sub_window_s * len(sub_windows),
-        measurement=_measurement(total),
         samples=tuple(IdleSample(sub_window_s, m) for m in sub_windows),
         samples_before=len(sub_windows),
     )

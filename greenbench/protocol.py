@@ -8,6 +8,7 @@ with a fake meter and a fake clock.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import statistics
 import time
@@ -132,18 +133,25 @@ class IdleSample:
 class IdleBaseline:
     """The idle power subtracted from every window of a cell, and how well it is known.
 
-    `measurement` and `duration_s` pool every sample; `samples` keeps them one by one (the
-    first `samples_before` preceded the windows, the rest followed them), so their spread gives
-    the idle's standard error.
+    `samples` holds the idle samples one by one (the first `samples_before` preceded the
+    windows, the rest followed them), so their spread gives the idle's standard error;
+    `duration_s` and `measurement` pool them.
     """
 
-    duration_s: float
-    measurement: Measurement
+    samples: tuple[IdleSample, ...]  # at least one
+    samples_before: int
     foreign_cpu_share: float | None = None  # of the machine's CPU time, used by other processes
-    samples: tuple[IdleSample, ...] = ()
-    samples_before: int = 0
     settle_s: float = 0.0  # waited for idle to settle, before and after the windows together
     settled: bool = True  # False: idle still moved when settle_max_s ran out
+
+    @property
+    def duration_s(self) -> float:
+        return sum(s.duration_s for s in self.samples)
+
+    @functools.cached_property
+    def measurement(self) -> Measurement:
+        """Every sample's measurement as one (read for every window's record)."""
+        return _sum_measurements([s.measurement for s in self.samples])
 
     def power_w(self, component: str | None = None) -> float:
         """Mean idle power of one component, or of all of them."""
@@ -316,11 +324,9 @@ def _pooled(before: _Settled, after: _Settled) -> IdleBaseline:
     samples = before.samples + after.samples
     shares = [s for s in (before.foreign_cpu_share, after.foreign_cpu_share) if s is not None]
     return IdleBaseline(
-        duration_s=sum(s.duration_s for s in samples),
-        measurement=_sum_measurements([s.measurement for s in samples]),
-        foreign_cpu_share=max(shares) if shares else None,
         samples=samples,
         samples_before=len(before.samples),
+        foreign_cpu_share=max(shares) if shares else None,
         settle_s=before.settle_s + after.settle_s,
         settled=before.settled and after.settled,
     )
