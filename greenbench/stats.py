@@ -151,15 +151,17 @@ def idle_error(windows: pd.DataFrame, per: str = "unit_count") -> tuple[float, f
     se = pd.to_numeric(windows["idle_power_se_w"], errors="coerce")
     units = pd.to_numeric(windows[per], errors="coerce")
     per_window = (se * pd.to_numeric(windows["duration_s"], errors="coerce") / units).fillna(0.0)
-    samples = pd.to_numeric(windows.get("idle_samples"), errors="coerce")
+    samples = pd.to_numeric(
+        windows.get("idle_samples", pd.Series(math.nan, index=windows.index)), errors="coerce"
+    )
     keys = [windows[c] for c in _CELL_COLUMNS if c in windows]
     cells = per_window.groupby(keys, dropna=False).groups if keys else {0: windows.index}
     variance, denominator = 0.0, 0.0
     for index in cells.values():
         term = float(per_window[index].sum()) / len(windows)
         # an idle of m samples gives m - 1 degrees of freedom; unknown m: the fewest, 2
-        m = samples[index].iloc[0] if samples is not None else math.nan
-        df = (float(m) if math.isfinite(float(m)) else 2.0) - 1
+        m = float(samples[index].iloc[0])
+        df = (m if math.isfinite(m) else 2.0) - 1
         variance += term**2
         denominator += term**4 / df
     if variance == 0:

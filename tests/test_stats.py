@@ -103,6 +103,9 @@ def test_idle_error_is_common_to_a_cells_windows_and_independent_between_cells()
     assert df == pytest.approx(10.0)  # Welch-Satterthwaite: 5 + 5
     # records without idle samples carry no idle error
     assert idle_error(_windows([("a", None, None)])) == (0.0, math.inf)
+    # a standard error without its sample count: the fewest samples, 2, give 1 df
+    unknown = _windows([("a", 0.5, 6)]).drop(columns="idle_samples")
+    assert idle_error(unknown) == (pytest.approx(0.1), pytest.approx(1.0))
 
 
 def test_summaries_and_ratios_carry_the_idle_error():
