@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from greenbench.energy.meter import COMPONENTS, Measurement
+from greenbench.records import WindowFacts
 
 
 class FakeClock:
@@ -76,3 +77,18 @@ def clock() -> FakeClock:
 @pytest.fixture
 def meter(clock: FakeClock) -> FakeMeter:
     return FakeMeter(clock, {"cpu": 10.0, "ram": 2.0}, {"cpu": "rapl", "ram": "ram-estimate"})
+
+
+# a plain measured window (30 J gross over 2 s against 5 W idle, 10 images), for rows that
+# tests only need to be well-formed
+WINDOW_FACTS = WindowFacts(
+    unit="image",
+    unit_count=10,
+    calls=5,
+    duration_s=2.0,
+    energy_j=30.0,
+    idle_power_w=5.0,
+    methods={"cpu": "rapl"},
+    carbon_intensity_g_per_kwh=200.0,
+    carbon_source="test",
+)

@@ -11,6 +11,7 @@ import tempfile
 import warnings
 from pathlib import Path
 
+from conftest import WINDOW_FACTS as FACTS
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -20,7 +21,7 @@ from greenbench.compare import compare
 from greenbench.errors import GreenbenchError, GreenbenchWarning
 from greenbench.import_pytest_benchmark import import_pytest_benchmark
 from greenbench.protocol import ProtocolSettings
-from greenbench.records import COLUMNS, WindowFacts, build_record, window_figures
+from greenbench.records import COLUMNS, build_record, window_figures
 from greenbench.report.page import build_report
 from greenbench.results import load_results
 from greenbench.store import RunStore
@@ -114,19 +115,6 @@ def test_suite_loader_on_random_toml_and_json_shapes(shape):
         path.write_text("".join(f"{json.dumps(k)} = {toml_value(v)}\n" for k, v in shape.items()))
         outcome_of_suite(lambda: load_suite(str(path)))
     outcome_of_suite(lambda: parse_suite(shape, "run.json"))  # a resumed run's suite
-
-
-FACTS = WindowFacts(
-    unit="image",
-    unit_count=10,
-    calls=5,
-    duration_s=2.0,
-    energy_j=30.0,
-    idle_power_w=5.0,
-    methods={"cpu": "rapl"},
-    carbon_intensity_g_per_kwh=200.0,
-    carbon_source="test",
-)
 
 
 def good_row(run_id: str, variant: str, repetition: int) -> dict:

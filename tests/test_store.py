@@ -2,9 +2,10 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import WINDOW_FACTS as FACTS
 
 from greenbench.errors import GreenbenchError, GreenbenchWarning
-from greenbench.records import COLUMNS, WindowFacts, build_record, window_figures
+from greenbench.records import COLUMNS, build_record, window_figures
 from greenbench.results import load_results
 from greenbench.store import RunStore
 
@@ -28,19 +29,6 @@ def row(cell="a/fp32/cpu", attempt=1, status="ok", rep=1, run="r1"):
         window_figures(FACTS) if status == "ok" else {},
         status=status,
     )
-
-
-FACTS = WindowFacts(
-    unit="image",
-    unit_count=10,
-    calls=5,
-    duration_s=2.0,
-    energy_j=30.0,
-    idle_power_w=5.0,
-    methods={"cpu": "rapl"},
-    carbon_intensity_g_per_kwh=200.0,
-    carbon_source="test",
-)
 
 
 def test_created_run_has_meta_and_empty_records(tmp_path):
