@@ -60,7 +60,22 @@ def test_frontier_marks_the_cells_no_other_beats(frame):
     decode_front = fronts[1]
     # cheaper variants here are also as fast, so int8-dynamic alone is on the frontier
     assert [c[:2] for c in decode_front.customdata] == [["slm", "int8-dynamic"]]
-    assert fig.layout.xaxis.type == "log" and fig.layout.xaxis.title.text == "tokens / s"
+    # the synthetic cells span less than 100x: linear axes, whose ticks do not crowd
+    assert fig.layout.xaxis.type == "linear" and fig.layout.xaxis.title.text == "tokens / s"
+    assert not fig.layout.annotations[4:]  # the panel titles only: every panel has a trade-off
+
+
+def test_frontier_axes_go_log_only_for_a_wide_span_and_a_lone_cell_says_so():
+    frame = synthetic_frame({"slm": ["decode"], "cnn": ["forward"]}, ["fp32", "int8-dynamic"])
+    frame = frame[~((frame["workload"] == "cnn") & (frame["variant"] == "int8-dynamic"))]
+    summary = summary_of(frame)
+    wide = summary["workload"] == "slm"
+    summary.loc[wide & (summary["variant"] == "fp32"), ["j_per_unit", "throughput"]] = [500, 0.01]
+    fig = figures.efficiency_frontier(summary)
+    assert (fig.layout.xaxis.type, fig.layout.yaxis.type) == ("log", "log")  # 500x apart
+    assert (fig.layout.xaxis2.type, fig.layout.yaxis2.type) == ("linear", "linear")
+    notes = [a for a in fig.layout.annotations if "nothing to trade off" in a.text]
+    assert [(a.xref, a.text) for a in notes] == [("x2 domain", "one cell: nothing to trade off")]
 
 
 def test_pareto_front_keeps_trade_offs():
@@ -85,17 +100,27 @@ def test_tradeoff_plots_saving_against_fidelity(frame):
 def test_power_over_time_draws_windows_idle_and_phases(frame):
     fig = figures.power_over_time(data.escaped(frame))
     names = [t.name for t in fig.data]
-    assert names[:3] == [
-        "total power (window mean)",
+    assert names[:3] == [  # the synthetic RAM is CodeCarbon's model: said so, and dashed
+        "total power (window mean; includes modelled ram)",
         "cpu power (window mean)",
-        "ram power (window mean)",
+        "ram power: modelled, not read (power per GB or DIMM of RAM)",
     ]
+    assert [t.line.dash for t in fig.data[:3]] == ["solid", "solid", "dash"]
     assert "idle baseline (total)" in names and "phase: decode" in names
     total = fig.data[0]
     windows = len(frame)
     assert len(total.x) == 3 * windows  # start, end, gap per window
     assert total.y[0] == pytest.approx(frame["power_w"].iloc[0])
     assert len(fig.layout.shapes) == windows  # one shaded band per window
+
+
+def test_power_over_time_dashes_a_cpu_figure_modelled_from_load(frame):
+    frame = frame.assign(method_cpu="cpu-load-estimate", method_ram="none", energy_ram_j=0.0)
+    fig = figures.power_over_time(data.escaped(frame))
+    cpu = next(t for t in fig.data if t.name.startswith("cpu power"))
+    assert cpu.name == "cpu power: modelled, not read (CPU TDP scaled by CPU load)"
+    assert cpu.line.dash == "dash"
+    assert not any(t.name.startswith("ram power") for t in fig.data)
 
 
 def test_power_over_time_draws_the_sampled_gpu_trace(frame):
@@ -114,6 +139,57 @@ def test_carbon_has_one_bar_per_run_and_the_intensity():
     assert len(bars.x) == 3 and list(line.y) == [200.0] * 3
     per_run = frame.groupby("run_id")["emissions_g"].sum().sort_index()
     assert list(bars.y) == pytest.approx(list(per_run))
+
+
+def test_carbon_of_one_run_shows_its_intensity_marker_inside_the_plot():
+    fig = figures.carbon_over_time(data.escaped(synthetic_frame({"cnn": ["forward"]}, ["fp32"])))
+    bars, line = fig.data
+    assert bars.width == 0.4 and "text" in line.mode and list(line.text) == ["200 g/kWh"]
+    assert line.marker.size >= 10
+    assert fig.layout.yaxis2.range[1] > 200 and fig.layout.yaxis.range[1] > bars.y[0]
+
+
+def test_energy_error_bars_stop_at_zero_and_a_cell_below_zero_is_shown_and_said(frame):
+    summary = summary_of(frame)
+    decode = summary["phase"] == "decode"
+    noisy = decode & (summary["variant"] == "bf16")
+    below = decode & (summary["variant"] == "int8-dynamic")
+    summary.loc[noisy, ["j_per_unit", "j_per_unit_ci95"]] = [0.01, 0.05]
+    summary.loc[below, ["j_per_unit", "j_per_unit_ci95"]] = [-0.02, 0.01]
+    fig = figures.energy_per_unit(summary)
+    bf16, int8 = (next(t for t in fig.data if t.yaxis == "y2" and t.name == v)
+                  for v in ("bf16", "int8-dynamic"))  # fmt: skip
+    assert (bf16.error_y.array[0], bf16.error_y.arrayminus[0]) == (0.05, 0.01)  # not below 0
+    assert int8.y[0] == -0.02 and figures.BELOW_ZERO in int8.hovertext[0]
+    assert fig.layout.yaxis2.type == "linear"  # a log axis would drop it without a word
+    (note,) = [a for a in fig.layout.annotations if figures.BELOW_ZERO in a.text]
+    assert note.text.startswith("slm / int8-dynamic / cpu:") and note.yref == "y2 domain"
+
+
+def test_frontier_never_draws_a_log_axis_over_a_cell_at_or_below_zero(frame):
+    summary = summary_of(frame)
+    summary.loc[summary["phase"] == "decode", "j_per_unit"] = [0.001, 1.0, -0.5]
+    fig = figures.efficiency_frontier(summary)
+    assert fig.layout.yaxis2.type == "linear"
+    assert any(figures.BELOW_ZERO in a.text for a in fig.layout.annotations)
+
+
+def test_header_counts_the_runs_loaded_and_the_baseline_apart():
+    now = synthetic_frame({"cnn": ["forward"]}, ["fp32"], runs=2)
+    before = synthetic_frame({"cnn": ["forward"]}, ["fp32"], seed=3)
+    page = build_report(now, ["results"], before, "last-week")
+    header = "6 record(s) of 2 run(s) from results; baseline last-week: 3 record(s) of 1 run(s)"
+    assert header in page
+
+
+def test_an_empty_ratio_view_names_the_invalid_cells_it_left_out(frame):
+    frame = frame[frame["workload"] == "cnn"].copy()
+    frame.loc[frame["variant"] == "fp32", "energy_per_unit_j"] *= [1.0, 1.6, 0.6]  # unstable
+    page = build_report(frame, ["results"])
+    assert (
+        "Not shown: no variant with a fidelity score and an fp32 baseline in the same records"
+    ) in page
+    assert "cell(s) (greenbench check) were left out, and --include-invalid keeps them" in page
 
 
 def test_comparison_flags_regressions_beyond_the_noise():

@@ -18,6 +18,7 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
+from greenbench.energy.methods import METHODS, is_estimate
 from greenbench.report.data import panels, pareto_front
 from greenbench.stats import PHASE_ORDER
 from greenbench.variants import BASES, variant_order
@@ -123,9 +124,13 @@ def _device_index(summary: pd.DataFrame) -> dict[str, int]:
 
 
 def _log_axis(values: pd.Series) -> bool:
-    """Log scale only where values span more than 100x (bars on log axes mislead otherwise)."""
-    positive = values[values > 0]
-    return not positive.empty and positive.max() / positive.min() > 100
+    """Log scale only where values span more than 100x (bars on log axes mislead otherwise,
+    and a short log span crowds the axis with overlapping minor ticks), and never when a value
+    is zero or below: a log axis would drop it without a word."""
+    known = values.dropna()
+    if known.empty or (known <= 0).any():
+        return False
+    return bool(known.max() / known.min() > 100)
 
 
 def energy_per_unit(summary: pd.DataFrame) -> go.Figure | Missing:
@@ -142,14 +147,15 @@ def energy_per_unit(summary: pd.DataFrame) -> go.Figure | Missing:
                     go.Bar(
                         x=rows["workload"],
                         y=rows["j_per_unit"],
-                        error_y={"type": "data", "array": rows["j_per_unit_ci95"].fillna(0)},
+                        error_y=_error_above_zero(rows["j_per_unit"], rows["j_per_unit_ci95"]),
                         marker_color=variant_color(series.variant),
                         marker_pattern_shape=PATTERNS[series.device_index % len(PATTERNS)],
                         marker_opacity=1.0 if valid else INVALID_OPACITY,
                         marker_line={"color": INVALID_LINE, "width": 0 if valid else 2},
                         offsetgroup=series.name,  # an invalid bar stands where its series' would
+                        hovertext=[_below_zero_hover(v) for v in rows["j_per_unit"]],
                         hovertemplate="%{x}<br>%{y:.3s}J per unit ± %{error_y.array:.2s}J"
-                        f"%{{customdata[3]}}<extra>{series.name}</extra>",
+                        f"%{{hovertext}}%{{customdata[3]}}<extra>{series.name}</extra>",
                         **series.trace_keys(rows, valid),
                     ),
                     row=row,
@@ -157,8 +163,55 @@ def energy_per_unit(summary: pd.DataFrame) -> go.Figure | Missing:
                 )
         scale = "log" if _log_axis(part["j_per_unit"]) else "linear"
         fig.update_yaxes(title_text="J / unit", type=scale, tickformat="~s", row=row, col=1)
+        _note_in_panel(fig, _unshown_note(part), row, 1)
     fig.update_layout(barmode="group", height=320 * len(names) + 80, legend_title="variant")
     return fig
+
+
+BELOW_ZERO = "below zero net of idle: the windows drew less power than the idle baseline"
+
+
+def _error_above_zero(values: pd.Series, ci95: pd.Series) -> dict[str, Any]:
+    """Error bars of a quantity that cannot be negative: the lower arm stops at zero (a net
+    figure below zero keeps its full arms: it is shown, and said to be, below zero)."""
+    ci = ci95.fillna(0)
+    below = [min(c, v) if v > 0 else c for v, c in zip(values.fillna(0), ci, strict=True)]
+    return {"type": "data", "symmetric": False, "array": ci, "arrayminus": below}
+
+
+def _below_zero_hover(value: float) -> str:
+    return f"<br><b>{BELOW_ZERO}</b>" if pd.notna(value) and value <= 0 else ""
+
+
+def _unshown_note(part: pd.DataFrame) -> str:
+    """What a panel's reader must be told: cells with no figure, cells below zero."""
+    notes = []
+    missing = part[part["j_per_unit"].isna()]
+    if not missing.empty:
+        notes.append(f"no net figure for {', '.join(missing['label'])}")
+    below = part[part["j_per_unit"] <= 0]
+    if not below.empty:
+        notes.append(f"{', '.join(below['label'])}: {BELOW_ZERO}")
+    return "; ".join(notes)
+
+
+def _note_in_panel(fig: go.Figure, text: str, row: int, col: int) -> None:
+    """A line of text at the top of one subplot (nothing when `text` is empty)."""
+    if not text:
+        return
+    axis = fig.get_subplot(row, col)
+    x_ref = axis.xaxis.plotly_name.replace("axis", "")
+    y_ref = axis.yaxis.plotly_name.replace("axis", "")
+    fig.add_annotation(
+        text=text,
+        xref=f"{x_ref} domain",
+        yref=f"{y_ref} domain",
+        x=0.5,
+        y=0.98,
+        showarrow=False,
+        font={"color": "#a15c00", "size": 12},
+        bgcolor="rgba(255,255,255,0.8)",
+    )
 
 
 def efficiency_frontier(
@@ -221,10 +274,22 @@ def efficiency_frontier(
                 col=col,
             )
             shown.add("frontier")
-        fig.update_xaxes(title_text=f"{unit}s / s", type="log", row=1, col=col)
-        fig.update_yaxes(title_text=f"J / {unit}", type="log", tickformat="~s", row=1, col=col)
+        x_scale = "log" if _log_axis(part["throughput"]) else "linear"
+        y_scale = "log" if _log_axis(part["j_per_unit"]) else "linear"
+        fig.update_xaxes(title_text=f"{unit}s / s", type=x_scale, tickformat="~s", row=1, col=col)
+        fig.update_yaxes(title_text=f"J / {unit}", type=y_scale, tickformat="~s", row=1, col=col)
+        _note_in_panel(fig, _frontier_note(part), 1, col)
     fig.update_layout(height=460, legend_title="variant")
     return fig
+
+
+def _frontier_note(part: pd.DataFrame) -> str:
+    """Why a panel has no trade-off to read: a lone cell, or cells without a figure."""
+    notes = []
+    if len(part) == 1:
+        notes.append("one cell: nothing to trade off")
+    unshown = _unshown_note(part)
+    return "; ".join([*notes, unshown] if unshown else notes)
 
 
 def _valid_rows(part: pd.DataFrame) -> pd.DataFrame:
@@ -320,6 +385,21 @@ def _gpu_samples(windows: pd.DataFrame) -> go.Scatter | None:
     )
 
 
+def _modelled_components(windows: pd.DataFrame, components: list[str]) -> dict[str, str]:
+    """component -> how its power was modelled, for components whose method (method_cpu,
+    method_ram, ...) is an estimate in any of these windows."""
+    modelled = {}
+    for component in components:
+        column = f"method_{component}"
+        methods = windows[column].dropna().unique() if column in windows else []
+        estimates = [str(m) for m in methods if is_estimate(str(m))]
+        if estimates:
+            modelled[component] = "; ".join(
+                METHODS.get(m, m).removeprefix("estimate: ") for m in estimates
+            )
+    return modelled
+
+
 def power_over_time(frame: pd.DataFrame) -> go.Figure | Missing:
     """Mean power of every window of the latest run, per component, phases shaded, idle drawn."""
     ok = frame[(frame["status"] == "ok") & frame["window_start"].notna()]
@@ -335,17 +415,27 @@ def power_over_time(frame: pd.DataFrame) -> go.Figure | Missing:
         component_power = windows[f"energy_{component}_j"] / windows["duration_s"]
         if (component_power.fillna(0) > 0).any():
             power[component] = component_power
+    modelled = _modelled_components(windows, [c for c in power if c != "total"])
     for name, values in power.items():
         xs, ys, custom = _segments(windows, values)
+        label = f"{name} power (window mean)"
+        if name in modelled:
+            label = f"{name} power: modelled, not read ({modelled[name]})"
+        elif name == "total" and modelled:
+            label = f"total power (window mean; includes modelled {', '.join(modelled)})"
         fig.add_trace(
             go.Scatter(
                 x=xs,
                 y=ys,
                 mode="lines",
-                name=f"{name} power (window mean)",
-                line={"color": COMPONENT_COLORS[name], "width": 3 if name == "total" else 2},
+                name=label,
+                line={
+                    "color": COMPONENT_COLORS[name],
+                    "width": 3 if name == "total" else 2,
+                    "dash": "dash" if name in modelled else "solid",
+                },
                 customdata=custom,
-                hovertemplate="%{y:.3s}W<extra>" + name + "</extra>",
+                hovertemplate="%{y:.3s}W<extra>" + label + "</extra>",
             )
         )
     sampled = _gpu_samples(windows)
@@ -358,7 +448,7 @@ def power_over_time(frame: pd.DataFrame) -> go.Figure | Missing:
             y=ys,
             mode="lines",
             name="idle baseline (total)",
-            line={"dash": "dash", "color": "#888"},
+            line={"dash": "dot", "color": "#888"},  # dashes mark modelled components
             customdata=custom,
             hovertemplate="idle %{y:.3s}W<extra></extra>",
         )
@@ -432,10 +522,11 @@ def carbon_over_time(frame: pd.DataFrame) -> go.Figure | Missing:
             x=when,
             y=runs["emissions_g"],
             name="emissions of the measured windows (gCO2e)",
-            text=runs["run_id"],
-            customdata=runs[["zone", "source"]].astype(str).values.tolist(),
-            hovertemplate="run %{text}<br>%{y:.3s} gCO2e<br>zone %{customdata[0]}"
-            "<br>%{customdata[1]}<extra></extra>",
+            customdata=runs[["run_id", "zone", "source"]].astype(str).values.tolist(),
+            hovertemplate="run %{customdata[0]}<br>%{y:.3s} gCO2e<br>zone %{customdata[1]}"
+            "<br>%{customdata[2]}<extra></extra>",
+            width=0.4 if len(runs) < 3 else None,  # a lone run's bar would fill the chart
+            marker_color="#9ecae1",
         ),
         secondary_y=False,
     )
@@ -443,13 +534,32 @@ def carbon_over_time(frame: pd.DataFrame) -> go.Figure | Missing:
         go.Scatter(
             x=when,
             y=runs["intensity"],
-            mode="lines+markers",
+            mode="lines+markers+text" if len(runs) < 10 else "lines+markers",
+            marker={"size": 12, "color": "#d62728", "line": {"color": "#fff", "width": 1.5}},
+            line={"color": "#d62728"},
+            text=[f"{v:.0f} g/kWh" if pd.notna(v) else "" for v in runs["intensity"]],
+            textposition="top center",
             name="grid intensity (gCO2e/kWh)",
+            hovertemplate="%{y:.0f} gCO2e/kWh<extra></extra>",
         ),
         secondary_y=True,
     )
-    fig.update_yaxes(title_text="gCO2e", secondary_y=False)
-    fig.update_yaxes(title_text="gCO2e/kWh", secondary_y=True, rangemode="tozero")
+    # headroom above the tallest bar and the highest intensity, so neither marker nor label
+    # sits on the plot's edge
+    top_g = runs["emissions_g"].max()
+    top_i = runs["intensity"].max()
+    fig.update_yaxes(
+        title_text="gCO2e",
+        secondary_y=False,
+        range=[0, 1.3 * top_g] if pd.notna(top_g) and top_g > 0 else None,
+    )
+    fig.update_yaxes(
+        title_text="gCO2e/kWh",
+        secondary_y=True,
+        range=[0, 1.3 * top_i] if pd.notna(top_i) and top_i > 0 else None,
+        rangemode="tozero",
+        showgrid=False,
+    )
     fig.update_xaxes(type="category")
     fig.update_layout(height=380, xaxis_title="run start (UTC) and run id")
     return fig

@@ -216,6 +216,16 @@ def left_out_note(count: int, views: str) -> str:
     )
 
 
+def _empty_because_left_out(figure: Any, left_out: int) -> Any:
+    """An empty view names every reason it is empty, the invalid cells left out included."""
+    if not isinstance(figure, figures.Missing) or not left_out:
+        return figure
+    return figures.Missing(
+        f"{figure.reason}; {left_out} invalid cell(s) (greenbench check) were left out, and "
+        "--include-invalid keeps them"
+    )
+
+
 def sections(
     safe: pd.DataFrame,
     summary: pd.DataFrame,
@@ -263,7 +273,10 @@ def sections(
             "agreement with fp32. With random weights (the default) fidelity shows how much a "
             "variant perturbs the computation, not task accuracy."
             + left_out_note(left_out, "this view"),
-            figures.quantization_tradeoff(data.tradeoffs(ratio_summary, include_invalid)),
+            _empty_because_left_out(
+                figures.quantization_tradeoff(data.tradeoffs(ratio_summary, include_invalid)),
+                left_out,
+            ),
         ),
         Section(
             "power",
@@ -293,10 +306,19 @@ def sections(
                 + left_out_note(
                     left_out + left_before, "this comparison (here or in the baseline)"
                 ),
-                figures.comparison(ratios, escape(baseline_name)),
+                _empty_because_left_out(
+                    figures.comparison(ratios, escape(baseline_name)), left_out + left_before
+                ),
             )
         )
     return views
+
+
+def _loaded(frame: pd.DataFrame, sources: list[str] | None = None) -> str:
+    """ "N records from R run(s)" (from SOURCES): what the page was drawn from."""
+    runs = frame["run_id"].nunique() if "run_id" in frame and not frame.empty else 0
+    where = f" from {escape(', '.join(sources))}" if sources else ""
+    return f"{len(frame)} record(s) of {runs} run(s){where}"
 
 
 def build_report(
@@ -319,7 +341,9 @@ def build_report(
             f'<p class="explain">{section.explanation}</p>'
             f"{figure_html(section.figure, f'plot-{i}')}"
         )
-    runs = frame["run_id"].nunique() if "run_id" in frame else 0
+    loaded = _loaded(frame, sources)
+    if baseline is not None:
+        loaded += f"; baseline {escape(baseline_name)}: {_loaded(baseline)}"
     estimated = bool(frame.get("estimated", pd.Series(dtype=bool)).fillna(False).astype(bool).any())
     note = (
         "<p class='meta'>Some figures are <b>estimates</b> (a component that varies with the "
@@ -346,8 +370,7 @@ def build_report(
 <script>{get_plotlyjs()}</script>
 </head><body>
 <h1>greenbench report</h1>
-<p class="meta">{len(frame)} records, {runs} run(s), from {escape(", ".join(sources))};
-written {when}.</p>
+<p class="meta">{loaded}; written {when}.</p>
 {note}
 {_filters(safe) if not frame.empty else ""}
 <h2 id="overview">Overview</h2>
