@@ -1,4 +1,5 @@
-"""Shared fakes: a clock that only moves when told, and a meter driven by it."""
+"""Shared fakes: a clock that only moves when told, and a meter driven by it; pytester runs
+that are not xdist workers."""
 
 from __future__ import annotations
 
@@ -92,3 +93,11 @@ WINDOW_FACTS = WindowFacts(
     carbon_intensity_g_per_kwh=200.0,
     carbon_source="test",
 )
+
+
+@pytest.fixture
+def pytester(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
+    """pytest's pytester, whose inner runs are no xdist worker even when this test runs in
+    one: pytest-benchmark disables itself where PYTEST_XDIST_WORKER is set."""
+    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)
+    return pytester

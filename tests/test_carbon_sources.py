@@ -502,7 +502,9 @@ def test_a_trickling_server_is_given_up_at_the_deadline(server, how):
     server.reply("/v3/", (how, body))
     with pytest.raises(SourceError, match=r"gave no complete answer within 0\.3 s"):
         get_json(f"{server.url}/v3/x", timeout_s=5, deadline_s=0.3, sleep=lambda s: None)
-    assert len(server.seen) == 1  # the deadline covers the retries too
+    # the deadline covers the retries too (on a loaded machine it may pass before the server
+    # has even logged the first request)
+    assert len(server.seen) <= 1
 
 
 def test_a_cut_off_body_is_a_one_line_failure(server):

@@ -10,6 +10,8 @@ import pytest
 import greenbench
 
 ray = pytest.importorskip("ray")
+# under pytest-xdist one worker runs this whole module: its tests share one local cluster
+pytestmark = pytest.mark.xdist_group("ray")
 
 FAST = """
 name = "fast"
