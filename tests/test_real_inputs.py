@@ -214,6 +214,21 @@ def test_images_without_a_processor_get_the_documented_default(world):
     assert vision_inference.quality(model, params, "cpu") is None  # flat: no labels
 
 
+def test_a_checkpoints_image_processor_prepares_its_images_at_the_workloads_size(world, tmp_path):
+    import shutil
+
+    from transformers import ViTImageProcessor
+
+    folder = tmp_path / "vit"
+    shutil.copytree(world / "vit", folder)
+    ViTImageProcessor(size={"height": 24, "width": 24}).save_pretrained(folder)  # mean, std 0.5
+    preset = get_preset(f"hf:{folder}")
+    params = preset.resolve_params({"images": str(world / "flat"), "batch": 1})
+    pixels = vision_inference.phase_images(preset.build_model(params), params, "cpu")
+    assert pixels.shape == (1, 3, 32, 32)  # resized to image_size after the processor's 24
+    assert pixels[0, :, 9, 9].tolist() == pytest.approx([(128 / 255 - 0.5) / 0.5] * 3, abs=1e-4)
+
+
 def test_top1_accuracy_on_class_folders_matches_each_image_scored_alone(world):
     import torch
 
