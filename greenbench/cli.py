@@ -26,6 +26,7 @@ from greenbench.formatting import (
     fidelity_cells,
     fmt,
     fmt_pct,
+    quality_cells,
     window_count,
 )
 from greenbench.import_pytest_benchmark import import_pytest_benchmark
@@ -373,6 +374,10 @@ def cmd_compare(args: argparse.Namespace, console: Console) -> int:
     table.add_column("ratio [95% CI]", justify="right", no_wrap=True)
     for header in ("units/s", "top-1", "KL"):  # W and gCO2e: in the run's own tables
         table.add_column(header, justify="right")
+    with_quality = table_data["quality"].notna().any()
+    if with_quality:
+        table.add_column("quality", justify="right")
+        table.add_column(f"vs {baseline}", justify="right")
     if not same_methods:
         table.add_column("methods")
     invalid: list[tuple[str, tuple[str, ...]]] = []
@@ -395,6 +400,7 @@ def cmd_compare(args: argparse.Namespace, console: Console) -> int:
             ratio_text,
             fmt(row["throughput"]),
             *fidelity_cells(row),
+            *(quality_cells(row) if with_quality else []),
             *([] if same_methods else [row["methods"]]),
             style="" if row["cell_valid"] else "red",
         )

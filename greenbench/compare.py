@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import math
+
 import pandas as pd
 
 from greenbench.check import leave_out_invalid, with_group_verdicts
 from greenbench.errors import GreenbenchError
+from greenbench.quality import change
 from greenbench.records import COMPARE_AXES as AXES
 from greenbench.stats import (
     CELL_KEYS,
@@ -21,6 +24,17 @@ def default_baseline(axis: str, values: list[str]) -> str:
     if axis == "variant" and "fp32" in values:
         return "fp32"
     return sorted(values)[0]
+
+
+def quality_change(row: pd.Series, base: pd.Series) -> float:
+    """A row's task quality against its baseline's (quality.change), NaN unless both have the
+    same metric."""
+    metric, value, reference = row.get("quality_metric"), row.get("quality"), base.get("quality")
+    if not isinstance(metric, str) or metric != base.get("quality_metric"):
+        return math.nan
+    if not (pd.notna(value) and pd.notna(reference)):
+        return math.nan
+    return change(str(metric), float(value), float(reference))
 
 
 LEFT_OUT = "invalid_cells_left_out"  # the result's attrs key: how many invalid cells were left out
@@ -58,7 +72,7 @@ def compare(
             f"--baseline: no {by} '{baseline}' in these results; have {', '.join(values)}"
         )
     summary["baseline"] = baseline
-    ratios, lows, highs, flags = [], [], [], []
+    ratios, lows, highs, flags, quality_changes = [], [], [], [], []
     for _, row in summary.iterrows():
         same = summary
         for k in match:
@@ -71,10 +85,12 @@ def compare(
         # an invalid cell's figures carry no claim beyond the noise, on either side of a ratio
         both_valid = bool(row["cell_valid"]) and not base.empty and bool(base["cell_valid"].iloc[0])
         flags.append(bool(r and r.significant) and both_valid)
+        quality_changes.append(math.nan if base.empty else quality_change(row, base.iloc[0]))
     summary["ratio"] = ratios
     summary["ratio_low"] = lows
     summary["ratio_high"] = highs
     summary["significant"] = flags
+    summary["quality_change"] = quality_changes
     ordered = in_catalogue_order(summary, [*match, column])
     ordered.attrs[LEFT_OUT] = left_out
     return ordered

@@ -76,3 +76,38 @@ def fidelity_cells(row: Any) -> list[str]:
 def window_count(n: int, invalid: int = 0) -> str:
     """A summary's window count, with the invalid windows it left out."""
     return f"{n} (+{invalid} invalid)" if invalid else str(n)
+
+
+# how a quality metric reads in tables (quality.py names them)
+QUALITY_LABELS = {
+    "perplexity": "ppl",
+    "top1_accuracy": "top-1 acc",
+    "accuracy": "acc",
+    "wer": "WER",
+}
+
+
+def quality_text(metric: Any, value: Any) -> str:
+    """`ppl 12.4`, `top-1 acc 87.5%`: a cell's task quality; `-` without one."""
+    if missing(value) or not isinstance(metric, str) or not metric:
+        return "-"
+    label = QUALITY_LABELS.get(metric, metric)
+    return f"{label} {fmt(value)}" if metric == "perplexity" else f"{label} {fmt_pct(value)}"
+
+
+def quality_change_text(metric: Any, value: Any) -> str:
+    """A quality change against the baseline: `+3.1%` of perplexity, `-2.0 pts` of a rate."""
+    if missing(value) or not isinstance(metric, str):
+        return "-"
+    if metric == "perplexity":
+        return f"{value * 100:+.1f}%"
+    return f"{value * 100:+.1f} pts"
+
+
+def quality_cells(row: Any) -> list[str]:
+    """A compare row's task quality and its change against the baseline."""
+    metric = row["quality_metric"]
+    return [
+        quality_text(metric, row["quality"]),
+        quality_change_text(metric, row["quality_change"]),
+    ]

@@ -129,6 +129,11 @@ class Record(TypedDict, total=False):
     fidelity_top1: float | None
     fidelity_kl: float | None
     fidelity_n: int | None
+    # real inputs with labels (quality.py): the metric (perplexity, top1_accuracy, ...), its
+    # value and how many tokens, images or words it rests on; fp32 too, for the change against it
+    quality_metric: str | None
+    quality: float | None
+    quality_n: int | None
     # quantization variants: the share of Linear weight elements actually quantized (torchao
     # leaves layers its kernels cannot take in the model's precision)
     quantized_share: float | None

@@ -267,6 +267,8 @@ def summarize_frame(frame: pd.DataFrame, keys: Sequence[str] = SUMMARY_KEYS) -> 
                 "j_per_call": _mean(part, "energy_per_call_j"),
                 "fidelity_top1": _mean(cell, "fidelity_top1"),
                 "fidelity_kl": _mean(cell, "fidelity_kl"),
+                "quality_metric": _first(cell, "quality_metric"),
+                "quality": _mean(cell, "quality"),
                 "quantized_share": _mean(cell, "quantized_share"),
                 "throughput": _mean(cell, "throughput"),
                 "power_w": _mean(part, "power_w"),
@@ -277,6 +279,14 @@ def summarize_frame(frame: pd.DataFrame, keys: Sequence[str] = SUMMARY_KEYS) -> 
             }
         )
     return pd.DataFrame(rows)
+
+
+def _first(part: pd.DataFrame, column: str) -> str | None:
+    """The first value of a text column that older records or some cells lack."""
+    if column not in part:
+        return None
+    values = part[column].dropna()
+    return str(values.iloc[0]) if len(values) else None
 
 
 def _mean(part: pd.DataFrame, column: str) -> float:

@@ -20,6 +20,7 @@ from greenbench.formatting import (
     fidelity_cells,
     fmt,
     fmt_pct,
+    quality_text,
     window_count,
 )
 from greenbench.protocol import RELIABLE_WINDOW_S
@@ -95,6 +96,9 @@ def results_tables(frame: pd.DataFrame) -> list[Table]:
         if scored:
             table.add_column("top-1 vs fp32", justify="right")
             table.add_column("KL", justify="right")
+        with_quality = part["quality"].notna().any()
+        if with_quality:
+            table.add_column("quality", justify="right")
         if not same_methods:
             table.add_column("methods")
         for _, row in part.iterrows():
@@ -119,6 +123,8 @@ def results_tables(frame: pd.DataFrame) -> list[Table]:
                 cells.append(f"{mark}{fmt(row['j_per_call'])}")
             if scored:
                 cells += fidelity_cells(row)
+            if with_quality:
+                cells.append(quality_text(row["quality_metric"], row["quality"]))
             if not same_methods:
                 cells.append(row["methods"])
             table.add_row(*cells, style="" if row["cell_valid"] else "red")

@@ -2,7 +2,8 @@
 
 Inference presets carry the model's name (`slm-135m`, `resnet50`); training presets add `-train`
 (`slm-135m-train`). Every preset also takes `weights`, a local directory or a cached hub id, to
-measure real weights instead of random ones. `hf:SOURCE` names a Hugging Face checkpoint
+measure real weights instead of random ones, and the real-input parameters its kind declares
+(`prompts`, `texts`, `images`: tasks/). `hf:SOURCE` names a Hugging Face checkpoint
 (checkpoints.py): a preset made from its config, measured with its own weights.
 """
 
@@ -23,6 +24,7 @@ from greenbench.models import (
     pretrained_linear_share,
     pretrained_parameter_count,
 )
+from greenbench.preprocessors import source_config
 from greenbench.tasks import get_kind
 from greenbench.tasks.base import Task, WorkloadKind
 
@@ -69,13 +71,20 @@ class WorkloadPreset:
     def resolve_params(self, overrides: Mapping[str, Any]) -> dict[str, Any]:
         """Defaults updated by `overrides`; raises ValueError naming the bad key."""
         params = dict(self.defaults)
+        optional = [*OPTIONAL_PARAMS, *self.kind.input_params]
         for key, value in overrides.items():
-            if key not in self.defaults and key not in OPTIONAL_PARAMS:
-                known = ", ".join(sorted([*self.defaults, *OPTIONAL_PARAMS]))
+            if key not in self.defaults and key not in optional:
+                known = ", ".join(sorted([*self.defaults, *optional]))
                 raise ValueError(f"unknown parameter '{key}' for {self.name} (known: {known})")
             params[key] = self._check_param(key, value)
         if self.checkpoint and self.checkpoint.positions:
             _check_length(params, self.checkpoint.positions)
+        if any(key in params for key in self.kind.input_params):
+            source = self.checkpoint.source if self.checkpoint else params.get("weights")
+            config = self.checkpoint.config if self.checkpoint else None
+            if config is None and source:
+                config = source_config(source)
+            self.kind.check_inputs(params, source, config)
         return params
 
     def _check_param(self, key: str, value: Any) -> Any:

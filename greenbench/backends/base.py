@@ -16,6 +16,7 @@ from greenbench.cell import Cell
 from greenbench.energy.meter import Meter
 from greenbench.fidelity import Fidelity
 from greenbench.protocol import Phase
+from greenbench.quality import Quality
 from greenbench.tasks.base import WorkloadKind
 from greenbench.variants import Variant
 
@@ -47,9 +48,12 @@ class Prepared:
     phases: list[Phase]
     fidelity: Fidelity | None = None  # inference variants against fp32 eager
     quantized_share: float | None = None  # quantization variants: share of Linear weights
+    quality: Quality | None = None  # real inputs with labels: task quality (fp32 too)
 
     def record_columns(self) -> dict[str, Any]:
         columns = self.fidelity.as_record() if self.fidelity else {}
+        if self.quality is not None:
+            columns.update(self.quality.as_record())
         if self.quantized_share is not None:
             columns["quantized_share"] = self.quantized_share
         return columns

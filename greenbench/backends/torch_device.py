@@ -54,7 +54,8 @@ class TorchBackend:
 
     def prepare(self, cell: Cell, emit: Emit) -> Prepared:
         """The variant's model on the device and its phases; for inference its fidelity to
-        fp32, for quantization how much of the model it quantized."""
+        fp32 and its task quality on labelled real inputs, for quantization how much of the
+        model it quantized."""
         workload, variant = get_preset(cell.workload), get_variant(cell.variant)
         kind, device, params = workload.kind, cell.device, cell.params
         model = workload.build_model(params).to(device)
@@ -72,7 +73,12 @@ class TorchBackend:
         if logits is not None and reference is not None:
             emit({"type": "stage", "stage": "scoring fidelity"})
             fidelity = score(reference, logits(model, params, device))
-        return Prepared(kind.make_phases(model, params, device, None), fidelity, share)
+        quality = None
+        if kind.quality is not None:
+            emit({"type": "stage", "stage": "scoring quality"})
+            quality = kind.quality(model, params, device)
+        phases = kind.make_phases(model, params, device, None)
+        return Prepared(phases, fidelity, share, quality)
 
     def make_meter(self, device: str, zone: Zone, emit: Emit) -> Meter:
         return CodeCarbonMeter(zone)

@@ -13,6 +13,7 @@ from typing import Any
 import pandas as pd
 
 from greenbench.check import leave_out_invalid, with_group_verdicts
+from greenbench.compare import quality_change
 from greenbench.stats import (
     CELL_KEYS,
     SUMMARY_COLUMNS,
@@ -37,6 +38,7 @@ LABEL_COLUMNS = [
     "zone",
     "carbon_source",
     "params",
+    "quality_metric",
     # free text and labels that reach the validity verdicts' reasons
     "validity",
     "method_cpu",
@@ -122,7 +124,8 @@ def valid_cells(frame: pd.DataFrame, include_invalid: bool = False) -> tuple[pd.
 
 
 def tradeoffs(summary: pd.DataFrame, include_invalid: bool = False) -> pd.DataFrame:
-    """Each non-fp32 inference variant: energy saved against fp32, beside its fidelity.
+    """Each non-fp32 inference variant: energy saved against fp32, beside its fidelity and,
+    on labelled real inputs, its quality change against fp32 (compare.quality_change).
 
     Rows whose variant or fp32 baseline is invalid are left out unless `include_invalid`; kept,
     they say so (`cell_valid`, `validity`)."""
@@ -151,6 +154,8 @@ def tradeoffs(summary: pd.DataFrame, include_invalid: bool = False) -> pd.DataFr
                 "saving_high": 1 - r.low,
                 "fidelity_top1": row["fidelity_top1"],
                 "fidelity_kl": row["fidelity_kl"],
+                "quality_metric": row.get("quality_metric"),
+                "quality_change": quality_change(row, base.iloc[0]),
                 "quantized_share": row.get("quantized_share", float("nan")),
                 "cell_valid": valid,
                 "validity": validity,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -297,18 +298,27 @@ def _valid_rows(part: pd.DataFrame) -> pd.DataFrame:
 
 
 def quantization_tradeoff(tradeoffs: pd.DataFrame) -> go.Figure | Missing:
-    """Energy saved against fp32 (with its CI) against top-1 agreement, per variant."""
+    """Energy saved against fp32 (with its CI), per variant, against the task quality change
+    where the records have quality (real labelled inputs), else against top-1 agreement."""
     if tradeoffs.empty:
         return Missing(
             "no variant with a fidelity score and an fp32 baseline in the same records: run "
             "fp32 beside bf16, int8-dynamic, ... on an inference workload"
         )
+    changes = tradeoffs.get("quality_change", pd.Series(math.nan, tradeoffs.index))
+    with_quality = tradeoffs[changes.notna()]  # only the rows with quality, when some have it
+    if with_quality.empty:
+        x, part = tradeoffs["fidelity_top1"] * 100, tradeoffs
+        x_title, x_hover = "top-1 agreement with fp32 (%)", "top-1 agreement %{x:.1f}%"
+    else:
+        x, part = with_quality["quality_change"] * 100, with_quality
+        x_title, x_hover = _quality_axis(set(with_quality["quality_metric"])), "%{x:+.2f}"
     fig = go.Figure()
-    for variant, by_variant in tradeoffs.groupby("variant", sort=False):
+    for variant, by_variant in part.groupby("variant", sort=False):
         for valid, group in split_valid(by_variant):
             fig.add_trace(
                 go.Scatter(
-                    x=group["fidelity_top1"] * 100,
+                    x=x[group.index],
                     y=group["saving"] * 100,
                     error_y={
                         "type": "data",
@@ -329,14 +339,30 @@ def quantization_tradeoff(tradeoffs: pd.DataFrame) -> go.Figure | Missing:
                     legendgroup=variant,
                     customdata=_customdata(group),
                     hovertext=[_quantized_note(share) for share in group["quantized_share"]],
-                    hovertemplate="%{text}<br>top-1 agreement %{x:.1f}%<br>energy saved %{y:.1f}%"
+                    hovertemplate=f"%{{text}}<br>{x_hover}<br>energy saved %{{y:.1f}}%"
                     f"%{{hovertext}}%{{customdata[3]}}<extra>{variant}</extra>",
                 )
             )
-    fig.update_xaxes(title_text="top-1 agreement with fp32 (%)")
+    fig.update_xaxes(title_text=x_title, zeroline=not with_quality.empty)
     fig.update_yaxes(title_text="energy per unit saved against fp32 (%)", zeroline=True)
     fig.update_layout(height=460, legend_title="variant")
     return fig
+
+
+# what the quality axis says per metric: perplexity changes as a share, rates in points
+QUALITY_AXIS = {
+    "perplexity": "perplexity change vs fp32 (%, + is worse)",
+    "top1_accuracy": "top-1 accuracy change vs fp32 (points, - is worse)",
+    "accuracy": "accuracy change vs fp32 (points, - is worse)",
+    "wer": "WER change vs fp32 (points, + is worse)",
+}
+
+
+def _quality_axis(metrics: set[str]) -> str:
+    if len(metrics) == 1:
+        (metric,) = metrics
+        return QUALITY_AXIS.get(metric, f"{metric} change vs fp32")
+    return "quality change vs fp32 (perplexity: %, rates: points)"
 
 
 def _quantized_note(share: float) -> str:

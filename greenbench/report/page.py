@@ -269,10 +269,11 @@ def sections(
         Section(
             "tradeoff",
             "Quantization trade-off",
-            "Energy per unit saved against fp32 on the same workload and device, against top-1 "
-            "agreement with fp32. With random weights (the default) fidelity shows how much a "
-            "variant perturbs the computation, not task accuracy."
-            + left_out_note(left_out, "this view"),
+            "Energy per unit saved against fp32 on the same workload and device, against the "
+            "change in task quality (perplexity, top-1 accuracy) where the cells ran on labelled "
+            "real inputs (prompts, texts, images), else against top-1 agreement with fp32. With "
+            "random weights (the default) fidelity shows how much a variant perturbs the "
+            "computation, not task accuracy." + left_out_note(left_out, "this view"),
             _empty_because_left_out(
                 figures.quantization_tradeoff(data.tradeoffs(ratio_summary, include_invalid)),
                 left_out,

@@ -1,4 +1,5 @@
-"""What a workload kind declares: its phases and units, inputs, fidelity, ONNX export, memory.
+"""What a workload kind declares: its phases and units, inputs, fidelity, quality, ONNX export,
+memory.
 
 A kind is one module under tasks/ that builds a `WorkloadKind`; tasks/__init__.py lists them.
 Everything else (presets, variants, backends, the runner, statistics, the report) asks the kind,
@@ -26,6 +27,20 @@ SessionFactory = Callable[[Path], Any]
 ExportGraphs = Callable[[Any, Params, SessionFactory, Path], tuple[list[Phase], Any]]
 # a kind's own check of one parameter: the value (normalised) or ValueError naming the fix
 ParamRule = Callable[[Any], Any]
+# (checked value, the model's source -- a folder or cached hub id, None for random weights --,
+# its config.json or None) -> None, or ValueError naming what the inputs need from the model
+SourceRule = Callable[[Any, str | None, Mapping[str, Any] | None], None]
+# (model, params, device) -> task quality on the real inputs the params name, None without labels
+ScoreQuality = Callable[[Any, Params, str], Any]
+
+
+@dataclass(frozen=True)
+class InputParam:
+    """An optional parameter naming real inputs (`prompts`, `texts`, `images`, `audio`): absent
+    by default (random inputs), checked in full before anything runs."""
+
+    check: ParamRule  # reads the file or folder: the normalised value, or ValueError (file:line)
+    check_source: SourceRule | None = None  # e.g. the checkpoint has a tokenizer
 
 
 @dataclass(frozen=True, eq=False)  # one object per kind: compared and hashed by identity
@@ -42,6 +57,10 @@ class WorkloadKind:
     fidelity_logits: FidelityLogits | None = None  # inference kinds: scored against fp32
     export_graphs: ExportGraphs | None = None  # kinds that graph runtimes (ONNX) can run
     param_rules: Mapping[str, ParamRule] = field(default_factory=dict)
+    # optional parameters naming real inputs; the kind's phases, fidelity and quality read them
+    input_params: Mapping[str, InputParam] = field(default_factory=dict)
+    # task quality (quality.py) on labelled real inputs, for every inference variant and fp32
+    quality: ScoreQuality | None = None
     # kinds whose `phases` parameter picks a subset of `phases`
     selectable_phases: bool = False
 
@@ -51,10 +70,21 @@ class WorkloadKind:
             return tuple(params["phases"])
         return tuple(self.phases)
 
+    def check_inputs(
+        self, params: Params, source: str | None, config: Mapping[str, Any] | None
+    ) -> None:
+        """ValueError naming the fix when the real inputs in `params` need what the model
+        (`source`, its `config`) lacks, such as a tokenizer or matching labels."""
+        for key, rule in self.input_params.items():
+            if key in params and rule.check_source is not None:
+                rule.check_source(params[key], source, config)
+
     def check_param(self, key: str, value: Any) -> Any:
         """A parameter's value, normalised; ValueError naming the fix."""
         if key in self.param_rules:
             return self.param_rules[key](value)
+        if key in self.input_params:
+            return self.input_params[key].check(value)
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"'{key}' must be a whole number >= 1, got {value!r}")
         return value

@@ -9,35 +9,138 @@
 
 Graph runtimes get the same phases from two ONNX graphs: prefill (prompt -> last-position logits
 and the KV cache) and a one-token decode step (token + cache -> logits + cache).
+
+Real inputs (inputs.py; tokenized with the checkpoint's tokenizer): `prompts = FILE` feeds the
+measured phases, `texts = FILE` fidelity and perplexity; either one alone feeds both. The phases
+take the file's tokens end to end (each text's own special tokens kept), cut into `batch` rows
+of `prompt_tokens`, starting over from the first text when the file is shorter: every position
+is a real token, so J per token keeps its meaning. Fidelity and perplexity take the first
+EVAL_TEXTS texts, each cut to `prompt_tokens` tokens, right-padded into batches of `batch`;
+only real positions are scored (a causal model's logits there do not see the padding).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from greenbench.inputs import cycled, input_path, read_texts
+from greenbench.preprocessors import load_tokenizer, model_source, require_tokenizer
 from greenbench.protocol import Phase
-from greenbench.tasks.base import Params, SessionFactory, WorkloadKind, phase_subset
+from greenbench.quality import Quality, perplexity
+from greenbench.tasks.base import InputParam, Params, SessionFactory, WorkloadKind, phase_subset
 from greenbench.tasks.onnx_export import export_onnx
 
 PHASES = {"prefill": "token", "decode": "token"}
+EVAL_TEXTS = 64  # the texts fidelity and perplexity read, from the top of the file
+
+
+def _text_file(key: str) -> InputParam:
+    def check(value: Any) -> str:
+        path = input_path(key, value)
+        read_texts(path)  # every line, now: a bad one fails before anything runs
+        return str(path)
+
+    def check_source(value: Any, source: str | None, config: Mapping[str, Any] | None) -> None:
+        require_tokenizer(key, source)
+
+    return InputParam(check, check_source)
+
+
+TEXT_INPUTS = {"prompts": _text_file("prompts"), "texts": _text_file("texts")}
+
+
+def _tokenized(model: Any, file: str) -> list[list[int]]:
+    source = model_source(model)
+    require_tokenizer("texts", source)
+    assert source is not None
+    tokenizer = load_tokenizer(source)
+    return [tokenizer(text)["input_ids"] for text in read_texts(Path(file))]
 
 
 def make_prompt(model: Any, params: Params, device: str) -> Any:
-    """The fixed batch of random prompts (seeded: every variant sees the same tokens)."""
+    """The fixed batch of prompts: the file's tokens when `prompts` or `texts` names one, else
+    random ones (seeded: every variant sees the same tokens)."""
     import torch
 
-    generator = torch.Generator().manual_seed(0)
     shape = (params["batch"], params["prompt_tokens"])
+    file = params.get("prompts") or params.get("texts")
+    if file:
+        stream = [t for ids in _tokenized(model, file) for t in ids]
+        tokens = cycled(stream, shape[0] * shape[1])
+        return torch.tensor(tokens, dtype=torch.long).reshape(shape).to(device)
+    generator = torch.Generator().manual_seed(0)
     return torch.randint(0, model.config.vocab_size, shape, generator=generator).to(device)
 
 
-def fidelity_logits(model: Any, params: Params, device: str) -> Any:
-    """Next-token logits at every prompt position (teacher-forced), shape (batch, P, vocab)."""
+@dataclass(frozen=True)
+class EvalTexts:
+    """Real texts for fidelity and perplexity: right-padded batches and each row's length."""
+
+    batches: list[Any]  # each (batch, prompt_tokens) token ids
+    lengths: list[list[int]]  # per batch, per row: its real tokens (0 for a filler row)
+
+
+def eval_texts(model: Any, params: Params) -> EvalTexts | None:
+    """The first EVAL_TEXTS of `texts` (else `prompts`), None when neither is given."""
+    import torch
+
+    file = params.get("texts") or params.get("prompts")
+    if not file:
+        return None
+    batch, width = params["batch"], params["prompt_tokens"]
+    rows = [ids[:width] for ids in _tokenized(model, file)[:EVAL_TEXTS]]
+    batches, lengths = [], []
+    for start in range(0, len(rows), batch):
+        group = rows[start : start + batch]
+        group += [[]] * (batch - len(group))  # filler rows keep every batch the same shape
+        padded = [ids + [0] * (width - len(ids)) for ids in group]
+        batches.append(torch.tensor(padded, dtype=torch.long))
+        lengths.append([len(ids) for ids in group])
+    return EvalTexts(batches, lengths)
+
+
+def real_positions(logits: Sequence[Any], lengths: Sequence[Sequence[int]]) -> Any:
+    """The logits of real (not padded) positions, batch by batch and row by row: (N, vocab)."""
+    import torch
+
+    return torch.cat(
+        [lg[i, :n] for lg, ns in zip(logits, lengths, strict=True) for i, n in enumerate(ns)]
+    )
+
+
+def _eval_logits(model: Any, texts: EvalTexts, device: str) -> list[Any]:
     import torch
 
     with torch.inference_mode():
+        return [model(input_ids=b.to(device)).logits for b in texts.batches]
+
+
+def fidelity_logits(model: Any, params: Params, device: str) -> Any:
+    """Next-token logits at every prompt position (teacher-forced): shape (batch, P, vocab) on
+    random prompts, (real positions, vocab) on real texts."""
+    import torch
+
+    texts = eval_texts(model, params)
+    if texts is not None:
+        return real_positions(_eval_logits(model, texts, device), texts.lengths)
+    with torch.inference_mode():
         return model(input_ids=make_prompt(model, params, device)).logits
+
+
+def quality(model: Any, params: Params, device: str) -> Quality | None:
+    """Perplexity on the real texts (None on random prompts)."""
+    texts = eval_texts(model, params)
+    if texts is None:
+        return None
+    logits = _eval_logits(model, texts, device)
+    return perplexity(
+        (lg[i, :n], ids[i, :n])
+        for lg, ids, ns in zip(logits, texts.batches, texts.lengths, strict=True)
+        for i, n in enumerate(ns)
+    )
 
 
 def make_phases(model: Any, params: Params, device: str, autocast: Any = None) -> list[Phase]:
@@ -154,6 +257,7 @@ def export_graphs(
     )
     sessions = {k: make_session(p) for k, p in paths.items()}
     prompt_feed = {"input_ids": prompt.numpy()}
+    texts = eval_texts(model, params)
     state: dict[str, Any] = {}
 
     def prefill() -> Any:
@@ -176,7 +280,11 @@ def export_graphs(
         "prefill": Phase("prefill", "token", batch * params["prompt_tokens"], prefill),
         "decode": Phase("decode", "token", batch * new_tokens, decode, reset=reset_decode),
     }
-    logits = torch.from_numpy(sessions["full"].run(None, prompt_feed)[0])
+    if texts is None:
+        logits = torch.from_numpy(sessions["full"].run(None, prompt_feed)[0])
+    else:
+        outputs = [sessions["full"].run(None, {"input_ids": b.numpy()})[0] for b in texts.batches]
+        logits = real_positions([torch.from_numpy(o) for o in outputs], texts.lengths)
     return [phases[name] for name in params["phases"]], logits
 
 
@@ -190,4 +298,6 @@ KIND = WorkloadKind(
     export_graphs=export_graphs,
     param_rules={"phases": phase_subset(tuple(PHASES))},
     selectable_phases=True,
+    input_params=TEXT_INPUTS,
+    quality=quality,
 )
