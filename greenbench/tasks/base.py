@@ -26,6 +26,8 @@ SessionFactory = Callable[[Path], Any]
 ExportGraphs = Callable[[Any, Params, SessionFactory, Path], tuple[list[Phase], Any]]
 # a kind's own check of one parameter: the value (normalised) or ValueError naming the fix
 ParamRule = Callable[[Any], Any]
+# a variant's name -> why the kind cannot run it, or None (beyond the variants' own rules)
+VariantSkip = Callable[[str], str | None]
 
 
 @dataclass(frozen=True, eq=False)  # one object per kind: compared and hashed by identity
@@ -44,6 +46,7 @@ class WorkloadKind:
     param_rules: Mapping[str, ParamRule] = field(default_factory=dict)
     # kinds whose `phases` parameter picks a subset of `phases`
     selectable_phases: bool = False
+    variant_skip: VariantSkip | None = None
 
     def phase_names(self, params: Params) -> tuple[str, ...]:
         """The phases a cell with `params` measures."""
