@@ -201,8 +201,8 @@ def _find_factory(name: str) -> Callable[[], Any]:
 def _callable(name: str, value: Any) -> Callable[[], Any]:
     if not callable(value):
         raise PythonWorkloadError(
-            f"workload '{name}' is a {type(value).__name__}, not a factory; name a function "
-            "that returns a greenbench.Workload"
+            f"workload '{name}' names {value!r}, not a factory; name a function that returns "
+            "a greenbench.Workload"
         )
     return value
 
@@ -346,6 +346,15 @@ def _json_type(value: Any) -> type | None:
     return None
 
 
+_TYPE_NAMES: dict[type | None, str] = {
+    bool: "true or false",
+    int: "a whole number",
+    float: "a number",
+    str: "a string",
+    list: "a list",
+}
+
+
 def param_rule(workload: Workload, key: str) -> ParamRule:
     """A parameter's check: its default's type, then the workload's own rule if it has one."""
     wanted = _json_type(workload.params[key])
@@ -354,8 +363,8 @@ def param_rule(workload: Workload, key: str) -> ParamRule:
     def check(value: Any) -> Any:
         got = _json_type(value)
         if not (got is wanted or (wanted is float and got is int)):
-            expected = wanted.__name__ if wanted else "a value"
-            raise ValueError(f"'{key}' must be a {expected} like its default, got {value!r}")
+            expected = _TYPE_NAMES.get(wanted, "a value")
+            raise ValueError(f"'{key}' must be {expected} like its default, got {value!r}")
         if wanted is float:
             value = float(value)
         if own is None:
@@ -389,6 +398,11 @@ def workload_name(workload: Any) -> str:
         raise PythonWorkloadError(
             f"a workload is a name, a factory or a greenbench.Workload, not a "
             f"{type(workload).__name__}"
+        )
+    if qualname == "<module>":
+        raise PythonWorkloadError(
+            "this Workload was made outside a function: each cell's child process imports a "
+            "factory by name, so return it from a module-level function and pass that"
         )
     if not _QUALNAME.fullmatch(qualname) or "." in qualname:
         raise PythonWorkloadError(
