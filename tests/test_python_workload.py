@@ -390,3 +390,23 @@ def test_the_readme_example_runs_as_written(tmp_path, capsys):
     assert row["architecture"] == "Sequential" and row["parameters"] == 273418
     assert row["fidelity_n"] == 4 and row["quantized_share"] == 1.0
     assert row["energy_j"] > 0
+
+
+def test_greenbench_run_takes_the_factory_and_the_workload_it_returns(tmp_path, monkeypatch):
+    write(tmp_path, "mlp_e", MLP)
+    import mlp_e  # type: ignore[import-not-found]
+
+    suites = []
+
+    def execute(opened, executor, reporter, sources):
+        suites.append(opened.suite)
+        return None
+
+    monkeypatch.setattr("greenbench.api._execute", execute)
+    greenbench.run(workload=mlp_e.factory, out=tmp_path / "r")
+    greenbench.run(workloads=["resnet-tiny", mlp_e.factory()], out=tmp_path / "r")
+    assert [s.workloads for s in suites] == [
+        ("mlp_e:factory",),
+        ("resnet-tiny", "mlp_e:factory"),
+    ]
+    assert all(c.params == {"batch": 2, "scale": 1.0} for c in suites[0].cells())
