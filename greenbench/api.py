@@ -21,12 +21,13 @@ from greenbench.environment import collect_environment
 from greenbench.errors import GreenbenchError
 from greenbench.executors import DEFAULT_EXECUTOR, make_executor
 from greenbench.executors.base import CellProgress, Executor, plan_jobs
-from greenbench.python_workload import PythonWorkloadError, Workload, workload_name
+from greenbench.python_workload import PythonWorkloadError, Workload
 from greenbench.records import COLUMNS, Record
 from greenbench.results import load_results
 from greenbench.store import RunStore
 from greenbench.suite import Cell, RunOverrides, Suite, resolve_suite
 from greenbench.variants import get_variant
+from greenbench.workload_factories import workload_name
 from greenbench.workloads import get_preset
 
 # a workload as greenbench.run takes it: a name, a Python factory, or the Workload it returns
@@ -99,7 +100,7 @@ def run(
     the cells as Ray tasks on the cluster at `address` (or a local one).
 
     `workload` (one) or `workloads` also take Python workloads as objects: a greenbench.Workload
-    or the module-level factory returning one (python_workload.workload_name says how the
+    or the module-level factory returning one (workload_factories.workload_name says how the
     cells' children find it again).
     """
     try:

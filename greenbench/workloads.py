@@ -23,15 +23,10 @@ from greenbench.models import (
     pretrained_linear_share,
     pretrained_parameter_count,
 )
-from greenbench.python_workload import (
-    Workload,
-    build_workload_model,
-    is_entry_point,
-    is_python_name,
-    load_workload,
-)
+from greenbench.python_workload import Workload, build_workload_model
 from greenbench.tasks import get_kind
 from greenbench.tasks.base import Task, WorkloadKind
+from greenbench.workload_factories import is_entry_point, is_python_name, load_workload
 
 OPTIONAL_PARAMS = ("weights",)  # accepted by every preset, absent by default
 # an image classifier whose nn.Linear weights are at least this share of its parameters (a

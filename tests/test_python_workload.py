@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import greenbench
-from greenbench import python_workload
+from greenbench import python_workload, workload_factories
 from greenbench.api import skip_reason
 from greenbench.backends import cpu
 from greenbench.cell import Cell
@@ -51,9 +51,9 @@ def fresh(tmp_path, monkeypatch):
     before = set(sys.modules)
     monkeypatch.chdir(tmp_path)
     monkeypatch.syspath_prepend(str(tmp_path))
-    python_workload.forget()
+    workload_factories.forget()
     yield
-    python_workload.forget()
+    workload_factories.forget()
     for name in set(sys.modules) - before:
         del sys.modules[name]
 
@@ -184,7 +184,7 @@ def test_an_entry_point_of_an_installed_package_names_a_workload(tmp_path):
     (info / "entry_points.txt").write_text(
         "[greenbench.workloads]\nfake-mlp = fakepkg_bench:factory\nfake-bad = fakepkg_bench:nope\n"
     )
-    assert "fake-mlp" in python_workload.entry_point_names()
+    assert "fake-mlp" in workload_factories.entry_point_names()
     preset = get_preset("fake-mlp")
     assert preset.name == "fake-mlp" and preset.phases(preset.defaults) == ("forward",)
     (cell,) = load_suite(str(_suite(tmp_path, "fake-mlp"))).cells()
@@ -214,18 +214,18 @@ def test_run_takes_a_factory_or_its_workload_by_the_name_the_child_imports(tmp_p
     write(tmp_path, "mlp_d", MLP)
     import mlp_d  # type: ignore[import-not-found]
 
-    assert python_workload.workload_name(mlp_d.factory) == "mlp_d:factory"
-    assert python_workload.workload_name(mlp_d.factory()) == "mlp_d:factory"
+    assert workload_factories.workload_name(mlp_d.factory) == "mlp_d:factory"
+    assert workload_factories.workload_name(mlp_d.factory()) == "mlp_d:factory"
     assert get_preset("mlp_d:factory").defaults == {"batch": 2, "scale": 1.0}
 
     def nested():
         return mlp_d.factory()
 
     with pytest.raises(PythonWorkloadError, match="'.*nested' is not a module-level function"):
-        python_workload.workload_name(nested)
+        workload_factories.workload_name(nested)
     made_at_top_level = eval("greenbench.Workload(mlp_d.build, mlp_d.factory().phases)")
     with pytest.raises(PythonWorkloadError, match="made outside a function"):
-        python_workload.workload_name(made_at_top_level)
+        workload_factories.workload_name(made_at_top_level)
     with pytest.raises(GreenbenchError, match="not a module-level function"):
         greenbench.run(workload=nested, out=tmp_path / "r")
     assert not (tmp_path / "r").exists()
@@ -239,9 +239,9 @@ def test_a_factory_in_a_script_is_named_by_the_scripts_path(tmp_path, monkeypatc
     namespace: dict = {"__name__": "__main__", "__file__": str(script)}
     exec(compile(script.read_text().split("if __name__")[0], str(script), "exec"), namespace)
     monkeypatch.setattr(sys.modules["__main__"], "__file__", str(script))
-    name = python_workload.workload_name(namespace["factory"])
+    name = workload_factories.workload_name(namespace["factory"])
     assert name == f"{script}:factory"
-    python_workload.forget()  # what the cell's child starts with: the name alone
+    workload_factories.forget()  # what the cell's child starts with: the name alone
     assert get_preset(name).phases({"batch": 2}) == ("forward",)
 
 
