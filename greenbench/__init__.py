@@ -18,19 +18,35 @@ except PackageNotFoundError:  # running from a source tree that is not installed
 
 if TYPE_CHECKING:
     from greenbench.api import RunResult, run
+    from greenbench.python_workload import Workload, WorkloadPhase
     from greenbench.results import load_results
     from greenbench.suite import Cell, Suite, load_suite
+    from greenbench.tasks.base import input_dtype
 
 _HOMES = {
     "Cell": "greenbench.suite",
     "RunResult": "greenbench.api",
     "Suite": "greenbench.suite",
+    "Workload": "greenbench.python_workload",
+    "WorkloadPhase": "greenbench.python_workload",
+    "input_dtype": "greenbench.tasks.base",
     "load_results": "greenbench.results",
     "load_suite": "greenbench.suite",
     "run": "greenbench.api",
 }
 
-__all__ = ["Cell", "RunResult", "Suite", "__version__", "load_results", "load_suite", "run"]
+__all__ = [
+    "Cell",
+    "RunResult",
+    "Suite",
+    "Workload",
+    "WorkloadPhase",
+    "__version__",
+    "input_dtype",
+    "load_results",
+    "load_suite",
+    "run",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -21,12 +21,17 @@ from greenbench.environment import collect_environment
 from greenbench.errors import GreenbenchError
 from greenbench.executors import DEFAULT_EXECUTOR, make_executor
 from greenbench.executors.base import CellProgress, Executor, plan_jobs
+from greenbench.python_workload import PythonWorkloadError, Workload
 from greenbench.records import COLUMNS, Record
 from greenbench.results import load_results
 from greenbench.store import RunStore
 from greenbench.suite import Cell, RunOverrides, Suite, resolve_suite
 from greenbench.variants import get_variant
+from greenbench.workload_factories import workload_name
 from greenbench.workloads import get_preset
+
+# a workload as greenbench.run takes it: a name, a Python factory, or the Workload it returns
+WorkloadLike = str | Workload | Callable[[], Workload]
 
 
 class Reporter(CellProgress, Protocol):
@@ -74,7 +79,7 @@ class RunResult:
 def run(
     suite: Suite | str | None = None,
     *,
-    workloads: Sequence[str] | None = None,
+    workloads: Sequence[WorkloadLike] | None = None,
     variants: Sequence[str] | None = None,
     devices: Sequence[str] | None = None,
     repetitions: int | None = None,
@@ -86,17 +91,26 @@ def run(
     carbon_sources: Sequence[str] | None = None,
     executor: str = DEFAULT_EXECUTOR,
     address: str | None = None,
+    workload: WorkloadLike | None = None,
 ) -> RunResult:
     """Run a suite (or resume a run) and return its records. Takes what `greenbench run` takes.
 
     With `carbon_sources` (names as for `greenbench forecast`), each window's emissions are also
     computed from the time-weighted grid intensity over its actual time. `executor="ray"` runs
     the cells as Ray tasks on the cluster at `address` (or a local one).
+
+    `workload` (one) or `workloads` also take Python workloads as objects: a greenbench.Workload
+    or the module-level factory returning one (workload_factories.workload_name says how the
+    cells' children find it again).
     """
+    try:
+        names = _workload_names(workloads, workload)
+    except PythonWorkloadError as e:
+        raise GreenbenchError(str(e)) from None
     # the keywords above are suite.RunOverrides' fields (a test holds them equal)
     overrides = RunOverrides(
         suite=suite,
-        workloads=workloads,
+        workloads=names,
         variants=variants,
         devices=devices,
         repetitions=repetitions,
@@ -109,6 +123,16 @@ def run(
     sources = build_sources(resolved.zone, carbon_sources) if carbon_sources else []
     with _open_store(resolved, out, resumed) as opened:  # the run's lock, held to the end
         return _execute(opened, cells_executor, reporter or SilentReporter(), sources)
+
+
+def _workload_names(
+    workloads: Sequence[WorkloadLike] | None, workload: WorkloadLike | None
+) -> list[str] | None:
+    """Every workload as the name a cell carries; objects become their factory's name."""
+    given: list[WorkloadLike] = [workloads] if isinstance(workloads, str) else [*(workloads or [])]
+    if workload is not None:
+        given.append(workload)
+    return [workload_name(w) for w in given] if given else None
 
 
 @dataclass

@@ -23,6 +23,7 @@ from greenbench.cell import Cell
 from greenbench.checkpoints import CheckpointError
 from greenbench.errors import SuiteError
 from greenbench.protocol import ProtocolSettings
+from greenbench.python_workload import PythonWorkloadError
 from greenbench.variants import get_variant
 from greenbench.workloads import PRESETS, get_preset
 
@@ -174,7 +175,7 @@ def _zone(data: Mapping[str, Any], fail: Any) -> str:
 def _check_workload(name: str) -> str:
     try:
         get_preset(name)
-    except CheckpointError as e:
+    except (CheckpointError, PythonWorkloadError) as e:
         raise ValueError(str(e)) from None
     except KeyError as e:
         raise ValueError(f"{e.args[0]}; see `greenbench list`") from None

@@ -90,6 +90,9 @@ class Variant:
     def skip_reason(self, kind: WorkloadKind) -> str | None:
         """Why this variant cannot run a workload of `kind` on any device, or None."""
         base = self.base
+        own = kind.variant_skip(self.name) if kind.variant_skip else None
+        if own:
+            return own
         if kind.task == "training" and not base.training:
             return f"{base.name} is an inference variant; training runs fp32, bf16 or fp16"
         if base.linear_only and not kind.linear_quantization:

@@ -25,8 +25,10 @@ from greenbench.models import (
     pretrained_parameter_count,
 )
 from greenbench.preprocessors import source_config
+from greenbench.python_workload import Workload, build_workload_model
 from greenbench.tasks import get_kind
 from greenbench.tasks.base import Task, WorkloadKind
+from greenbench.workload_factories import is_entry_point, is_python_name, load_workload
 
 OPTIONAL_PARAMS = ("weights",)  # accepted by every preset, absent by default
 # an image classifier whose nn.Linear weights are at least this share of its parameters (a
@@ -42,6 +44,8 @@ class WorkloadPreset:
     defaults: Mapping[str, Any] = field(default_factory=dict)
     description: str = ""
     checkpoint: Checkpoint | None = None  # hf: workloads: the checkpoint, with its own weights
+    python: Workload | None = None  # Python workloads: what their factory returned
+    parameters: int | None = None  # Python workloads: counted when the factory was loaded
 
     @property
     def task(self) -> Task:
@@ -52,9 +56,13 @@ class WorkloadPreset:
         `params` name, or random ones."""
         if self.checkpoint:
             return load_pretrained(self.checkpoint.source, self.checkpoint.family)
+        if self.python:
+            return build_workload_model(self.python, "cpu")
         return build_model(self.architecture, weights=params.get("weights"))
 
     def parameter_count(self) -> int:
+        if self.parameters is not None:
+            return self.parameters
         if self.checkpoint:
             return pretrained_parameter_count(self.checkpoint.source, self.checkpoint.family)
         return parameter_count(self.architecture)
@@ -90,6 +98,8 @@ class WorkloadPreset:
     def _check_param(self, key: str, value: Any) -> Any:
         if key == "weights" and self.checkpoint:
             raise ValueError(f"'weights' does not apply to {self.name}: the checkpoint has its own")
+        if key == "weights" and self.python:
+            raise ValueError(f"'weights' does not apply to {self.name}: its factory builds it")
         if key == "weights":
             if not isinstance(value, str) or not value.strip():
                 raise ValueError("'weights' must be a local directory or a cached hub id")
@@ -230,10 +240,31 @@ def _image_size(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 224
 
 
+def python_preset(name: str) -> WorkloadPreset:
+    """The preset of a Python workload (`module:factory`, `file.py:factory` or an entry
+    point's name); PythonWorkloadError (a KeyError) naming the fix when it cannot be used."""
+    loaded = load_workload(name)
+    workload = loaded.workload
+    what = workload.description or f"{loaded.architecture} from {name}"
+    return WorkloadPreset(
+        name,
+        loaded.architecture,
+        loaded.kind,
+        dict(workload.params),
+        what,
+        python=workload,
+        parameters=loaded.parameters,
+    )
+
+
 def get_preset(name: str) -> WorkloadPreset:
     if is_checkpoint_name(name):
         return checkpoint_preset(name)
-    try:
+    if name in PRESETS:
         return PRESETS[name]
-    except KeyError:
-        raise KeyError(f"unknown workload '{name}' (known: {', '.join(PRESETS)})") from None
+    if is_python_name(name) or is_entry_point(name):
+        return python_preset(name)
+    raise KeyError(
+        f"unknown workload '{name}' (known: {', '.join(PRESETS)}; or a Python factory "
+        "MODULE:FUNCTION)"
+    )

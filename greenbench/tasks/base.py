@@ -43,6 +43,10 @@ class InputParam:
     check_source: SourceRule | None = None  # e.g. the checkpoint has a tokenizer
 
 
+# a variant's name -> why the kind cannot run it, or None (beyond the variants' own rules)
+VariantSkip = Callable[[str], str | None]
+
+
 @dataclass(frozen=True, eq=False)  # one object per kind: compared and hashed by identity
 class WorkloadKind:
     name: str  # e.g. "lm-inference": the presets' `kind`
@@ -63,6 +67,7 @@ class WorkloadKind:
     quality: ScoreQuality | None = None
     # kinds whose `phases` parameter picks a subset of `phases`
     selectable_phases: bool = False
+    variant_skip: VariantSkip | None = None
 
     def phase_names(self, params: Params) -> tuple[str, ...]:
         """The phases a cell with `params` measures."""
