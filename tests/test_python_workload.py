@@ -238,7 +238,8 @@ def test_a_factory_in_a_script_is_named_by_the_scripts_path(tmp_path, monkeypatc
     script.write_text(MLP + '\nif __name__ == "__main__":\n    raise SystemExit("ran")\n')
     namespace: dict = {"__name__": "__main__", "__file__": str(script)}
     exec(compile(script.read_text().split("if __name__")[0], str(script), "exec"), namespace)
-    monkeypatch.setattr(sys.modules["__main__"], "__file__", str(script))
+    # raising=False: under pytest-xdist the worker's __main__ has no __file__ of its own
+    monkeypatch.setattr(sys.modules["__main__"], "__file__", str(script), raising=False)
     name = workload_factories.workload_name(namespace["factory"])
     assert name == f"{script}:factory"
     workload_factories.forget()  # what the cell's child starts with: the name alone
