@@ -21,6 +21,7 @@ from greenbench.environment import collect_environment
 from greenbench.errors import GreenbenchError
 from greenbench.executors import DEFAULT_EXECUTOR, make_executor
 from greenbench.executors.base import CellProgress, Executor, plan_jobs
+from greenbench.protocol import ProtocolSettings
 from greenbench.python_workload import PythonWorkloadError, Workload
 from greenbench.records import COLUMNS, Record
 from greenbench.results import load_results
@@ -37,13 +38,26 @@ WorkloadLike = str | Workload | Callable[[], Workload]
 class Reporter(CellProgress, Protocol):
     """Progress callbacks; the CLI draws a progress bar from them."""
 
-    def run_started(self, run_id: str, path: Path, cells: list[Cell], windows: int) -> None: ...
+    def run_started(
+        self, run_id: str, path: Path, cells: list[Cell], windows: int, plan: RunPlan
+    ) -> None: ...
 
     def cell_finished(self, cell: Cell, records: list[Record]) -> None: ...
 
 
+@dataclass(frozen=True)
+class RunPlan:
+    """What a reporter needs to time the run: the protocol, and the cells that will be
+    measured (not those skipped before they start)."""
+
+    protocol: ProtocolSettings
+    measured: tuple[Cell, ...]
+
+
 class SilentReporter:
-    def run_started(self, run_id: str, path: Path, cells: list[Cell], windows: int) -> None:
+    def run_started(
+        self, run_id: str, path: Path, cells: list[Cell], windows: int, plan: RunPlan
+    ) -> None:
         pass
 
     def cell_started(self, cell: Cell) -> None:
@@ -85,6 +99,7 @@ def run(
     repetitions: int | None = None,
     min_window_s: float | None = None,
     zone: str | None = None,
+    params: Sequence[str] | None = None,
     out: str | os.PathLike = "results",
     resume: str | None = None,
     reporter: Reporter | None = None,
@@ -97,7 +112,8 @@ def run(
 
     With `carbon_sources` (names as for `greenbench forecast`), each window's emissions are also
     computed from the time-weighted grid intensity over its actual time. `executor="ray"` runs
-    the cells as Ray tasks on the cluster at `address` (or a local one).
+    the cells as Ray tasks on the cluster at `address` (or a local one). `params` are
+    `--param` settings: "batch=4" for every workload with a batch, "resnet50.batch=4" for one.
 
     `workload` (one) or `workloads` also take Python workloads as objects: a greenbench.Workload
     or the module-level factory returning one (workload_factories.workload_name says how the
@@ -116,6 +132,7 @@ def run(
         repetitions=repetitions,
         min_window_s=min_window_s,
         zone=zone,
+        params=params,
     )
     cells_executor = make_executor(executor, address)  # a bad name or no Ray: nothing written
     resolved, resumed = _resolve(overrides, out, resume)
@@ -213,7 +230,10 @@ def _execute(
     cells = [c for c in suite.cells() if c.cell_id not in opened.done]
     jobs = plan_jobs(cells, suite, store.run_id, store.log_dir, opened.attempts, skip_reason)
     windows = sum(len(job.cell.phases) * suite.protocol.repetitions for job in jobs if not job.skip)
-    reporter.run_started(store.run_id, store.path, cells, windows)
+    measured = tuple(job.cell for job in jobs if not job.skip)
+    reporter.run_started(
+        store.run_id, store.path, cells, windows, RunPlan(suite.protocol, measured)
+    )
     try:
         for cell, records in executor.run(jobs, reporter):
             try:

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from greenbench.hub_cli import download_hint
+
 PREFIX = "hf:"
 TRAIN_SUFFIX = "-train"
 # family -> what the error for an unsupported model calls it
@@ -130,7 +132,7 @@ def _not_found(name: str, text: str) -> str:
         return f"workload '{name}': no such folder '{text}'; check the path"
     return (
         f"workload '{name}': '{text}' is neither a folder nor in the local Hugging Face cache; "
-        "greenbench never downloads: fetch it once (hf download) or give a folder"
+        f"greenbench never downloads: fetch it once ({download_hint(text)}) or give a folder"
     )
 
 

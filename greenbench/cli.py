@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import math
+import shlex
 import sys
+import textwrap
 import warnings
 import webbrowser
 from collections.abc import Callable, Sequence
@@ -32,7 +34,7 @@ from greenbench.formatting import (
 from greenbench.import_pytest_benchmark import import_pytest_benchmark
 from greenbench.quiet import quiet_library_logs
 from greenbench.records import COMPARE_AXES as AXES
-from greenbench.suite import RunOverrides, builtin_suites
+from greenbench.suite import RunOverrides, builtin_suites, load_suite, workload_parameters
 from greenbench.variants import COMPILE_SUFFIX, known_variants
 from greenbench.workloads import PRESETS
 
@@ -45,17 +47,40 @@ INCLUDE_INVALID_HELP = (
 )
 
 
+COMPARE_EPILOG = """\
+axes (--by):
+  variant   fp32 against bf16, int8-dynamic, ... of the same workload, phase and device
+  device    cpu against cuda, ... of the same workload, phase and variant
+  workload  one workload against another, phase by phase
+  run       one run against another of the same cells (a change of code, machine or
+            settings): greenbench compare results/RUN_A results/RUN_B --by run
+            --baseline RUN_A
+--baseline: the value of --by the ratios are taken against (default: fp32 for variant,
+else the first in sorted order).
+"""
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="greenbench",
         description="Energy benchmarks for ML workloads, with idle baseline and 95% CIs.",
     )
+    parser.add_argument(
+        "--version", action="version", version=f"greenbench {greenbench.__version__}"
+    )
+    # --out: before the command or after it (`greenbench schedule serve --out results`)
+    parser.add_argument("--out", default="results", help=f"{OUT_HELP} (default results/)")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    run = sub.add_parser("run", help="run a suite and record its energy")
+    run = sub.add_parser(
+        "run",
+        help="run a suite and record its energy",
+        epilog=parameters_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     run.set_defaults(func=cmd_run)
     add_run_overrides(run)
-    run.add_argument("--out", default="results", help="results folder (default results/)")
+    add_out(run)
     run.add_argument("--resume", metavar="RUN", help="finish the cells a run did not finish")
     others = [name for name in EXECUTORS if name != DEFAULT_EXECUTOR]
     run.add_argument(
@@ -91,13 +116,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="uk[:POSTCODE], electricitymaps[:ZONE], watttime:REGION, carbon-aware-sdk:LOCATION, "
         "file:PATH; repeat for a chain (default: uk for GB, then electricitymaps if configured)",
     )
-    forecast.add_argument("--out", default="results", help="where the cache and archive go")
+    add_out(forecast, "results folder: the forecast cache and archive go under it")
     forecast.add_argument("--json", action="store_true", help="print JSON")
 
-    sub.add_parser("list", help="list workloads, variants and suites").set_defaults(func=cmd_list)
-    sub.add_parser(
+    listing = sub.add_parser("list", help="list workloads, variants and suites")
+    listing.set_defaults(func=cmd_list)
+    add_out(listing)
+    devices = sub.add_parser(
         "devices", help="devices on this machine and how their energy is measured"
-    ).set_defaults(func=cmd_devices)
+    )
+    devices.set_defaults(func=cmd_devices)
+    add_out(devices)
 
     axes = list(AXES)
     by_axis = sub.add_parser(
@@ -105,15 +134,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="compare results along one axis",
         description="Compare results along one axis, with J/unit ratios and their 95% CIs. "
         "Cells that `greenbench check` judges invalid are left out unless --include-invalid.",
+        epilog=COMPARE_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     by_axis.set_defaults(func=cmd_compare)
-    by_axis.add_argument("paths", nargs="*", default=["results"], help="results folders or runs")
+    by_axis.add_argument("paths", nargs="*", help="results folders or runs (default: --out)")
     by_axis.add_argument(
         "--by",
         default="variant",
         choices=AXES,
         metavar="BY",
-        help=f"{', '.join(axes[:-1])} or {axes[-1]}",
+        help=f"{', '.join(axes[:-1])} or {axes[-1]} (default variant; see below)",
     )
     by_axis.add_argument("--baseline", help="the value of --by that ratios are taken against")
     by_axis.add_argument("--include-invalid", action="store_true", help=INCLUDE_INVALID_HELP)
@@ -122,11 +153,11 @@ def build_parser() -> argparse.ArgumentParser:
         "check", help="a validity verdict per measured cell; exit code 1 if any is invalid"
     )
     check.set_defaults(func=cmd_check)
-    check.add_argument("paths", nargs="*", default=["results"], help="results folders or runs")
+    check.add_argument("paths", nargs="*", help="results folders or runs (default: --out)")
 
     report = sub.add_parser("report", help="write an HTML dashboard of results (Plotly)")
     report.set_defaults(func=cmd_report)
-    report.add_argument("paths", nargs="*", default=["results"], help="results folders or runs")
+    report.add_argument("paths", nargs="*", help="results folders or runs (default: --out)")
     report.add_argument("-o", "--output", default="report.html", help="(default report.html)")
     report.add_argument("--baseline", help="a run id or results path to compare against")
     report.add_argument("--include-invalid", action="store_true", help=INCLUDE_INVALID_HELP)
@@ -151,9 +182,10 @@ def build_parser() -> argparse.ArgumentParser:
     backtest.add_argument("--json", action="store_true", help="print JSON")
 
     schedule = sub.add_parser("schedule", help="nightly carbon-aware runs (APScheduler)")
-    schedule.add_argument("--out", default="results", help="results folder holding the schedule")
+    add_out(schedule, "results folder holding the schedule")
     actions = schedule.add_subparsers(dest="action", required=True)
     add = actions.add_parser("add", help="add a schedule (or replace one, with --replace)")
+    add_out(add, "results folder holding the schedule")
     add.set_defaults(func=cli_carbon.cmd_schedule_add)
     add.add_argument("name")
     add.add_argument("--suite", default="quick", help="suite name or .toml path (default quick)")
@@ -166,15 +198,16 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument(
         "--replace", action="store_true", help="replace the schedule of this NAME if there is one"
     )
-    actions.add_parser("list", help="list schedules and planned runs").set_defaults(
-        func=cli_carbon.cmd_schedule_list
-    )
+    listed = actions.add_parser("list", help="list schedules and planned runs")
+    listed.set_defaults(func=cli_carbon.cmd_schedule_list)
+    add_out(listed, "results folder holding the schedule")
     remove = actions.add_parser("remove", help="remove a schedule and its planned run")
     remove.set_defaults(func=cli_carbon.cmd_schedule_remove)
     remove.add_argument("name")
-    actions.add_parser("serve", help="run the scheduler until Ctrl-C").set_defaults(
-        func=cli_carbon.cmd_schedule_serve
-    )
+    add_out(remove, "results folder holding the schedule")
+    serve = actions.add_parser("serve", help="run the scheduler until Ctrl-C")
+    serve.set_defaults(func=cli_carbon.cmd_schedule_serve)
+    add_out(serve, "results folder holding the schedule")
 
     imports = sub.add_parser(
         "import-pytest-benchmark",
@@ -182,8 +215,40 @@ def build_parser() -> argparse.ArgumentParser:
     )
     imports.set_defaults(func=cmd_import_pytest_benchmark)
     imports.add_argument("file", help="the JSON file pytest --benchmark-json wrote")
-    imports.add_argument("--out", default="results", help="results folder (default results/)")
+    add_out(imports)
+    for command in (by_axis, check, report):
+        add_out(command, "results folder read when no paths are given")
+    add_out(backtest, "accepted as by every command; backtest writes nothing")
     return parser
+
+
+OUT_HELP = "results folder"
+
+
+def add_out(parser: argparse.ArgumentParser, help: str = OUT_HELP) -> None:
+    """`--out` after a command too, so every printed hint runs as written. SUPPRESS as the
+    default: a subcommand that is not given --out keeps the value given before it."""
+    parser.add_argument("--out", default=argparse.SUPPRESS, help=f"{help} (default results/)")
+
+
+def parameters_epilog() -> str:
+    """`run --help`'s list of each workload's parameters, and how to set them."""
+    lines = [
+        "workload parameters (set with --param KEY=VALUE for every named workload that has KEY,",
+        'or --param WORKLOAD.KEY=VALUE for one; VALUE is a TOML value: 4, true, "text",',
+        '["decode"]; in a suite file: [params.WORKLOAD] KEY = VALUE):',
+    ]
+    by_keys: dict[tuple[str, ...], list[str]] = {}
+    for workload, parameters in workload_parameters().items():
+        by_keys.setdefault(tuple(parameters), []).append(workload)
+    for keys, names in by_keys.items():
+        entry = f"{', '.join(names)}: {', '.join(keys)}"
+        lines += textwrap.wrap(entry, 88, initial_indent="  ", subsequent_indent="    ")
+    lines.append(
+        "example: greenbench run --workload resnet50 --param batch=8 "
+        '--param weights="/path/to/model"'
+    )
+    return "\n".join(lines)
 
 
 def add_run_overrides(parser: argparse.ArgumentParser) -> None:
@@ -203,6 +268,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     quiet_library_logs()
     args = build_parser().parse_args(argv)
+    if getattr(args, "paths", None) == []:  # compare, check, report: read --out by default
+        args.paths = [args.out]
     # markup off: labels, paths and hints such as "greenbench[onnx]" are printed as they are
     console = Console(markup=False)
     if not console.is_terminal:
@@ -232,7 +299,12 @@ def _one_line_warnings(errors: Console, others: Callable[..., None]) -> Callable
 
 
 def cmd_run(args: argparse.Namespace, console: Console) -> int:
-    from greenbench.terminal import RichReporter, print_ignored_settings, print_results
+    from greenbench.terminal import (
+        RichReporter,
+        print_conclusion,
+        print_ignored_settings,
+        print_results,
+    )
 
     if args.when_green:
         try:
@@ -252,14 +324,12 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
             address=args.address,
         )
     except KeyboardInterrupt:
-        console.print(
-            "interrupted: what finished is saved; `greenbench run --resume RUN` finishes the rest",
-            style="yellow",
-        )
+        console.print(interrupted_hint(reporter.run_id, args.out), style="yellow", markup=False)
         return EXIT_INTERRUPTED
     finally:
         reporter.close()
-    print_results(result.to_frame(), console)
+    frame = result.to_frame()
+    print_results(frame, console)
     print_ignored_settings(console)
     if result.carbon_series_error:
         console.print(
@@ -267,15 +337,26 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
             style="yellow",
             markup=False,
         )
+    print_conclusion(frame, console)
     console.print(f"records: {result.path}  (compare: greenbench compare {result.path})")
     if not result.ok:
         console.print(
             f"{len({r['cell_id'] for r in result.failed})} cell(s) failed; rerun them with "
-            f"greenbench run --resume {result.run_id} --out {args.out}",
+            f"greenbench run --resume {result.run_id} --out {shlex.quote(args.out)}",
             style="red",
         )
         return EXIT_FAILED_CELLS
     return EXIT_OK
+
+
+def interrupted_hint(run_id: str | None, out: str) -> str:
+    """What Ctrl-C left, and the command that finishes it, exactly as it runs."""
+    if run_id is None:
+        return "interrupted before the run started: nothing was recorded"
+    return (
+        "interrupted: what finished is saved; finish the rest with "
+        f"greenbench run --resume {run_id} --out {shlex.quote(out)}"
+    )
 
 
 def cmd_devices(args: argparse.Namespace, console: Console) -> int:
@@ -324,8 +405,29 @@ def cmd_list(args: argparse.Namespace, console: Console) -> int:
         )
     console.print(variants)
     console.print(f"add {COMPILE_SUFFIX} to any variant for torch.compile: bf16{COMPILE_SUFFIX}")
-    console.print("suites: " + ", ".join(builtin_suites()))
+    console.print(suites_table())
     return EXIT_OK
+
+
+def suites_table() -> Table:
+    """The built-in suites: what each runs, its cells (skipped ones known before running) and
+    how long it takes where it was timed (the suite's `expected_duration`)."""
+    from greenbench.api import skip_reason  # pandas: not for `greenbench --help`
+
+    table = Table(title="suites (greenbench run --suite NAME)", title_justify="left")
+    for header in ("name", "cells", "expected duration", "description"):
+        table.add_column(header)
+    for name, path in builtin_suites().items():
+        try:
+            suite = load_suite(str(path))
+        except GreenbenchError as e:  # one broken file must not hide the others
+            table.add_row(name, "-", "-", f"cannot load: {e}", style="red")
+            continue
+        cells = suite.cells()
+        skipped = sum(skip_reason(cell) is not None for cell in cells)
+        count = f"{len(cells)} ({skipped} skipped)" if skipped else str(len(cells))
+        table.add_row(name, count, suite.expected_duration or "not timed", suite.description)
+    return table
 
 
 def cmd_compare(args: argparse.Namespace, console: Console) -> int:
@@ -348,6 +450,8 @@ def cmd_compare(args: argparse.Namespace, console: Console) -> int:
         print_left_out(left_out, console)
         return EXIT_OK
     column = AXES[args.by]
+    # one value on the axis: every ratio would be 1; the figures, without ratios, and why
+    comparable = table_data[column].nunique() > 1
     identity = [k for k in ("workload", "phase", "variant", "device", "run_id") if k in table_data]
     # machines and workload parameters are columns only where they tell rows apart
     apart = [
@@ -362,16 +466,17 @@ def cmd_compare(args: argparse.Namespace, console: Console) -> int:
     scope = "".join(f", {k} {table_data[k].iloc[0]}" for k in constant)
     factor, scale = energy_scale(table_data["j_per_unit"])
     baseline = table_data["baseline"].iloc[0]
+    ratios = f", ratios to {baseline}" if comparable else ""
     table, same_methods = methods_table(
-        f"by {args.by}{scope}: energy per unit net of idle, ratios to {baseline}",
-        table_data["methods"],
+        f"by {args.by}{scope}: energy per unit net of idle{ratios}", table_data["methods"]
     )
     for key in keys:
         table.add_column(key, style="bold" if key == column else "", no_wrap=True)
     table.add_column("n", justify="right")
     table.add_column(f"{scale}/unit ± CI95", justify="right", no_wrap=True)
     table.add_column("CV", justify="right")
-    table.add_column("ratio [95% CI]", justify="right", no_wrap=True)
+    if comparable:
+        table.add_column("ratio [95% CI]", justify="right", no_wrap=True)
     for header in ("units/s", "top-1", "KL"):  # W and gCO2e: in the run's own tables
         table.add_column(header, justify="right")
     with_quality = table_data["quality"].notna().any()
@@ -397,7 +502,7 @@ def cmd_compare(args: argparse.Namespace, console: Console) -> int:
                 row["cell_valid"],
             ),
             fmt_pct(row["j_per_unit_cv"]),
-            ratio_text,
+            *([ratio_text] if comparable else []),
             fmt(row["throughput"]),
             *fidelity_cells(row),
             *(quality_cells(row) if with_quality else []),
@@ -408,7 +513,10 @@ def cmd_compare(args: argparse.Namespace, console: Console) -> int:
             invalid.append((" ".join(names.values()), row["cell_reasons"]))
     caption_invalid(table, invalid)
     console.print(table)
-    console.print("* the 95% CI of the ratio excludes 1: a difference beyond the noise")
+    if comparable:
+        console.print("* the 95% CI of the ratio excludes 1: a difference beyond the noise")
+    else:
+        console.print(nothing_to_compare(args.by, str(table_data[column].iloc[0])), markup=False)
     if invalid:
         console.print(
             "INVALID: greenbench check judges the cell invalid (its first reason under the "
@@ -420,6 +528,15 @@ def cmd_compare(args: argparse.Namespace, console: Console) -> int:
         console.print(f"{ESTIMATE_MARK} estimate: modelled, not read from a counter")
     print_left_out(left_out, console)
     return EXIT_OK
+
+
+def nothing_to_compare(by: str, value: str) -> str:
+    """Why a compare table has no ratios: its axis has one value."""
+    others = ", ".join(axis for axis in AXES if axis != by)
+    return (
+        f"nothing to compare by {by}: every result has the same {by} ({value}); compare by "
+        f"another axis ({others}), or add results of another {by}"
+    )
 
 
 def cmd_check(args: argparse.Namespace, console: Console) -> int:

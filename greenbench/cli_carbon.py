@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import shlex
 import time
 
 from rich.console import Console
+from rich.table import Table
 
 from greenbench.carbon.backtest import backtest, parse_forecast
 from greenbench.carbon.green import estimate_duration, plan_green, wait_until
@@ -57,10 +59,7 @@ def wait_for_green(args: argparse.Namespace, console: Console) -> None:
 
 
 def cmd_schedule_add(args: argparse.Namespace, console: Console) -> int:
-    from greenbench.schedule import (  # APScheduler: schedule actions only
-        ScheduleStore,
-        local_zone_name,
-    )
+    from greenbench.schedule import ScheduleStore  # APScheduler: schedule actions only
 
     store = ScheduleStore(args.out)
     load_suite(args.suite)  # a bad suite fails now, not at 22:00
@@ -81,8 +80,8 @@ def cmd_schedule_add(args: argparse.Namespace, console: Console) -> int:
         replace=args.replace,
     )
     done = "replaced" if replaced else "added"
-    console.print(f"{done} {job.describe()}  (cron read in {args.tz or local_zone_name()})")
-    console.print(f"it runs while `greenbench schedule serve --out {args.out}` is running")
+    console.print(f"{done} schedule {job.describe()}")
+    console.print(f"it runs while `greenbench schedule serve --out {shlex.quote(args.out)}` runs")
     return EXIT_OK
 
 
@@ -90,10 +89,27 @@ def cmd_schedule_list(args: argparse.Namespace, console: Console) -> int:
     from greenbench.schedule import ScheduleStore  # APScheduler: schedule actions only
 
     jobs = ScheduleStore(args.out).list()
-    for job in jobs:
-        console.print(job.describe(), markup=False)
     if not jobs:
         console.print("no schedules; add one with `greenbench schedule add`")
+        return EXIT_OK
+    table = Table(title=f"schedules in {args.out}/", title_justify="left")
+    for header in ("name", "cron", "time zone", "suite", "zone", "start within", "next run (UTC)",
+                   "next run (local)"):  # fmt: skip
+        table.add_column(header, no_wrap=True)
+    for job in jobs:
+        utc, local = job.next_run()
+        table.add_row(
+            job.name,
+            job.cron or "planned run",
+            job.tz or "-",
+            str(job.kwargs.get("suite", "-")),
+            str(job.kwargs.get("zone", "-")),
+            job.within,
+            utc,
+            local,
+        )
+    console.print(table)
+    console.print(f"they run while `greenbench schedule serve --out {shlex.quote(args.out)}` runs")
     return EXIT_OK
 
 
@@ -126,16 +142,30 @@ def grid_zone(flag_value: str | None) -> str:
     return code
 
 
+# what to do when the default chain has nothing to ask (every zone but GB without a token)
+SOURCE_HINT = (
+    "for a forecast, set GREENBENCH_ELECTRICITYMAPS_TOKEN (any zone), or "
+    "GREENBENCH_WATTTIME_USERNAME and GREENBENCH_WATTTIME_PASSWORD with --source watttime:REGION, "
+    "or GREENBENCH_CARBON_AWARE_SDK_URL with --source carbon-aware-sdk:LOCATION; "
+    "or read your own: --source file:PATH (a CSV of times and gCO2/kWh, or JSON)"
+)
+
+
 def cmd_forecast(args: argparse.Namespace, console: Console) -> int:
 
     zone = grid_zone(args.zone)
-    green = plan_green(
-        zone,
-        parse_duration(args.duration, "--duration"),
-        parse_duration(args.within, "--within"),
-        args.source,
-        args.out,
-    )
+    try:
+        green = plan_green(
+            zone,
+            parse_duration(args.duration, "--duration"),
+            parse_duration(args.within, "--within"),
+            args.source,
+            args.out,
+        )
+    except NoUsableSource as e:
+        if args.source:  # the user chose the sources: their failures are the message
+            raise
+        raise NoUsableSource(f"{e}; {SOURCE_HINT}") from None
     if args.json:
         print(json.dumps(green.as_dict(), indent=2))
     else:

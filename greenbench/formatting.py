@@ -13,6 +13,8 @@ from typing import Any
 
 ESTIMATE_MARK = "~"
 SCALES = ((1.0, "J"), (1e-3, "mJ"), (1e-6, "µJ"), (1e-9, "nJ"))
+MASS_SCALES = ((1.0, "g"), (1e-3, "mg"), (1e-6, "µg"), (1e-9, "ng"))
+WIDE_MARK = "!"  # after a figure whose 95 % CI is wider than the figure itself
 
 
 def missing(value: Any) -> bool:
@@ -20,11 +22,17 @@ def missing(value: Any) -> bool:
 
 
 def fmt(value: Any, digits: int = 3) -> str:
+    """`digits` significant digits, thousands with commas; never scientific notation (a table
+    column reads down its digits, and 1.2e-05 beside 0.0031 does not)."""
     if missing(value):
         return "-"
     if abs(value) >= 1000:
         return f"{value:,.0f}"
-    return f"{value:.{digits}g}"
+    text = f"{value:.{digits}g}"
+    if "e" in text:  # below 1e-4, or above 10**digits: written out in full
+        decimals = digits - 1 - math.floor(math.log10(abs(value)))
+        text = f"{value:.{max(decimals, 0)}f}"
+    return text
 
 
 def fmt_pct(value: Any) -> str:
@@ -34,7 +42,7 @@ def fmt_pct(value: Any) -> str:
 def fmt_kl(value: Any) -> str:
     if missing(value):
         return "-"
-    return "0" if value == 0 else f"{value:.2g}"
+    return "0" if value == 0 else fmt(value, 2)
 
 
 def energy_scale(values: Iterable[float]) -> tuple[float, str]:
@@ -42,12 +50,20 @@ def energy_scale(values: Iterable[float]) -> tuple[float, str]:
 
     Typical is the median magnitude, NaN and None left out; with none left, the smallest unit.
     """
+    return column_scale(values, SCALES)
+
+
+def column_scale(
+    values: Iterable[float], scales: tuple[tuple[float, str], ...]
+) -> tuple[float, str]:
+    """The one unit of `scales` (largest first) for a whole column: the one that puts the
+    column's median magnitude between 1 and 1000, so every row of the column reads alike."""
     magnitudes = [abs(v) for v in values if v is not None and not math.isnan(v)]
     typical = statistics.median(magnitudes) if magnitudes else math.nan
-    for factor, name in SCALES:
+    for factor, name in scales:
         if typical >= factor:
             return factor, name
-    return SCALES[-1]
+    return scales[-1]
 
 
 def fmt_joules(value: float, ci95: float | None = None) -> str:
@@ -65,7 +81,14 @@ def energy_text(mean: float, ci95: float, estimated: bool, factor: float = 1.0) 
     text = f"{mark}{fmt(mean / factor)}"
     if math.isfinite(ci95):
         text += f" ± {fmt(ci95 / factor, 2)}"
+        if ci_wider_than_mean(mean, ci95):
+            text += f" {WIDE_MARK}"
     return text
+
+
+def ci_wider_than_mean(mean: float, ci95: float) -> bool:
+    """The interval reaches past zero: the figure's sign, let alone its size, is not known."""
+    return math.isfinite(mean) and math.isfinite(ci95) and ci95 > abs(mean)
 
 
 def fidelity_cells(row: Any) -> list[str]:

@@ -12,6 +12,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from greenbench.hub_cli import download_hint
+
 
 def _smollm2(hidden: int, intermediate: int, layers: int, heads: int, kv_heads: int, rope: float):
     def config() -> Any:
@@ -136,7 +138,7 @@ def check_weights(weights: str) -> str:
     if not isinstance(cached, str):
         raise ValueError(
             f"weights '{weights}' is neither a local directory nor in the Hugging Face cache; "
-            "greenbench never downloads: fetch it once (huggingface-cli download) or give a path"
+            f"greenbench never downloads: fetch it once ({download_hint(weights)}) or give a path"
         )
     return weights
 

@@ -185,19 +185,71 @@ def local_zone_name() -> str:
     return tzlocal.get_localzone_name() or "UTC"
 
 
+CRONTAB_FIELDS = ("minute", "hour", "day", "month", "day_of_week")  # a crontab line's order
+
+
 @dataclass(frozen=True)
 class ScheduledJob:
     id: str
     next_run_utc: dt.datetime | None
     trigger: str
     kwargs: dict[str, Any]
+    cron: str | None = None  # the crontab line of a schedule (`plan:NAME`); None: a planned run
+    tz: str | None = None  # the time zone the cron line is read in
+
+    @property
+    def name(self) -> str:
+        return str(self.kwargs.get("name", self.id))
+
+    @property
+    def planned_run(self) -> bool:
+        """A one-shot run a schedule planned at the cleanest start, not a schedule itself."""
+        return self.id.startswith("run:")
+
+    @property
+    def within(self) -> str:
+        """How long after the cron time the run may start, as `schedule add --within` takes."""
+        seconds = self.kwargs.get("within_s")
+        return fmt_span(float(seconds)) if seconds is not None else "-"
+
+    def next_run(self, local_zone: dt.tzinfo | None = None) -> tuple[str, str]:
+        """(UTC, local) times of the next run, or ("paused", "")."""
+        if not self.next_run_utc:
+            return "paused", ""
+        local = self.next_run_utc.astimezone(local_zone)
+        return f"{self.next_run_utc:%Y-%m-%d %H:%M} UTC", f"{local:%Y-%m-%d %H:%M %Z}"
 
     def describe(self) -> str:
-        when = "paused"
-        if self.next_run_utc:
-            local = self.next_run_utc.astimezone()
-            when = f"next {self.next_run_utc:%Y-%m-%d %H:%M} UTC ({local:%Y-%m-%d %H:%M} local)"
-        return f"{self.id}: {self.trigger}; {when}"
+        utc, local = self.next_run()
+        when = f"next {utc} ({local})" if local else utc
+        suite = self.kwargs.get("suite", "?")
+        zone = self.kwargs.get("zone", "?")
+        if self.planned_run:
+            return f"{self.name}: planned run of suite {suite}, zone {zone}; {when}"
+        return (
+            f'{self.name}: cron "{self.cron}" ({self.tz}), suite {suite}, zone {zone}, '
+            f"start within {self.within}; {when}"
+        )
+
+
+def fmt_span(seconds: float) -> str:
+    """8h, 90m, 1h30m, 45s: a duration as the --within and --duration flags take it."""
+    total = round(seconds)
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    parts = [
+        f"{hours}h" if hours else "",
+        f"{minutes}m" if minutes else "",
+        f"{secs}s" if secs else "",
+    ]
+    return "".join(parts) or "0s"
+
+
+def crontab_line(trigger: CronTrigger) -> str:
+    """The 5-field line a CronTrigger was made from (CronTrigger.from_crontab keeps each
+    field's expression as written)."""
+    fields = {f.name: str(f) for f in trigger.fields}
+    return " ".join(fields[name] for name in CRONTAB_FIELDS)
 
 
 class ScheduleStore:
@@ -293,8 +345,16 @@ def check_sources(sources: list[str], zone: str) -> None:
 
 def _describe(job: Job, next_run: dt.datetime | None = None) -> ScheduledJob:
     when = getattr(job, "next_run_time", None) or next_run
+    trigger = job.trigger
+    cron = crontab_line(trigger) if isinstance(trigger, CronTrigger) else None
+    tz = str(trigger.timezone) if isinstance(trigger, CronTrigger) else None
     return ScheduledJob(
-        job.id, when.astimezone(dt.UTC) if when else None, str(job.trigger), dict(job.kwargs)
+        job.id,
+        when.astimezone(dt.UTC) if when else None,
+        str(trigger),
+        dict(job.kwargs),
+        cron,
+        tz,
     )
 
 

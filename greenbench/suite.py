@@ -25,7 +25,7 @@ from greenbench.errors import SuiteError
 from greenbench.protocol import ProtocolSettings
 from greenbench.python_workload import PythonWorkloadError
 from greenbench.variants import get_variant
-from greenbench.workloads import PRESETS, get_preset
+from greenbench.workloads import OPTIONAL_PARAMS, PRESETS, get_preset
 
 DEFAULT_SUITE = "quick"
 SUITE_KEYS = (
@@ -37,6 +37,7 @@ SUITE_KEYS = (
     "zone",
     "protocol",
     "params",
+    "expected_duration",
 )
 PROTOCOL_FIELDS = {f.name: f for f in dataclasses.fields(ProtocolSettings)}
 
@@ -51,6 +52,7 @@ class Suite:
     params: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # per-workload overrides
     zone: str = field(default_factory=default_zone)
     description: str = ""
+    expected_duration: str = ""  # how long a run takes where it was timed, e.g. "3 min"
 
     def cells(self) -> list[Cell]:
         return [
@@ -134,6 +136,9 @@ def parse_suite(data: Mapping[str, Any], source: str) -> Suite:
     description = data.get("description", "")
     if not isinstance(description, str):
         raise fail("description", "must be a string")
+    expected_duration = data.get("expected_duration", "")
+    if not isinstance(expected_duration, str):
+        raise fail("expected_duration", 'must be a string such as "3 min"')
 
     workloads = _names(data["workloads"], "workloads", fail, _check_workload)
     variants = _names(data.get("variants", ["fp32"]), "variants", fail, _check_variant)
@@ -151,6 +156,7 @@ def parse_suite(data: Mapping[str, Any], source: str) -> Suite:
         params=params,
         zone=zone,
         description=description,
+        expected_duration=expected_duration,
     )
 
 
@@ -355,6 +361,14 @@ class RunOverrides:
     zone: str | None = _option(
         "--zone", "zone", str, "grid zone for carbon, ISO country code (default GB)"
     )
+    params: Sequence[str] | None = _option(
+        "--param",
+        "params",
+        str,
+        "set a workload parameter: KEY=VALUE for every named workload that has KEY, or "
+        "WORKLOAD.KEY=VALUE for one; VALUE is a TOML value (a bare word is a string); repeat",
+        repeatable=True,
+    )
 
     @staticmethod
     def options() -> dict[str, RunOption]:
@@ -389,6 +403,9 @@ def apply_overrides(suite: Suite, overrides: RunOverrides) -> Suite:
         value = getattr(overrides, name)
         if option.key is None or value is None:
             continue
+        if name == "params":
+            data["params"] = apply_params(data, [parse_param(text) for text in value])
+            continue
         *tables, key = option.key.split(".")
         target = data
         for table in tables:
@@ -397,7 +414,96 @@ def apply_overrides(suite: Suite, overrides: RunOverrides) -> Suite:
     try:
         return parse_suite(data, "flags")
     except SuiteError as e:
+        table, _, workload = (e.key or "").partition(".")
+        if table == "params" and workload:  # a --param value: name the workload it went to
+            raise SuiteError(PARAM_FLAG, None, f"{workload}: {e.problem}") from None
         raise SuiteError(FLAG_FOR_KEY.get(e.key or "", "flags"), None, e.problem) from None
+
+
+PARAM_FLAG = "--param"
+
+
+@dataclass(frozen=True)
+class ParamSetting:
+    """One `--param`: a workload parameter's new value, for one workload or (None) for every
+    named workload that has the parameter."""
+
+    workload: str | None
+    key: str
+    value: Any
+
+
+def parse_param(text: str) -> ParamSetting:
+    """`KEY=VALUE` or `WORKLOAD.KEY=VALUE` (the key follows the last dot: workload names such as
+    slm-1.7b hold dots); VALUE read as TOML, a bare word as a string. SuiteError naming --param.
+
+    A comma list (`batch=1,4,16`) would be a sweep; it is refused until sweeps exist.
+    """
+    name, sep, raw = text.partition("=")
+    target, _, key = name.strip().rpartition(".")
+    raw = raw.strip()
+    if not sep or not key or not raw:
+        raise SuiteError(PARAM_FLAG, None, f"'{text}' is not KEY=VALUE; write e.g. batch=4")
+    if "," in raw and raw[0] not in "\"'[{":
+        raise SuiteError(
+            PARAM_FLAG,
+            None,
+            f"'{text}': sweeps over several values are not supported yet; give one value",
+        )
+    try:
+        value = tomllib.loads(f"value = {raw}")["value"]
+    except tomllib.TOMLDecodeError:
+        if any(c in raw for c in "\"'[]{}="):
+            raise SuiteError(
+                PARAM_FLAG, None, f"'{text}': VALUE is not a TOML value; quote a string"
+            ) from None
+        value = raw  # a bare word: weights=random, device paths
+    return ParamSetting(target or None, key.strip(), value)
+
+
+def _has_param(workload: str, key: str) -> bool:
+    preset = get_preset(workload)
+    return key in preset.defaults or (key in OPTIONAL_PARAMS and preset.checkpoint is None)
+
+
+def apply_params(
+    data: Mapping[str, Any], settings: Sequence[ParamSetting]
+) -> dict[str, dict[str, Any]]:
+    """A suite mapping's `params` table with `settings` applied (parse_suite validates the
+    values). A plain KEY goes to every one of the suite's workloads that has it, and none
+    having it is an error; a WORKLOAD.KEY names a workload of the suite."""
+    workloads = list(data.get("workloads", []))
+    params = {w: dict(v) for w, v in data.get("params", {}).items()}
+    for setting in settings:
+        if setting.workload is not None:
+            if setting.workload not in workloads:
+                raise SuiteError(
+                    PARAM_FLAG,
+                    None,
+                    f"'{setting.workload}.{setting.key}': {setting.workload} is not one of "
+                    f"the run's workloads ({', '.join(workloads)})",
+                )
+            targets = [setting.workload]
+        else:
+            targets = [w for w in workloads if _has_param(w, setting.key)]
+            if not targets:
+                raise SuiteError(
+                    PARAM_FLAG,
+                    None,
+                    f"no workload of the run ({', '.join(workloads)}) has a parameter "
+                    f"'{setting.key}'; see `greenbench run --help` for each one's",
+                )
+        for workload in targets:
+            params.setdefault(workload, {})[setting.key] = setting.value
+    return params
+
+
+def workload_parameters() -> dict[str, list[str]]:
+    """Each catalogue preset's settable parameters, in its defaults' order (`run --help`)."""
+    return {
+        name: [*preset.defaults, *(k for k in OPTIONAL_PARAMS if preset.checkpoint is None)]
+        for name, preset in PRESETS.items()
+    }
 
 
 def resolve_suite(overrides: RunOverrides) -> Suite:

@@ -2,19 +2,35 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 from rich.text import Text
 
 from greenbench.check import with_group_verdicts
+from greenbench.conclusion import DEFAULT_BASELINE, conclusions
 from greenbench.energy.codecarbon_meter import ignored_settings
+from greenbench.eta import RunEta, fmt_eta
 from greenbench.formatting import (
     ESTIMATE_MARK,
+    MASS_SCALES,
+    WIDE_MARK,
+    ci_wider_than_mean,
+    column_scale,
     energy_scale,
     energy_text,
     fidelity_cells,
@@ -27,6 +43,10 @@ from greenbench.protocol import RELIABLE_WINDOW_S
 from greenbench.records import Record
 from greenbench.stats import in_catalogue_order, phase_order, summarize_frame
 from greenbench.suite import Cell
+from greenbench.variants import variant_order
+
+if TYPE_CHECKING:
+    from greenbench.api import RunPlan
 
 
 def energy_cell(mean: float, ci95: float, estimated: bool, factor: float = 1.0) -> Text:
@@ -88,7 +108,8 @@ def results_tables(frame: pd.DataFrame) -> list[Table]:
         table.add_column("CV", justify="right")
         table.add_column(f"{unit}s/s", justify="right")
         table.add_column("W", justify="right")
-        table.add_column(f"gCO2e/1k {unit}s", justify="right")
+        grams, mass = column_scale(part["g_per_1k_units"], MASS_SCALES)
+        table.add_column(f"{mass}CO2e/1k {unit}s", justify="right")
         per_step = phase == "train"
         if per_step:
             table.add_column("J/step", justify="right")
@@ -117,7 +138,7 @@ def results_tables(frame: pd.DataFrame) -> list[Table]:
                 fmt_pct(row["j_per_unit_cv"]),
                 fmt(row["throughput"]),
                 f"{mark}{fmt(row['power_w'])}",
-                f"{mark}{fmt(row['g_per_1k_units'])}",
+                f"{mark}{fmt(row['g_per_1k_units'] / grams)}",
             ]
             if per_step:
                 cells.append(f"{mark}{fmt(row['j_per_call'])}")
@@ -151,6 +172,7 @@ def print_results(frame: pd.DataFrame, console: Console) -> None:
     for table in results_tables(frame):
         console.print(table)
     ok = frame[frame["status"] == "ok"]
+    print_wide_intervals(ok, console)
     if not ok.empty and ok["estimated"].astype(bool).any():
         console.print(
             f"{ESTIMATE_MARK} estimate: a component that varies with the work was modelled, not "
@@ -170,6 +192,44 @@ def print_results(frame: pd.DataFrame, console: Console) -> None:
     print_method_notes(ok, console)
     print_invalid_windows(ok, console)
     print_unfinished(frame, console)
+
+
+def print_conclusion(frame: pd.DataFrame, console: Console) -> None:
+    """The run's conclusion: each variant's energy per unit against the baseline's, in words."""
+    found = conclusions(frame)
+    ran = sorted(set(frame.loc[frame["status"] == "ok", "variant"]), key=variant_order)
+    if not found:
+        if ran:
+            _note(
+                console,
+                f"conclusion: only {', '.join(ran)} ran beside no {DEFAULT_BASELINE}: nothing to "
+                f"compare; add variants, e.g. --variant {DEFAULT_BASELINE},int8-dynamic",
+                "",
+            )
+        return
+    console.print(
+        Text(
+            f"conclusion (energy per unit net of idle, ratio to {DEFAULT_BASELINE} [95% CI]):",
+            style="bold",
+        )
+    )
+    for found_one in found:
+        _note(console, f"  {found_one.heading}", "")
+        for sentence in found_one.phases:
+            _note(console, f"    {sentence}", "red" if "INVALID" in sentence else "")
+
+
+def print_wide_intervals(ok: pd.DataFrame, console: Console) -> None:
+    """Explain the mark on an energy figure whose 95 % CI is wider than the figure."""
+    if ok.empty:
+        return
+    summary = summarize_frame(ok)
+    if any(map(ci_wider_than_mean, summary["j_per_unit"], summary["j_per_unit_ci95"])):
+        _note(
+            console,
+            f"{WIDE_MARK} the 95 % CI is wider than the figure: its size, even its sign, is not "
+            "known; give more --repetitions or a longer --min-window",
+        )
 
 
 def print_foreign_processes(ok: pd.DataFrame, console: Console) -> None:
@@ -211,7 +271,7 @@ def print_invalid_windows(ok: pd.DataFrame, console: Console) -> None:
         return
     invalid = ok[ok["valid"].eq(False)]
     for _, row in invalid.iterrows():
-        where = f"{row['cell_id']} {row['phase']} repetition {row['repetition']}"
+        where = f"{row['cell_id']} {row['phase']} repetition {int(row['repetition'])}"
         _note(console, f"invalid, left out of the tables: {where}: {row['validity']}", "red")
 
 
@@ -263,41 +323,92 @@ def print_unfinished(frame: pd.DataFrame, console: Console) -> None:
         )
 
 
-class RichReporter:
-    """Progress bar over measured windows, one line per finished cell."""
+class EtaColumn(ProgressColumn):
+    """The run's time left (eta.RunEta), recomputed at every refresh so it counts down."""
 
-    def __init__(self, console: Console) -> None:
+    def __init__(self, eta: RunEta | None = None) -> None:
+        super().__init__()
+        self.eta = eta
+
+    def render(self, task: Task) -> Text:
+        if self.eta is None or task.finished:
+            return Text("")
+        return Text(fmt_eta(self.eta.remaining_s()), style="progress.remaining")
+
+
+def window_order(cell: Cell, repetitions: int) -> list[tuple[str, int]]:
+    """The windows of a cell in the order the protocol measures them: repetitions interleaved
+    across phases (prefill 1, decode 1, prefill 2, ...)."""
+    return [(phase, rep) for rep in range(1, repetitions + 1) for phase in cell.phases]
+
+
+class RichReporter:
+    """Progress bar over measured windows: the window being measured, windows done of the
+    total, and the time left; one line per finished cell."""
+
+    def __init__(self, console: Console, clock: Callable[[], float] = time.monotonic) -> None:
         self.console = console
+        self.clock = clock
+        self.eta_column = EtaColumn()
         self.progress = Progress(
             TextColumn("{task.description}"),
             BarColumn(),
             MofNCompleteColumn(),
+            TextColumn("windows"),
             TimeElapsedColumn(),
+            self.eta_column,
             console=console,
             transient=True,
         )
         self.task: Any = None
+        self.run_id: str | None = None  # known once the run's folder exists: for --resume
+        self.repetitions = 1
 
-    def run_started(self, run_id: str, path: Path, cells: list[Cell], windows: int) -> None:
-        self.console.print(f"run {run_id}: {len(cells)} cell(s), results in {path}")
+    def run_started(
+        self, run_id: str, path: Path, cells: list[Cell], windows: int, plan: RunPlan
+    ) -> None:
+        self.run_id = run_id
+        self.repetitions = plan.protocol.repetitions
+        eta = RunEta(plan.protocol, self.clock)
+        eta.plan({cell.cell_id: len(cell.phases) for cell in plan.measured})
+        self.eta_column.eta = eta
+        self.console.print(
+            f"run {run_id}: {len(cells)} cell(s), {windows} measured window(s), results in {path}"
+        )
         self.progress.start()
         self.task = self.progress.add_task("starting", total=max(windows, 1))
 
+    @property
+    def description(self) -> str:
+        return str(self.progress.tasks[0].description) if self.progress.tasks else ""
+
     def cell_started(self, cell: Cell) -> None:
+        if self.eta_column.eta is not None:
+            self.eta_column.eta.started(cell.cell_id)
         self.progress.update(self.task, description=f"{cell.cell_id}: starting")
 
     def cell_event(self, cell: Cell, event: dict[str, Any]) -> None:
-        if event.get("type") == "stage":
+        if event.get("type") == "stage" and event["stage"] == "measuring":
+            phase, rep = window_order(cell, self.repetitions)[0]
+            now = f"idle baseline and warmup, then {phase} {rep}/{self.repetitions}"
+            self.progress.update(self.task, description=f"{cell.cell_id}: {now}")
+        elif event.get("type") == "stage":
             self.progress.update(self.task, description=f"{cell.cell_id}: {event['stage']}")
-        elif event.get("type") == "window":
-            self.progress.update(
-                self.task,
-                advance=1,
-                description=f"{cell.cell_id}: {event['phase']} rep {event['repetition']}",
-            )
+        elif event.get("type") == "window":  # one finished: name the one measured now
+            order = window_order(cell, self.repetitions)
+            done = (event["phase"], event["repetition"])
+            following = order.index(done) + 1 if done in order else len(order)
+            if following < len(order):
+                phase, rep = order[following]
+                now = f"measuring {phase} {rep}/{self.repetitions}"
+            else:
+                now = "idle after the windows"
+            self.progress.update(self.task, advance=1, description=f"{cell.cell_id}: {now}")
 
     def cell_finished(self, cell: Cell, records: list[Record]) -> None:
         status = records[0]["status"] if records else "failed"
+        if self.eta_column.eta is not None:
+            self.eta_column.eta.finished(cell.cell_id, measured=status == "ok")
         style = {"ok": "green", "failed": "red", "skipped": "dim"}.get(status, "")
         self.console.print(f"{status:>7} {cell.cell_id}", style=style, markup=False)
 

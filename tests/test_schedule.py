@@ -87,7 +87,7 @@ def test_a_schedule_survives_a_restart_of_another_process(tmp_path):
         text=True,
         check=True,
     ).stdout
-    assert listing.count("plan:nightly") == 1 and "hour='21', minute='30'" in listing
+    assert listing.count("│ nightly ") == 1 and "│ 30 21 * * * │ Europe/London │" in listing
     (job,) = ScheduleStore(tmp_path).list()
     assert job.kwargs["suite"] == "tiny" and job.kwargs["within_s"] == 8 * 3600
     assert ScheduleStore(tmp_path).remove("nightly") == 1
@@ -244,14 +244,14 @@ def test_bad_schedules_are_refused_before_anything_is_stored(tmp_path, capsys):
 def test_a_taken_name_is_refused_unless_replace_is_asked_for(tmp_path, capsys):
     base = ["schedule", "--out", str(tmp_path), "add", "nightly", "--suite", "tiny"]
     assert main([*base, "--cron", "0 22 * * *", "--tz", "UTC"]) == 0
-    assert capsys.readouterr().out.startswith("added plan:nightly")
+    assert capsys.readouterr().out.startswith('added schedule nightly: cron "0 22 * * *" (UTC)')
     assert main([*base, "--cron", "30 21 * * *", "--tz", "UTC"]) == 2
     error = capsys.readouterr().err
     assert "schedule 'nightly' exists; add --replace" in error and len(error.splitlines()) == 1
     (job,) = ScheduleStore(tmp_path).list()
     assert "hour='22'" in job.trigger  # untouched
     assert main([*base, "--cron", "30 21 * * *", "--tz", "UTC", "--replace"]) == 0
-    assert capsys.readouterr().out.startswith("replaced plan:nightly")
+    assert capsys.readouterr().out.startswith('replaced schedule nightly: cron "30 21 * * *" (UTC)')
     (job,) = ScheduleStore(tmp_path).list()
     assert "hour='21', minute='30'" in job.trigger
 

@@ -179,6 +179,7 @@ BAD_VALUES = [
     ({"repetitions": 0}, "--repetitions"),
     ({"min_window_s": 0}, "--min-window"),
     ({"zone": "Atlantis"}, "--zone"),
+    ({"params": ["batch=0"]}, "--param"),
 ]
 
 
