@@ -3,13 +3,15 @@
 A checkpoint is a folder `save_pretrained` wrote (config.json and weights) or a hub id whose
 files are in the local Hugging Face cache: greenbench never downloads. Its model family is read
 from config.json (`architectures`, else `model_type`) against the classes transformers' Auto
-loaders take: causal LMs run the LM kinds, image classifiers the vision kinds. `hf:SOURCE-train`
-measures training steps instead, as the presets' `-train` names do.
+loaders take: causal LMs run the LM kinds, image classifiers the vision kinds, DETR-like object
+detectors the object-detection kind. `hf:SOURCE-train` measures training steps instead, as the
+presets' `-train` names do (not for detectors).
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -24,7 +26,11 @@ TRAIN_SUFFIX = "-train"
 SUPPORTED = {
     "causal-lm": "text generation (causal LMs: AutoModelForCausalLM)",
     "image-classification": "image classification (AutoModelForImageClassification)",
+    "object-detection": "object detection (DETR, Table Transformer, YOLOS)",
 }
+# the object detectors the object-detection kind scores: one softmax over the labels plus "no
+# object" per query (`logits`); Conditional and Deformable DETR score each label by a sigmoid
+DETECTION_TYPES = ("detr", "table-transformer", "yolos")
 
 
 class CheckpointError(KeyError):
@@ -94,6 +100,7 @@ def _checkpoint(name: str, text: str, training: bool) -> Checkpoint:
             "with save_pretrained"
         )
     family, architecture = _family(name, config_file, config)
+    _check_backbone(name, config_file, config)
     path = Path(text).expanduser()
     source = str(path.resolve()) if path.is_dir() else text
     digest = hashlib.sha256(raw).hexdigest()[:16]
@@ -157,11 +164,26 @@ def _family(name: str, config_file: Path, config: Mapping[str, Any]) -> tuple[st
     )
 
 
+def _check_backbone(name: str, config_file: Path, config: Mapping[str, Any]) -> None:
+    """CheckpointError naming the fix if the config's backbone needs timm and it is missing
+    (DETR checkpoints written by transformers 4, facebook/detr-resnet-50 among them)."""
+    backbone = config.get("backbone_config")
+    timm = (isinstance(backbone, Mapping) and backbone.get("model_type") == "timm_backbone") or (
+        not backbone and config.get("use_timm_backbone") is True
+    )
+    if timm and importlib.util.find_spec("timm") is None:
+        raise CheckpointError(
+            f"workload '{name}': {config_file} builds its backbone with the timm package, which "
+            "is not installed: pip install timm"
+        )
+
+
 def _auto_classes() -> dict[str, dict[str, Any]]:
     """Per family: the model classes its Auto loader builds, and model_type -> class."""
     from transformers.models.auto.modeling_auto import (
         MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
         MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES,
+        MODEL_FOR_OBJECT_DETECTION_MAPPING_NAMES,
     )
 
     def index(mapping: Mapping[str, str | Iterable[str]]) -> dict[str, Any]:
@@ -172,4 +194,7 @@ def _auto_classes() -> dict[str, dict[str, Any]]:
     return {
         "causal-lm": index(MODEL_FOR_CAUSAL_LM_MAPPING_NAMES),
         "image-classification": index(MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES),
+        "object-detection": index(
+            {t: MODEL_FOR_OBJECT_DETECTION_MAPPING_NAMES[t] for t in DETECTION_TYPES}
+        ),
     }

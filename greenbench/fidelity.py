@@ -1,8 +1,12 @@
 """Fidelity: how closely a variant's outputs follow the fp32 model with the same weights and inputs.
 
-Two numbers per cell: top-1 agreement (the share of positions or images where both pick the same
-token or class) and the mean KL divergence KL(p_fp32 || p_variant) of the output distributions,
-in nats. fp32 against itself scores exactly 1 and 0.
+Two numbers per cell: top-1 agreement (the share of predictions where both pick the same token
+or class) and the mean KL divergence KL(p_fp32 || p_variant) of the output distributions, in
+nats. fp32 against itself scores exactly 1 and 0.
+
+A prediction is a token position for language models, an image for image classifiers, and one
+object query of one image for object detection (DETR: 100 queries per image, each a class
+distribution over the labels plus "no object"; the predicted boxes are not compared).
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from typing import Any
 class Fidelity:
     top1_agreement: float
     kl_divergence: float
-    predictions: int  # how many positions or images were compared
+    predictions: int  # how many positions, images or object queries were compared
 
     def as_record(self) -> dict[str, Any]:
         return {

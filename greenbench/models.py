@@ -2,8 +2,11 @@
 
 Nothing is downloaded: every preset is a config written out here, so a run is offline and
 reproducible. The `slm-*` configs follow SmolLM2's published architectures, the CNNs torchvision's
-ResNet and MobileNetV2 (1000 ImageNet classes). Real weights are loaded only when a suite names a
-local directory or a Hugging Face id that is already in the local cache.
+ResNet and MobileNetV2 (1000 ImageNet classes), `vit-b16` google/vit-base-patch16-224 and
+`detr-resnet50` facebook/detr-resnet-50 (both from their config.json on the Hugging Face hub;
+DETR's ResNet-50 backbone is transformers' own ResNet instead of the timm one the published
+checkpoint names, the same layers without the timm package). Real weights are loaded only when
+a suite names a local directory or a Hugging Face id that is already in the local cache.
 """
 
 from __future__ import annotations
@@ -62,6 +65,48 @@ def _mobilenet_v2() -> Any:
     return MobileNetV2Config(depth_multiplier=1.0, image_size=224, num_labels=1000)  # type: ignore[call-arg]
 
 
+def _vit(hidden: int, layers: int, heads: int, mlp: int, patch: int, size: int, labels: int):
+    def config() -> Any:
+        from transformers import ViTConfig
+
+        return ViTConfig(  # type: ignore[call-arg]  # num_labels: PretrainedConfig **kwargs
+            hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
+            intermediate_size=mlp, patch_size=patch, image_size=size, num_labels=labels,
+        )  # fmt: skip
+
+    return config
+
+
+def _detr(
+    backbone: Callable[[], Any], d_model=256, layers=6, heads=8, ffn=2048, queries=100, labels=91
+):
+    """DETR on transformers' ResNet backbone (its last stage), built without timm or a download."""
+
+    def config() -> Any:
+        from transformers import DetrConfig
+
+        return DetrConfig(  # type: ignore[call-arg]  # these go through **kwargs
+            use_timm_backbone=False, use_pretrained_backbone=False, backbone_config=backbone(),
+            d_model=d_model, encoder_layers=layers, decoder_layers=layers,
+            encoder_attention_heads=heads, decoder_attention_heads=heads,
+            encoder_ffn_dim=ffn, decoder_ffn_dim=ffn, num_queries=queries, num_labels=labels,
+        )  # fmt: skip
+
+    return config
+
+
+def _resnet_backbone(hidden_sizes: list[int], depths: list[int], layer_type: str, embedding=64):
+    def config() -> Any:
+        from transformers import ResNetConfig
+
+        return ResNetConfig(  # type: ignore[call-arg]  # out_features: BackboneConfigMixin
+            embedding_size=embedding, hidden_sizes=hidden_sizes, depths=depths,
+            layer_type=layer_type, out_features=[f"stage{len(depths)}"],
+        )  # fmt: skip
+
+    return config
+
+
 # architecture name -> (model family, config factory)
 ARCHITECTURES: dict[str, tuple[str, Callable[[], Any]]] = {
     "smollm2-135m": ("causal-lm", _smollm2(576, 1536, 30, 9, 3, 100000.0)),
@@ -75,6 +120,15 @@ ARCHITECTURES: dict[str, tuple[str, Callable[[], Any]]] = {
     ),
     "mobilenet_v2": ("image-classification", _mobilenet_v2),
     "tiny-resnet": ("image-classification", _resnet([16, 32], [1, 1], "basic", 16, 10)),
+    "vit-b16": ("image-classification", _vit(768, 12, 12, 3072, 16, 224, 1000)),
+    "detr-resnet50": (
+        "object-detection",
+        _detr(_resnet_backbone([256, 512, 1024, 2048], [3, 4, 6, 3], "bottleneck")),
+    ),
+    "tiny-detr": (
+        "object-detection",
+        _detr(_resnet_backbone([16, 32], [1, 1], "basic", 16), 32, 2, 2, 64, 10, 5),
+    ),
 }
 
 
@@ -83,11 +137,16 @@ def family(architecture: str) -> str:
 
 
 def _model_class(family: str) -> Any:
-    from transformers import AutoModelForCausalLM, AutoModelForImageClassification
+    from transformers import (
+        AutoModelForCausalLM,
+        AutoModelForImageClassification,
+        AutoModelForObjectDetection,
+    )
 
     return {
         "causal-lm": AutoModelForCausalLM,
         "image-classification": AutoModelForImageClassification,
+        "object-detection": AutoModelForObjectDetection,
     }[family]
 
 
@@ -156,13 +215,22 @@ def pretrained_parameter_count(source: str, family: str) -> int:
 
 
 def pretrained_linear_share(source: str, family: str) -> float:
-    """The share of a checkpoint's Linear and convolution weight elements that are Linear
-    (from its config, built on the meta device): near 1 for vision transformers, whose only
-    convolution embeds the patches, near 0 for CNNs."""
-    import torch
+    """The Linear share (`linear_share`) of a checkpoint, from its config alone."""
     from transformers import AutoConfig
 
-    config = AutoConfig.from_pretrained(source, local_files_only=True)
+    return _linear_share_on_meta(family, AutoConfig.from_pretrained(source, local_files_only=True))
+
+
+def linear_share(architecture: str) -> float:
+    """The share of an architecture's Linear and convolution weight elements that are Linear
+    (built on the meta device): near 1 for vision transformers, whose only convolution embeds
+    the patches, near 0 for CNNs, about 0.4 for DETR (a CNN backbone under a transformer)."""
+    return _linear_share_on_meta(family(architecture), build_config(architecture))
+
+
+def _linear_share_on_meta(family: str, config: Any) -> float:
+    import torch
+
     with torch.device("meta"):
         model = _model_class(family).from_config(config)
     linear = conv = 0

@@ -15,7 +15,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from greenbench.checkpoints import Checkpoint, find_checkpoint, is_checkpoint_name
+from greenbench.checkpoints import (
+    Checkpoint,
+    CheckpointError,
+    find_checkpoint,
+    is_checkpoint_name,
+)
 from greenbench.models import (
     build_model,
     check_weights,
@@ -139,6 +144,13 @@ def _preset(
     return WorkloadPreset(name, architecture, kind, defaults, description, checkpoint)
 
 
+def _with_linear_quantization(preset: WorkloadPreset) -> WorkloadPreset:
+    """The preset with Linear-only quantization allowed: for models whose Linear layers hold at
+    least LINEAR_COVERAGE of the weights (vision transformers, unlike CNNs or DETR)."""
+    kind = dataclasses.replace(preset.kind, linear_quantization=True)
+    return dataclasses.replace(preset, kind=kind)
+
+
 def _lm(name: str, architecture: str, label: str, batch=1, prompt=128, new=32, train_seq=128):
     return (
         _preset(
@@ -182,6 +194,26 @@ def _cnn(name: str, architecture: str, label: str, batch=8, size=224, train_batc
     )
 
 
+def _vit(name: str, architecture: str, label: str):
+    """A vision transformer's pair: the CNNs' kinds, Linear-only quantization allowed (its share
+    is checked against LINEAR_COVERAGE by the tests, as `hf:` checkpoints are at run time)."""
+    return tuple(map(_with_linear_quantization, _cnn(name, architecture, label)))
+
+
+def _detector(name: str, architecture: str, label: str, batch=1, size=800):
+    """An object detector: inference only (DETR's training needs box targets)."""
+    return (
+        _preset(
+            name,
+            architecture,
+            "object-detection",
+            f"{label}: object detection",
+            batch=batch,
+            image_size=size,
+        ),
+    )
+
+
 PRESETS: dict[str, WorkloadPreset] = {
     p.name: p
     for pair in (
@@ -193,6 +225,9 @@ PRESETS: dict[str, WorkloadPreset] = {
         _cnn("resnet50", "resnet50", "ResNet-50, 1000 classes"),
         _cnn("mobilenet_v2", "mobilenet_v2", "MobileNetV2 1.0, 1000 classes"),
         _cnn("resnet-tiny", "tiny-resnet", "2-stage ResNet for tests", 2, 64, 2),
+        _vit("vit-b16", "vit-b16", "ViT-B/16, 224 px, 1000 classes"),
+        _detector("detr-resnet50", "detr-resnet50", "DETR, ResNet-50 backbone, 100 queries"),
+        _detector("detr-tiny", "tiny-detr", "2+2-layer DETR on a 2-stage ResNet for tests", 2, 64),
     )
     for p in pair
 }
@@ -214,30 +249,42 @@ def checkpoint_preset(name: str) -> WorkloadPreset:
         return _preset(name, checkpoint.architecture, "lm-inference",
                        f"{what}: prefill and greedy decode", checkpoint,
                        batch=1, prompt_tokens=max(prompt, 1), new_tokens=max(new, 1))  # fmt: skip
-    size = _image_size(config.get("image_size"))
-    kind = "vision-training" if checkpoint.training else "vision-inference"
-    label = "SGD steps on synthetic images" if checkpoint.training else "image classification"
-    preset = _preset(name, checkpoint.architecture, kind, f"{what}: {label}", checkpoint,
-                     batch=8, image_size=size)  # fmt: skip
-    if _linear_share(checkpoint.source, checkpoint.config_hash) < LINEAR_COVERAGE:
-        return preset
-    linear_kind = dataclasses.replace(preset.kind, linear_quantization=True)
-    return dataclasses.replace(preset, kind=linear_kind)
+    if checkpoint.family == "object-detection":
+        if checkpoint.training:
+            raise CheckpointError(
+                f"workload '{name}': greenbench measures object detection as inference only; "
+                "drop the '-train' suffix"
+            )
+        # DETR's configs give no image size: its usual shorter side, 800 px
+        size = _image_size(config.get("image_size"), default=800)
+        preset = _preset(name, checkpoint.architecture, "object-detection",
+                         f"{what}: object detection", checkpoint,
+                         batch=1, image_size=size)  # fmt: skip
+    else:
+        size = _image_size(config.get("image_size"))
+        kind = "vision-training" if checkpoint.training else "vision-inference"
+        label = "SGD steps on synthetic images" if checkpoint.training else "image classification"
+        preset = _preset(name, checkpoint.architecture, kind, f"{what}: {label}", checkpoint,
+                         batch=8, image_size=size)  # fmt: skip
+    share = _linear_share(checkpoint.source, checkpoint.family, checkpoint.config_hash)
+    return _with_linear_quantization(preset) if share >= LINEAR_COVERAGE else preset
 
 
 @functools.lru_cache(maxsize=64)
-def _linear_share(source: str, config_hash: str) -> float:
+def _linear_share(source: str, family: str, config_hash: str) -> float:
     """Cached by the config's hash: presets are looked up many times per run."""
-    return pretrained_linear_share(source, "image-classification")
+    return pretrained_linear_share(source, family)
 
 
-def _image_size(value: Any) -> int:
-    """The config's image side (an int, a [h, w] pair or a {height, width} table); 224 if none."""
+def _image_size(value: Any, default: int = 224) -> int:
+    """The config's image side (an int, a [h, w] pair or a {height, width} table); `default`
+    if none."""
     if isinstance(value, Mapping):
         value = value.get("height") or value.get("shortest_edge")
     if isinstance(value, list | tuple) and value:
         value = value[0]
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 224
+    whole = isinstance(value, int) and not isinstance(value, bool) and value > 0
+    return value if whole else default
 
 
 def python_preset(name: str) -> WorkloadPreset:

@@ -63,7 +63,10 @@ def test_new_catalogue_architectures_match_their_published_sizes():
 
 
 def test_every_inference_preset_has_a_training_preset():
-    inference = {n for n, p in PRESETS.items() if p.task == "inference"}
+    # but detectors: DETR's training needs box targets, which synthetic images do not have
+    inference = {
+        n for n, p in PRESETS.items() if p.task == "inference" and p.kind.name != "object-detection"
+    }
     training = {n for n, p in PRESETS.items() if p.task == "training"}
     assert {f"{n}-train" for n in inference} == training
     assert PRESETS["resnet18-train"].phases(PRESETS["resnet18-train"].defaults) == ("train",)

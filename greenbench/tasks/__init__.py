@@ -6,7 +6,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from greenbench.protocol import Phase
-from greenbench.tasks import lm_inference, lm_training, vision_inference, vision_training
+from greenbench.tasks import (
+    lm_inference,
+    lm_training,
+    object_detection,
+    vision_inference,
+    vision_training,
+)
 from greenbench.tasks.base import WorkloadKind, input_dtype
 
 __all__ = ["KINDS", "fidelity_logits", "get_kind", "input_dtype", "make_phases"]
@@ -17,6 +23,7 @@ KINDS: dict[str, WorkloadKind] = {
     for kind in (
         lm_inference.KIND,
         vision_inference.KIND,
+        object_detection.KIND,
         lm_training.KIND,
         vision_training.KIND,
     )
