@@ -3,7 +3,8 @@
 A checkpoint is a folder `save_pretrained` wrote (config.json and weights) or a hub id whose
 files are in the local Hugging Face cache: greenbench never downloads. Its model family is read
 from config.json (`architectures`, else `model_type`) against the classes transformers' Auto
-loaders take: causal LMs run the LM kinds, image classifiers the vision kinds. `hf:SOURCE-train`
+loaders take: causal LMs run the LM kinds, image classifiers the vision kinds, Whisper speech
+models the speech kinds. `hf:SOURCE-train`
 measures training steps instead, as the presets' `-train` names do.
 """
 
@@ -22,7 +23,12 @@ TRAIN_SUFFIX = "-train"
 SUPPORTED = {
     "causal-lm": "text generation (causal LMs: AutoModelForCausalLM)",
     "image-classification": "image classification (AutoModelForImageClassification)",
+    "speech-seq2seq": "speech recognition (Whisper: AutoModelForSpeechSeq2Seq)",
 }
+# the speech seq2seq model types the speech kinds run: Whisper's log-mel inputs and decoder
+SPEECH_TYPES = ("whisper",)
+# where a config states its longest token sequence, in the order they are read
+POSITION_KEYS = ("max_position_embeddings", "n_positions", "max_target_positions")
 
 
 class CheckpointError(KeyError):
@@ -45,9 +51,18 @@ class Checkpoint:
 
     @property
     def positions(self) -> int | None:
-        """The longest sequence a causal LM's config allows, if it says."""
-        value = self.config.get("max_position_embeddings") or self.config.get("n_positions")
-        return value if isinstance(value, int) and value > 0 else None
+        """The longest token sequence the config allows (a speech model's decoder), if it says."""
+        key = self.positions_key
+        return self.config[key] if key else None
+
+    @property
+    def positions_key(self) -> str | None:
+        """The config key that states `positions`."""
+        for key in POSITION_KEYS:
+            value = self.config.get(key)
+            if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+                return key
+        return None
 
     @property
     def dtype(self) -> str | None:
@@ -160,6 +175,7 @@ def _auto_classes() -> dict[str, dict[str, Any]]:
     from transformers.models.auto.modeling_auto import (
         MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
         MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES,
+        MODEL_FOR_SPEECH_SEQ_2_SEQ_MAPPING_NAMES,
     )
 
     def index(mapping: Mapping[str, str | Iterable[str]]) -> dict[str, Any]:
@@ -170,4 +186,7 @@ def _auto_classes() -> dict[str, dict[str, Any]]:
     return {
         "causal-lm": index(MODEL_FOR_CAUSAL_LM_MAPPING_NAMES),
         "image-classification": index(MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES),
+        "speech-seq2seq": index(
+            {t: c for t, c in MODEL_FOR_SPEECH_SEQ_2_SEQ_MAPPING_NAMES.items() if t in SPEECH_TYPES}
+        ),
     }

@@ -2,8 +2,11 @@
 
 Nothing is downloaded: every preset is a config written out here, so a run is offline and
 reproducible. The `slm-*` configs follow SmolLM2's published architectures, the CNNs torchvision's
-ResNet and MobileNetV2 (1000 ImageNet classes). Real weights are loaded only when a suite names a
-local directory or a Hugging Face id that is already in the local cache.
+ResNet and MobileNetV2 (1000 ImageNet classes), `whisper-tiny` openai/whisper-tiny's config.json
+(d_model 384, 4 + 4 layers, 6 heads, FFN 1536, 80 mel bins, 51,865 tokens, 1500 source and 448
+target positions: https://huggingface.co/openai/whisper-tiny/blob/main/config.json). Real weights
+are loaded only when a suite names a local directory or a Hugging Face id that is already in the
+local cache.
 """
 
 from __future__ import annotations
@@ -60,6 +63,24 @@ def _mobilenet_v2() -> Any:
     return MobileNetV2Config(depth_multiplier=1.0, image_size=224, num_labels=1000)  # type: ignore[call-arg]
 
 
+def _whisper(
+    d_model: int, layers: int, heads: int, ffn: int, mel_bins: int, vocab: int, source: int,
+    target: int, start: int, end: int,
+):  # fmt: skip
+    def config() -> Any:
+        from transformers import WhisperConfig
+
+        return WhisperConfig(
+            vocab_size=vocab, num_mel_bins=mel_bins, d_model=d_model, encoder_layers=layers,
+            decoder_layers=layers, encoder_attention_heads=heads, decoder_attention_heads=heads,
+            encoder_ffn_dim=ffn, decoder_ffn_dim=ffn, max_source_positions=source,
+            max_target_positions=target, decoder_start_token_id=start, pad_token_id=end,
+            bos_token_id=end, eos_token_id=end, suppress_tokens=None, begin_suppress_tokens=None,
+        )  # fmt: skip
+
+    return config
+
+
 # architecture name -> (model family, config factory)
 ARCHITECTURES: dict[str, tuple[str, Callable[[], Any]]] = {
     "smollm2-135m": ("causal-lm", _smollm2(576, 1536, 30, 9, 3, 100000.0)),
@@ -73,6 +94,13 @@ ARCHITECTURES: dict[str, tuple[str, Callable[[], Any]]] = {
     ),
     "mobilenet_v2": ("image-classification", _mobilenet_v2),
     "tiny-resnet": ("image-classification", _resnet([16, 32], [1, 1], "basic", 16, 10)),
+    # <|startoftranscript|> is 50258, <|endoftext|> 50257 in Whisper's multilingual vocabulary
+    "whisper-tiny": (
+        "speech-seq2seq",
+        _whisper(384, 4, 6, 1536, 80, 51865, 1500, 448, 50258, 50257),
+    ),
+    # a 30 s window of 32 frames instead of 3000, so tests stay short
+    "tiny-whisper": ("speech-seq2seq", _whisper(32, 2, 2, 64, 16, 512, 16, 64, 1, 2)),
 }
 
 
@@ -81,11 +109,16 @@ def family(architecture: str) -> str:
 
 
 def _model_class(family: str) -> Any:
-    from transformers import AutoModelForCausalLM, AutoModelForImageClassification
+    from transformers import (
+        AutoModelForCausalLM,
+        AutoModelForImageClassification,
+        AutoModelForSpeechSeq2Seq,
+    )
 
     return {
         "causal-lm": AutoModelForCausalLM,
         "image-classification": AutoModelForImageClassification,
+        "speech-seq2seq": AutoModelForSpeechSeq2Seq,
     }[family]
 
 

@@ -40,6 +40,7 @@ class WorkloadPreset:
     defaults: Mapping[str, Any] = field(default_factory=dict)
     description: str = ""
     checkpoint: Checkpoint | None = None  # hf: workloads: the checkpoint, with its own weights
+    positions: int | None = None  # presets whose token lengths are checked: the model's limit
 
     @property
     def task(self) -> Task:
@@ -74,9 +75,21 @@ class WorkloadPreset:
                 known = ", ".join(sorted([*self.defaults, *OPTIONAL_PARAMS]))
                 raise ValueError(f"unknown parameter '{key}' for {self.name} (known: {known})")
             params[key] = self._check_param(key, value)
-        if self.checkpoint and self.checkpoint.positions:
-            _check_length(params, self.checkpoint.positions)
+        limit = self._positions_limit()
+        if limit:
+            _check_length(params, *limit)
         return params
+
+    def _positions_limit(self) -> tuple[int, str] | None:
+        """The longest token sequence the model takes, and where that limit is written."""
+        checkpoint = self.checkpoint
+        if checkpoint and checkpoint.positions:
+            where = f"{checkpoint.positions_key} in its config.json"
+            positions = checkpoint.positions
+            return positions, f"the checkpoint's {positions} positions ({where})"
+        if self.positions:
+            return self.positions, f"{self.name}'s {self.positions} positions"
+        return None
 
     def _check_param(self, key: str, value: Any) -> Any:
         if key == "weights" and self.checkpoint:
@@ -91,19 +104,18 @@ class WorkloadPreset:
         return self.kind.phase_names(params)
 
 
-def _check_length(params: Mapping[str, Any], positions: int) -> None:
-    """ValueError unless an LM workload's tokens fit the checkpoint's positions."""
+def _check_length(params: Mapping[str, Any], positions: int, limit: str) -> None:
+    """ValueError unless a workload's tokens fit the model's `positions` (`limit` says whose)."""
     if "seq_len" in params:
         what, tokens = "seq_len", params["seq_len"]
+    elif "audio_seconds" in params:  # speech: the decoder's start token, then new_tokens
+        what, tokens = "new_tokens + 1 (the start token)", params["new_tokens"] + 1
     elif "prompt_tokens" in params:
         what, tokens = "prompt_tokens + new_tokens", params["prompt_tokens"] + params["new_tokens"]
     else:
         return
     if tokens > positions:
-        raise ValueError(
-            f"{what} = {tokens} is more than the checkpoint's {positions} positions "
-            "(max_position_embeddings in its config.json); lower it"
-        )
+        raise ValueError(f"{what} = {tokens} is more than {limit}; lower it")
 
 
 def _preset(
@@ -112,12 +124,13 @@ def _preset(
     kind_name: str,
     description: str,
     checkpoint: Checkpoint | None = None,
+    positions: int | None = None,
     **defaults: Any,
 ) -> WorkloadPreset:
     kind = get_kind(kind_name)
     if kind.selectable_phases:
         defaults = {"phases": list(kind.phases), **defaults}
-    return WorkloadPreset(name, architecture, kind, defaults, description, checkpoint)
+    return WorkloadPreset(name, architecture, kind, defaults, description, checkpoint, positions)
 
 
 def _lm(name: str, architecture: str, label: str, batch=1, prompt=128, new=32, train_seq=128):
@@ -163,6 +176,32 @@ def _cnn(name: str, architecture: str, label: str, batch=8, size=224, train_batc
     )
 
 
+def _speech(name: str, architecture: str, label: str, positions: int, new=32, train_seq=32):
+    """Whisper presets: `positions` is the architecture's max_target_positions."""
+    return (
+        _preset(
+            name,
+            architecture,
+            "speech-recognition",
+            f"{label}: encoder over 30 s of audio and greedy decode",
+            positions=positions,
+            batch=1,
+            audio_seconds=30,
+            new_tokens=new,
+        ),
+        _preset(
+            f"{name}-train",
+            architecture,
+            "speech-training",
+            f"{label}: AdamW fine-tuning steps, teacher-forced on random tokens",
+            positions=positions,
+            batch=1,
+            audio_seconds=30,
+            seq_len=train_seq,
+        ),
+    )
+
+
 PRESETS: dict[str, WorkloadPreset] = {
     p.name: p
     for pair in (
@@ -174,6 +213,8 @@ PRESETS: dict[str, WorkloadPreset] = {
         _cnn("resnet50", "resnet50", "ResNet-50, 1000 classes"),
         _cnn("mobilenet_v2", "mobilenet_v2", "MobileNetV2 1.0, 1000 classes"),
         _cnn("resnet-tiny", "tiny-resnet", "2-stage ResNet for tests", 2, 64, 2),
+        _speech("whisper-tiny", "whisper-tiny", "Whisper tiny architecture", 448),
+        _speech("whisper-tiny-test", "tiny-whisper", "2+2-layer Whisper for tests", 64, 8, 8),
     )
     for p in pair
 }
@@ -195,6 +236,8 @@ def checkpoint_preset(name: str) -> WorkloadPreset:
         return _preset(name, checkpoint.architecture, "lm-inference",
                        f"{what}: prefill and greedy decode", checkpoint,
                        batch=1, prompt_tokens=max(prompt, 1), new_tokens=max(new, 1))  # fmt: skip
+    if checkpoint.family == "speech-seq2seq":
+        return _speech_checkpoint_preset(name, checkpoint)
     size = _image_size(config.get("image_size"))
     kind = "vision-training" if checkpoint.training else "vision-inference"
     label = "SGD steps on synthetic images" if checkpoint.training else "image classification"
@@ -204,6 +247,19 @@ def checkpoint_preset(name: str) -> WorkloadPreset:
         return preset
     linear_kind = dataclasses.replace(preset.kind, linear_quantization=True)
     return dataclasses.replace(preset, kind=linear_kind)
+
+
+def _speech_checkpoint_preset(name: str, checkpoint: Checkpoint) -> WorkloadPreset:
+    what = f"{checkpoint.architecture} checkpoint"
+    positions = checkpoint.positions or 448
+    if checkpoint.training:
+        return _preset(name, checkpoint.architecture, "speech-training",
+                       f"{what}: AdamW steps, teacher-forced", checkpoint,
+                       batch=1, audio_seconds=30, seq_len=min(32, positions))  # fmt: skip
+    new_tokens = max(1, min(32, positions - 1))  # the start token takes one position
+    return _preset(name, checkpoint.architecture, "speech-recognition",
+                   f"{what}: encoder over 30 s of audio and greedy decode", checkpoint,
+                   batch=1, audio_seconds=30, new_tokens=new_tokens)  # fmt: skip
 
 
 @functools.lru_cache(maxsize=64)
