@@ -4,8 +4,8 @@ A checkpoint is a folder `save_pretrained` wrote (config.json and weights) or a 
 files are in the local Hugging Face cache: greenbench never downloads. Its model family is read
 from config.json (`architectures`, else `model_type`) against the classes transformers' Auto
 loaders take: causal LMs run the LM kinds, image classifiers the vision kinds, DETR-like object
-detectors the object-detection kind. `hf:SOURCE-train` measures training steps instead, as the
-presets' `-train` names do (not for detectors).
+detectors the object-detection kind, Whisper speech models the speech kinds. `hf:SOURCE-train`
+measures training steps instead, as the presets' `-train` names do (not for detectors).
 """
 
 from __future__ import annotations
@@ -27,10 +27,15 @@ SUPPORTED = {
     "causal-lm": "text generation (causal LMs: AutoModelForCausalLM)",
     "image-classification": "image classification (AutoModelForImageClassification)",
     "object-detection": "object detection (DETR, Table Transformer, YOLOS)",
+    "speech-seq2seq": "speech recognition (Whisper: AutoModelForSpeechSeq2Seq)",
 }
 # the object detectors the object-detection kind scores: one softmax over the labels plus "no
 # object" per query (`logits`); Conditional and Deformable DETR score each label by a sigmoid
 DETECTION_TYPES = ("detr", "table-transformer", "yolos")
+# the speech seq2seq model types the speech kinds run: Whisper's log-mel inputs and decoder
+SPEECH_TYPES = ("whisper",)
+# where a config states its longest token sequence, in the order they are read
+POSITION_KEYS = ("max_position_embeddings", "n_positions", "max_target_positions")
 
 
 class CheckpointError(KeyError):
@@ -53,9 +58,18 @@ class Checkpoint:
 
     @property
     def positions(self) -> int | None:
-        """The longest sequence a causal LM's config allows, if it says."""
-        value = self.config.get("max_position_embeddings") or self.config.get("n_positions")
-        return value if isinstance(value, int) and value > 0 else None
+        """The longest token sequence the config allows (a speech model's decoder), if it says."""
+        key = self.positions_key
+        return self.config[key] if key else None
+
+    @property
+    def positions_key(self) -> str | None:
+        """The config key that states `positions`."""
+        for key in POSITION_KEYS:
+            value = self.config.get(key)
+            if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+                return key
+        return None
 
     @property
     def dtype(self) -> str | None:
@@ -184,6 +198,7 @@ def _auto_classes() -> dict[str, dict[str, Any]]:
         MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
         MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES,
         MODEL_FOR_OBJECT_DETECTION_MAPPING_NAMES,
+        MODEL_FOR_SPEECH_SEQ_2_SEQ_MAPPING_NAMES,
     )
 
     def index(mapping: Mapping[str, str | Iterable[str]]) -> dict[str, Any]:
@@ -196,5 +211,8 @@ def _auto_classes() -> dict[str, dict[str, Any]]:
         "image-classification": index(MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES),
         "object-detection": index(
             {t: MODEL_FOR_OBJECT_DETECTION_MAPPING_NAMES[t] for t in DETECTION_TYPES}
+        ),
+        "speech-seq2seq": index(
+            {t: c for t, c in MODEL_FOR_SPEECH_SEQ_2_SEQ_MAPPING_NAMES.items() if t in SPEECH_TYPES}
         ),
     }

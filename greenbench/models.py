@@ -5,8 +5,11 @@ reproducible. The `slm-*` configs follow SmolLM2's published architectures, the 
 ResNet and MobileNetV2 (1000 ImageNet classes), `vit-b16` google/vit-base-patch16-224 and
 `detr-resnet50` facebook/detr-resnet-50 (both from their config.json on the Hugging Face hub;
 DETR's ResNet-50 backbone is transformers' own ResNet instead of the timm one the published
-checkpoint names, the same layers without the timm package). Real weights are loaded only when
-a suite names a local directory or a Hugging Face id that is already in the local cache.
+checkpoint names, the same layers without the timm package), `whisper-tiny`
+openai/whisper-tiny's config.json (d_model 384, 4 + 4 layers, 6 heads, FFN 1536, 80 mel bins,
+51,865 tokens, 1500 source and 448 target positions:
+https://huggingface.co/openai/whisper-tiny/blob/main/config.json). Real weights are loaded only
+when a suite names a local directory or a Hugging Face id that is already in the local cache.
 """
 
 from __future__ import annotations
@@ -107,6 +110,24 @@ def _resnet_backbone(hidden_sizes: list[int], depths: list[int], layer_type: str
     return config
 
 
+def _whisper(
+    d_model: int, layers: int, heads: int, ffn: int, mel_bins: int, vocab: int, source: int,
+    target: int, start: int, end: int,
+):  # fmt: skip
+    def config() -> Any:
+        from transformers import WhisperConfig
+
+        return WhisperConfig(
+            vocab_size=vocab, num_mel_bins=mel_bins, d_model=d_model, encoder_layers=layers,
+            decoder_layers=layers, encoder_attention_heads=heads, decoder_attention_heads=heads,
+            encoder_ffn_dim=ffn, decoder_ffn_dim=ffn, max_source_positions=source,
+            max_target_positions=target, decoder_start_token_id=start, pad_token_id=end,
+            bos_token_id=end, eos_token_id=end, suppress_tokens=None, begin_suppress_tokens=None,
+        )  # fmt: skip
+
+    return config
+
+
 # architecture name -> (model family, config factory)
 ARCHITECTURES: dict[str, tuple[str, Callable[[], Any]]] = {
     "smollm2-135m": ("causal-lm", _smollm2(576, 1536, 30, 9, 3, 100000.0)),
@@ -129,6 +150,13 @@ ARCHITECTURES: dict[str, tuple[str, Callable[[], Any]]] = {
         "object-detection",
         _detr(_resnet_backbone([16, 32], [1, 1], "basic", 16), 32, 2, 2, 64, 10, 5),
     ),
+    # <|startoftranscript|> is 50258, <|endoftext|> 50257 in Whisper's multilingual vocabulary
+    "whisper-tiny": (
+        "speech-seq2seq",
+        _whisper(384, 4, 6, 1536, 80, 51865, 1500, 448, 50258, 50257),
+    ),
+    # a 30 s window of 32 frames instead of 3000, so tests stay short
+    "tiny-whisper": ("speech-seq2seq", _whisper(32, 2, 2, 64, 16, 512, 16, 64, 1, 2)),
 }
 
 
@@ -141,12 +169,14 @@ def _model_class(family: str) -> Any:
         AutoModelForCausalLM,
         AutoModelForImageClassification,
         AutoModelForObjectDetection,
+        AutoModelForSpeechSeq2Seq,
     )
 
     return {
         "causal-lm": AutoModelForCausalLM,
         "image-classification": AutoModelForImageClassification,
         "object-detection": AutoModelForObjectDetection,
+        "speech-seq2seq": AutoModelForSpeechSeq2Seq,
     }[family]
 
 

@@ -49,6 +49,7 @@ class WorkloadPreset:
     defaults: Mapping[str, Any] = field(default_factory=dict)
     description: str = ""
     checkpoint: Checkpoint | None = None  # hf: workloads: the checkpoint, with its own weights
+    positions: int | None = None  # presets whose token lengths are checked: the model's limit
     python: Workload | None = None  # Python workloads: what their factory returned
     parameters: int | None = None  # Python workloads: counted when the factory was loaded
 
@@ -90,8 +91,9 @@ class WorkloadPreset:
                 known = ", ".join(sorted([*self.defaults, *optional]))
                 raise ValueError(f"unknown parameter '{key}' for {self.name} (known: {known})")
             params[key] = self._check_param(key, value)
-        if self.checkpoint and self.checkpoint.positions:
-            _check_length(params, self.checkpoint.positions)
+        limit = self._positions_limit()
+        if limit:
+            _check_length(params, *limit)
         if any(key in params for key in self.kind.input_params):
             source = self.checkpoint.source if self.checkpoint else params.get("weights")
             config = self.checkpoint.config if self.checkpoint else None
@@ -99,6 +101,17 @@ class WorkloadPreset:
                 config = source_config(source)
             self.kind.check_inputs(params, source, config)
         return params
+
+    def _positions_limit(self) -> tuple[int, str] | None:
+        """The longest token sequence the model takes, and where that limit is written."""
+        checkpoint = self.checkpoint
+        if checkpoint and checkpoint.positions:
+            where = f"{checkpoint.positions_key} in its config.json"
+            positions = checkpoint.positions
+            return positions, f"the checkpoint's {positions} positions ({where})"
+        if self.positions:
+            return self.positions, f"{self.name}'s {self.positions} positions"
+        return None
 
     def _check_param(self, key: str, value: Any) -> Any:
         if key == "weights" and self.checkpoint:
@@ -115,19 +128,18 @@ class WorkloadPreset:
         return self.kind.phase_names(params)
 
 
-def _check_length(params: Mapping[str, Any], positions: int) -> None:
-    """ValueError unless an LM workload's tokens fit the checkpoint's positions."""
+def _check_length(params: Mapping[str, Any], positions: int, limit: str) -> None:
+    """ValueError unless a workload's tokens fit the model's `positions` (`limit` says whose)."""
     if "seq_len" in params:
         what, tokens = "seq_len", params["seq_len"]
+    elif "audio_seconds" in params:  # speech: the decoder's start token, then new_tokens
+        what, tokens = "new_tokens + 1 (the start token)", params["new_tokens"] + 1
     elif "prompt_tokens" in params:
         what, tokens = "prompt_tokens + new_tokens", params["prompt_tokens"] + params["new_tokens"]
     else:
         return
     if tokens > positions:
-        raise ValueError(
-            f"{what} = {tokens} is more than the checkpoint's {positions} positions "
-            "(max_position_embeddings in its config.json); lower it"
-        )
+        raise ValueError(f"{what} = {tokens} is more than {limit}; lower it")
 
 
 def _preset(
@@ -136,12 +148,13 @@ def _preset(
     kind_name: str,
     description: str,
     checkpoint: Checkpoint | None = None,
+    positions: int | None = None,
     **defaults: Any,
 ) -> WorkloadPreset:
     kind = get_kind(kind_name)
     if kind.selectable_phases:
         defaults = {"phases": list(kind.phases), **defaults}
-    return WorkloadPreset(name, architecture, kind, defaults, description, checkpoint)
+    return WorkloadPreset(name, architecture, kind, defaults, description, checkpoint, positions)
 
 
 def _with_linear_quantization(preset: WorkloadPreset) -> WorkloadPreset:
@@ -214,6 +227,32 @@ def _detector(name: str, architecture: str, label: str, batch=1, size=800):
     )
 
 
+def _speech(name: str, architecture: str, label: str, positions: int, new=32, train_seq=32):
+    """Whisper presets: `positions` is the architecture's max_target_positions."""
+    return (
+        _preset(
+            name,
+            architecture,
+            "speech-recognition",
+            f"{label}: encoder over 30 s of audio and greedy decode",
+            positions=positions,
+            batch=1,
+            audio_seconds=30,
+            new_tokens=new,
+        ),
+        _preset(
+            f"{name}-train",
+            architecture,
+            "speech-training",
+            f"{label}: AdamW fine-tuning steps, teacher-forced on random tokens",
+            positions=positions,
+            batch=1,
+            audio_seconds=30,
+            seq_len=train_seq,
+        ),
+    )
+
+
 PRESETS: dict[str, WorkloadPreset] = {
     p.name: p
     for pair in (
@@ -228,6 +267,8 @@ PRESETS: dict[str, WorkloadPreset] = {
         _vit("vit-b16", "vit-b16", "ViT-B/16, 224 px, 1000 classes"),
         _detector("detr-resnet50", "detr-resnet50", "DETR, ResNet-50 backbone, 100 queries"),
         _detector("detr-tiny", "tiny-detr", "2+2-layer DETR on a 2-stage ResNet for tests", 2, 64),
+        _speech("whisper-tiny", "whisper-tiny", "Whisper tiny architecture", 448),
+        _speech("whisper-tiny-test", "tiny-whisper", "2+2-layer Whisper for tests", 64, 8, 8),
     )
     for p in pair
 }
@@ -249,6 +290,8 @@ def checkpoint_preset(name: str) -> WorkloadPreset:
         return _preset(name, checkpoint.architecture, "lm-inference",
                        f"{what}: prefill and greedy decode", checkpoint,
                        batch=1, prompt_tokens=max(prompt, 1), new_tokens=max(new, 1))  # fmt: skip
+    if checkpoint.family == "speech-seq2seq":
+        return _speech_checkpoint_preset(name, checkpoint)
     if checkpoint.family == "object-detection":
         if checkpoint.training:
             raise CheckpointError(
@@ -268,6 +311,19 @@ def checkpoint_preset(name: str) -> WorkloadPreset:
                          batch=8, image_size=size)  # fmt: skip
     share = _linear_share(checkpoint.source, checkpoint.family, checkpoint.config_hash)
     return _with_linear_quantization(preset) if share >= LINEAR_COVERAGE else preset
+
+
+def _speech_checkpoint_preset(name: str, checkpoint: Checkpoint) -> WorkloadPreset:
+    what = f"{checkpoint.architecture} checkpoint"
+    positions = checkpoint.positions or 448
+    if checkpoint.training:
+        return _preset(name, checkpoint.architecture, "speech-training",
+                       f"{what}: AdamW steps, teacher-forced", checkpoint,
+                       batch=1, audio_seconds=30, seq_len=min(32, positions))  # fmt: skip
+    new_tokens = max(1, min(32, positions - 1))  # the start token takes one position
+    return _preset(name, checkpoint.architecture, "speech-recognition",
+                   f"{what}: encoder over 30 s of audio and greedy decode", checkpoint,
+                   batch=1, audio_seconds=30, new_tokens=new_tokens)  # fmt: skip
 
 
 @functools.lru_cache(maxsize=64)

@@ -10,6 +10,8 @@ from greenbench.tasks import (
     lm_inference,
     lm_training,
     object_detection,
+    speech_recognition,
+    speech_training,
     vision_inference,
     vision_training,
 )
@@ -24,8 +26,10 @@ KINDS: dict[str, WorkloadKind] = {
         lm_inference.KIND,
         vision_inference.KIND,
         object_detection.KIND,
+        speech_recognition.KIND,
         lm_training.KIND,
         vision_training.KIND,
+        speech_training.KIND,
     )
 }
 
