@@ -166,7 +166,7 @@ def cron_trigger(cron: str, tz: str | None = None, now: dt.datetime | None = Non
     """
     zone = time_zone(tz) if tz else local_zone_name()
     try:
-        trigger = CronTrigger.from_crontab(cron, timezone=zone)
+        trigger = CronTrigger.from_crontab(cron_weekdays_as_names(cron), timezone=zone)
     except (ValueError, LookupError) as e:
         raise GreenbenchError(
             f"--cron: '{cron}' is not a crontab line ({e}); write e.g. \"0 22 * * *\""
@@ -179,6 +179,51 @@ def cron_trigger(cron: str, tz: str | None = None, now: dt.datetime | None = Non
             f"--cron: '{cron}' never fires (no such date); check the day and month fields"
         )
     return trigger
+
+
+WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")  # crontab's 0-6 (7 is Sunday too)
+
+
+def cron_weekdays_as_names(cron: str) -> str:
+    """The crontab line with its day-of-week field as day names.
+
+    APScheduler 3 numbers weekdays from Monday (0 = mon), crontab from Sunday (0 and 7 = sun):
+    given as written, "* * * * 1-5" would fire Tuesday to Saturday. Names mean the same to
+    both, and `schedule list` shows them. A field that is not crontab syntax is left for
+    from_crontab to refuse."""
+    fields = cron.split()
+    if len(fields) != 5 or not any(c.isdigit() for c in fields[4]):
+        return cron  # "*" and day names mean the same to both, and stay as the user wrote them
+    try:
+        days = sorted({day for part in fields[4].lower().split(",") for day in _weekdays(part)})
+    except ValueError:
+        return cron
+    return " ".join([*fields[:4], ",".join(WEEKDAYS[day] for day in days)])
+
+
+def _weekdays(part: str) -> set[int]:
+    """The days (0 = Sunday) one comma-separated part of a crontab day-of-week field names;
+    ValueError if it is not crontab syntax."""
+    span, _, step_text = part.partition("/")
+    step = int(step_text) if step_text else 1
+    if span == "*":
+        first, last = 0, 6
+    else:
+        start, dash, end = span.partition("-")
+        first = _weekday(start)
+        last = _weekday(end) if dash else (6 if step_text else first)
+    if step < 1 or first > last:
+        raise ValueError(part)
+    return {day % 7 for day in range(first, last + 1, step)}
+
+
+def _weekday(text: str) -> int:
+    if text in WEEKDAYS:
+        return WEEKDAYS.index(text)
+    day = int(text)
+    if not 0 <= day <= 7:
+        raise ValueError(text)
+    return day
 
 
 def local_zone_name() -> str:

@@ -278,3 +278,33 @@ def test_a_damaged_schedule_store_is_one_line_and_left_as_it_was(tmp_path, capsy
     assert error.startswith(f"greenbench: error: {db}: ") and len(error.splitlines()) == 1
     assert "move it aside" in error
     assert (db.read_bytes() if db.is_file() else None) == before
+
+
+@pytest.mark.parametrize(
+    ("weekdays", "fires_on"),
+    [
+        ("0", {"Sunday"}),
+        ("7", {"Sunday"}),
+        ("1-5", {"Monday", "Tuesday", "Wednesday", "Thursday", "Friday"}),
+        ("*/2", {"Sunday", "Tuesday", "Thursday", "Saturday"}),
+        ("5-7", {"Friday", "Saturday", "Sunday"}),
+        ("1,3", {"Monday", "Wednesday"}),
+        ("1/2", {"Monday", "Wednesday", "Friday"}),
+        ("sat,sun", {"Saturday", "Sunday"}),
+    ],
+)
+def test_cron_weekdays_are_crontabs_not_apschedulers(weekdays, fires_on):
+    """crontab counts weekdays from Sunday = 0; APScheduler 3 from Monday = 0."""
+    start = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)  # a Tuesday
+    trigger = cron_trigger(f"0 22 * * {weekdays}", "UTC", now=start)
+    days, now = set(), start
+    for _ in range(14):  # two weeks of firings at most
+        fire = trigger.get_next_fire_time(None, now)
+        days.add(fire.strftime("%A"))
+        now = fire + dt.timedelta(minutes=1)
+    assert days == fires_on
+
+
+def test_a_weekday_outside_crontabs_range_is_still_refused():
+    with pytest.raises(GreenbenchError, match="is not a crontab line"):
+        cron_trigger("0 22 * * 9", "UTC")
