@@ -499,3 +499,24 @@ def test_page_opens_in_headless_chromium_without_errors(frame, tmp_path):
         assert errors == []
     finally:
         driver.quit()
+
+
+def test_tradeoff_labels_of_coincident_points_take_different_places(frame):
+    fig = figures.quantization_tradeoff(data.tradeoffs(summary_of(frame)))
+    bf16 = next(t for t in fig.data if t.name == "bf16")
+    assert len(set(bf16.x)) == 1 and len(bf16.x) == 3  # one agreement, three phases
+    assert len(set(bf16.textposition)) == 3  # each label on its own side of the cluster
+
+
+def test_tradeoff_axis_follows_the_points_not_one_blown_up_interval(frame):
+    tradeoffs = data.tradeoffs(summary_of(frame))
+    noisy = tradeoffs.index[0]
+    tradeoffs.loc[noisy, ["saving_low", "saving_high"]] = [-40.0, 0.99]  # -4000 % .. 99 %
+    fig = figures.quantization_tradeoff(tradeoffs)
+    bottom, top = fig.layout.yaxis.range
+    savings = tradeoffs["saving"] * 100
+    assert bottom < savings.min() and top > savings.max()  # every point inside
+    assert bottom > -100 and top <= 110  # not stretched to -4000 %
+    assert any("runs past the axis" in a.text for a in fig.layout.annotations)
+    quiet = figures.quantization_tradeoff(data.tradeoffs(summary_of(frame)))
+    assert not any("runs past the axis" in a.text for a in quiet.layout.annotations)

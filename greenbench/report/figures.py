@@ -313,6 +313,8 @@ def quantization_tradeoff(tradeoffs: pd.DataFrame) -> go.Figure | Missing:
     else:
         x, part = with_quality["quality_change"] * 100, with_quality
         x_title, x_hover = _quality_axis(set(with_quality["quality_metric"])), "%{x:+.2f}"
+    y_range, cut = _saving_range(part)
+    positions = _label_positions(x, part["saving"] * 100, part["workload"] + " " + part["phase"])
     fig = go.Figure()
     for variant, by_variant in part.groupby("variant", sort=False):
         for valid, group in split_valid(by_variant):
@@ -334,7 +336,7 @@ def quantization_tradeoff(tradeoffs: pd.DataFrame) -> go.Figure | Missing:
                         "line": {"color": INVALID_LINE, "width": 0 if valid else 2},
                     },
                     text=group["workload"] + " " + group["phase"],
-                    textposition="top center",
+                    textposition=[positions[i] for i in group.index],
                     name=variant if valid else f"{variant} (INVALID)",
                     legendgroup=variant,
                     customdata=_customdata(group),
@@ -343,10 +345,72 @@ def quantization_tradeoff(tradeoffs: pd.DataFrame) -> go.Figure | Missing:
                     f"%{{hovertext}}%{{customdata[3]}}<extra>{variant}</extra>",
                 )
             )
-    fig.update_xaxes(title_text=x_title, zeroline=not with_quality.empty)
-    fig.update_yaxes(title_text="energy per unit saved against fp32 (%)", zeroline=True)
+    # room either side for the labels beside the outermost points
+    x_pad = max(0.15 * float(x[part.index].max() - x[part.index].min()), 1.0)
+    x_range = [float(x[part.index].min()) - x_pad, float(x[part.index].max()) + x_pad]
+    fig.update_xaxes(title_text=x_title, zeroline=not with_quality.empty, range=x_range)
+    fig.update_yaxes(
+        title_text="energy per unit saved against fp32 (%)", zeroline=True, range=y_range
+    )
+    if cut:
+        fig.add_annotation(
+            text="an interval runs past the axis (its cell is far noisier than the rest): "
+            "the hover gives it",
+            xref="paper", yref="paper", x=0.5, y=1.06, showarrow=False,
+            font={"color": "#a15c00", "size": 12},
+        )  # fmt: skip
     fig.update_layout(height=460, legend_title="variant")
     return fig
+
+
+def _saving_range(part: pd.DataFrame) -> tuple[list[float], bool]:
+    """The saving axis (%): every point and its interval, except that an interval reaching
+    more than the points' own span beyond them is cut (one noisy cell would otherwise squash
+    the rest into a line); whether one was cut. Savings never exceed 100 %."""
+    points = part["saving"] * 100
+    low = (part["saving_low"] * 100).fillna(points)
+    high = (part["saving_high"] * 100).fillna(points)
+    reach = max(points.max() - points.min(), 10.0)
+    bottom = max(low.min(), points.min() - reach)
+    top = min(high.max(), points.max() + reach, 100.0)
+    pad = 0.08 * (top - bottom) or 5.0
+    cut = bool(low.min() < bottom or high.max() > points.max() + reach)
+    return [bottom - pad, top + pad], cut
+
+
+LABEL_POSITIONS = ("top center", "bottom center", "middle right", "middle left")
+
+
+def _label_positions(x: pd.Series, y: pd.Series, labels: pd.Series) -> dict[Any, str]:
+    """Per point (by index): where its label goes, the first of LABEL_POSITIONS whose box
+    (estimated from the label's length, in axis fractions) overlaps no label placed before."""
+
+    def spread(values: pd.Series) -> float:
+        return float(values.max() - values.min()) or 1.0
+
+    width_x, width_y = spread(x), spread(y)
+    at = {i: (float(x[i] - x.min()) / width_x, float(y[i] - y.min()) / width_y) for i in x.index}
+    # the markers first: a label must not cover another point either
+    placed = [(px - 0.008, px + 0.008, py - 0.02, py + 0.02) for px, py in at.values()]
+    positions = {}
+    for i in sorted(x.index, key=lambda i: (x[i], y[i])):
+        px, py = at[i]
+        half = 0.0055 * len(str(labels[i]))  # ~11 px per character of a 1000 px wide plot
+        boxes = {
+            "top center": (px - half, px + half, py + 0.02, py + 0.09),
+            "bottom center": (px - half, px + half, py - 0.09, py - 0.02),
+            "middle right": (px + 0.01, px + 0.01 + 2 * half, py - 0.035, py + 0.035),
+            "middle left": (px - 0.01 - 2 * half, px - 0.01, py - 0.035, py + 0.035),
+        }
+        free = [p for p in LABEL_POSITIONS if not any(_overlap(boxes[p], b) for b in placed)]
+        chosen = free[0] if free else LABEL_POSITIONS[len(positions) % len(LABEL_POSITIONS)]
+        placed.append(boxes[chosen])
+        positions[i] = chosen
+    return positions
+
+
+def _overlap(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
+    return a[0] < b[1] and b[0] < a[1] and a[2] < b[3] and b[2] < a[3]
 
 
 # what the quality axis says per metric: perplexity changes as a share, rates in points
