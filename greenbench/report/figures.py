@@ -314,7 +314,8 @@ def quantization_tradeoff(tradeoffs: pd.DataFrame) -> go.Figure | Missing:
         x, part = with_quality["quality_change"] * 100, with_quality
         x_title, x_hover = _quality_axis(set(with_quality["quality_metric"])), "%{x:+.2f}"
     y_range, cut = _saving_range(part)
-    positions = _label_positions(x, part["saving"] * 100, part["workload"] + " " + part["phase"])
+    names = part["workload"] + " " + part["phase"]
+    drawn = _cluster_labels(x[part.index], part["saving"] * 100, names)
     fig = go.Figure()
     for variant, by_variant in part.groupby("variant", sort=False):
         for valid, group in split_valid(by_variant):
@@ -335,14 +336,20 @@ def quantization_tradeoff(tradeoffs: pd.DataFrame) -> go.Figure | Missing:
                         "opacity": 1.0 if valid else INVALID_OPACITY,
                         "line": {"color": INVALID_LINE, "width": 0 if valid else 2},
                     },
-                    text=group["workload"] + " " + group["phase"],
-                    textposition=[positions[i] for i in group.index],
+                    text=[drawn[i] for i in group.index],
+                    textposition="top center",
                     name=variant if valid else f"{variant} (INVALID)",
                     legendgroup=variant,
-                    customdata=_customdata(group),
-                    hovertext=[_quantized_note(share) for share in group["quantized_share"]],
-                    hovertemplate=f"%{{text}}<br>{x_hover}<br>energy saved %{{y:.1f}}%"
-                    f"%{{hovertext}}%{{customdata[3]}}<extra>{variant}</extra>",
+                    # [workload, variant, device, validity, quantized share note]
+                    customdata=[
+                        [*keys, _quantized_note(share)]
+                        for keys, share in zip(
+                            _customdata(group), group["quantized_share"], strict=True
+                        )
+                    ],
+                    hovertext=names[group.index],  # every point's own name, drawn or not
+                    hovertemplate=f"%{{hovertext}}<br>{x_hover}<br>energy saved %{{y:.1f}}%"
+                    f"%{{customdata[4]}}%{{customdata[3]}}<extra>{variant}</extra>",
                 )
             )
     # room either side for the labels beside the outermost points
@@ -378,39 +385,40 @@ def _saving_range(part: pd.DataFrame) -> tuple[list[float], bool]:
     return [bottom - pad, top + pad], cut
 
 
-LABEL_POSITIONS = ("top center", "bottom center", "middle right", "middle left")
+def _cluster_labels(x: pd.Series, y: pd.Series, labels: pd.Series) -> dict[Any, str]:
+    """Per point (by index): the label drawn beside it. Points closer than CLUSTER_GAP (in
+    fractions of the axes' spans) share one label, one line per point, on the topmost of them,
+    so no two labels are drawn on top of each other; the others draw none (their hover still
+    names them)."""
+    spread_x = float(x.max() - x.min()) or 1.0
+    spread_y = float(y.max() - y.min()) or 1.0
+    order = sorted(x.index, key=lambda i: (-y[i], x[i]))  # topmost first
+    clusters: list[list[Any]] = []
+    for i in order:
+        near = next(
+            (
+                c
+                for c in clusters
+                if any(
+                    abs(x[i] - x[j]) / spread_x < CLUSTER_GAP
+                    and abs(y[i] - y[j]) / spread_y < CLUSTER_GAP
+                    for j in c
+                )
+            ),
+            None,
+        )
+        if near is None:
+            clusters.append([i])
+        else:
+            near.append(i)
+    drawn = {}
+    for cluster in clusters:
+        drawn[cluster[0]] = "<br>".join(str(labels[i]) for i in cluster)
+        drawn.update({i: "" for i in cluster[1:]})
+    return drawn
 
 
-def _label_positions(x: pd.Series, y: pd.Series, labels: pd.Series) -> dict[Any, str]:
-    """Per point (by index): where its label goes, the first of LABEL_POSITIONS whose box
-    (estimated from the label's length, in axis fractions) overlaps no label placed before."""
-
-    def spread(values: pd.Series) -> float:
-        return float(values.max() - values.min()) or 1.0
-
-    width_x, width_y = spread(x), spread(y)
-    at = {i: (float(x[i] - x.min()) / width_x, float(y[i] - y.min()) / width_y) for i in x.index}
-    # the markers first: a label must not cover another point either
-    placed = [(px - 0.008, px + 0.008, py - 0.02, py + 0.02) for px, py in at.values()]
-    positions = {}
-    for i in sorted(x.index, key=lambda i: (x[i], y[i])):
-        px, py = at[i]
-        half = 0.0055 * len(str(labels[i]))  # ~11 px per character of a 1000 px wide plot
-        boxes = {
-            "top center": (px - half, px + half, py + 0.02, py + 0.09),
-            "bottom center": (px - half, px + half, py - 0.09, py - 0.02),
-            "middle right": (px + 0.01, px + 0.01 + 2 * half, py - 0.035, py + 0.035),
-            "middle left": (px - 0.01 - 2 * half, px - 0.01, py - 0.035, py + 0.035),
-        }
-        free = [p for p in LABEL_POSITIONS if not any(_overlap(boxes[p], b) for b in placed)]
-        chosen = free[0] if free else LABEL_POSITIONS[len(positions) % len(LABEL_POSITIONS)]
-        placed.append(boxes[chosen])
-        positions[i] = chosen
-    return positions
-
-
-def _overlap(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
-    return a[0] < b[1] and b[0] < a[1] and a[2] < b[3] and b[2] < a[3]
+CLUSTER_GAP = 0.06
 
 
 # what the quality axis says per metric: perplexity changes as a share, rates in points
