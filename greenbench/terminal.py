@@ -19,6 +19,7 @@ from greenbench.formatting import (
     energy_text,
     fidelity_cells,
     fmt,
+    fmt_cosine,
     fmt_pct,
     window_count,
 )
@@ -91,10 +92,16 @@ def results_tables(frame: pd.DataFrame) -> list[Table]:
         per_step = phase == "train"
         if per_step:
             table.add_column("J/step", justify="right")
+        per_token = unit != "token" and part["j_per_token"].notna().any()
+        if per_token:
+            table.add_column("J/token", justify="right")
         scored = part["fidelity_top1"].notna().any()
         if scored:
             table.add_column("top-1 vs fp32", justify="right")
             table.add_column("KL", justify="right")
+        cosine = part["fidelity_cosine"].notna().any()
+        if cosine:
+            table.add_column("cos vs fp32", justify="right")
         if not same_methods:
             table.add_column("methods")
         for _, row in part.iterrows():
@@ -117,8 +124,12 @@ def results_tables(frame: pd.DataFrame) -> list[Table]:
             ]
             if per_step:
                 cells.append(f"{mark}{fmt(row['j_per_call'])}")
+            if per_token:
+                cells.append(f"{mark}{fmt(row['j_per_token'])}")
             if scored:
                 cells += fidelity_cells(row)
+            if cosine:
+                cells.append(fmt_cosine(row["fidelity_cosine"]))
             if not same_methods:
                 cells.append(row["methods"])
             table.add_row(*cells, style="" if row["cell_valid"] else "red")

@@ -15,7 +15,6 @@ from greenbench.cell import Cell
 from greenbench.energy.codecarbon_meter import CodeCarbonMeter
 from greenbench.energy.meter import Meter
 from greenbench.errors import GreenbenchError
-from greenbench.fidelity import score
 from greenbench.tasks.base import WorkloadKind
 from greenbench.variants import Variant, get_variant, linear_weight_sizes, quantized_share
 from greenbench.workloads import get_preset
@@ -71,7 +70,7 @@ class TorchBackend:
         fidelity = None
         if logits is not None and reference is not None:
             emit({"type": "stage", "stage": "scoring fidelity"})
-            fidelity = score(reference, logits(model, params, device))
+            fidelity = kind.fidelity_score(reference, logits(model, params, device))
         return Prepared(kind.make_phases(model, params, device, None), fidelity, share)
 
     def make_meter(self, device: str, zone: Zone, emit: Emit) -> Meter:
