@@ -2,8 +2,10 @@
 
 Nothing is downloaded: every preset is a config written out here, so a run is offline and
 reproducible. The `slm-*` configs follow SmolLM2's published architectures, the CNNs torchvision's
-ResNet and MobileNetV2 (1000 ImageNet classes). Real weights are loaded only when a suite names a
-local directory or a Hugging Face id that is already in the local cache.
+ResNet and MobileNetV2 (1000 ImageNet classes), the text encoders the config.json files of
+distilbert/distilbert-base-uncased (with a 2-label classification head) and
+sentence-transformers/all-MiniLM-L6-v2 on the Hugging Face hub. Real weights are loaded only
+when a suite names a local directory or a Hugging Face id that is already in the local cache.
 """
 
 from __future__ import annotations
@@ -60,6 +62,43 @@ def _mobilenet_v2() -> Any:
     return MobileNetV2Config(depth_multiplier=1.0, image_size=224, num_labels=1000)  # type: ignore[call-arg]
 
 
+def _distilbert() -> Any:
+    from transformers import DistilBertConfig
+
+    # distilbert-base-uncased's config.json; num_labels goes through **kwargs
+    return DistilBertConfig(  # type: ignore[call-arg]
+        vocab_size=30522, dim=768, n_layers=6, n_heads=12, hidden_dim=3072,
+        max_position_embeddings=512, activation="gelu", dropout=0.1, attention_dropout=0.1,
+        qa_dropout=0.1, seq_classif_dropout=0.2, sinusoidal_pos_embds=False,
+        initializer_range=0.02, pad_token_id=0, num_labels=2,
+    )  # fmt: skip
+
+
+def _bert(hidden: int, layers: int, heads: int, intermediate: int, vocab=30522, positions=512):
+    def config() -> Any:
+        from transformers import BertConfig
+
+        # all-MiniLM-L6-v2's config.json (a BertModel) for the MiniLM sizes
+        return BertConfig(
+            vocab_size=vocab, hidden_size=hidden, num_hidden_layers=layers,
+            num_attention_heads=heads, intermediate_size=intermediate, hidden_act="gelu",
+            hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1,
+            max_position_embeddings=positions, type_vocab_size=2, initializer_range=0.02,
+            layer_norm_eps=1e-12, pad_token_id=0,
+        )  # fmt: skip
+
+    return config
+
+
+def _tiny_distilbert() -> Any:
+    from transformers import DistilBertConfig
+
+    return DistilBertConfig(  # type: ignore[call-arg]
+        vocab_size=512, dim=32, n_layers=2, n_heads=2, hidden_dim=64,
+        max_position_embeddings=128, num_labels=2,
+    )  # fmt: skip
+
+
 # architecture name -> (model family, config factory)
 ARCHITECTURES: dict[str, tuple[str, Callable[[], Any]]] = {
     "smollm2-135m": ("causal-lm", _smollm2(576, 1536, 30, 9, 3, 100000.0)),
@@ -73,6 +112,10 @@ ARCHITECTURES: dict[str, tuple[str, Callable[[], Any]]] = {
     ),
     "mobilenet_v2": ("image-classification", _mobilenet_v2),
     "tiny-resnet": ("image-classification", _resnet([16, 32], [1, 1], "basic", 16, 10)),
+    "distilbert-base": ("text-classification", _distilbert),
+    "minilm-l6": ("sentence-embedding", _bert(384, 6, 12, 1536)),
+    "tiny-distilbert": ("text-classification", _tiny_distilbert),
+    "tiny-bert": ("sentence-embedding", _bert(32, 2, 2, 64, vocab=512, positions=128)),
 }
 
 
@@ -81,12 +124,25 @@ def family(architecture: str) -> str:
 
 
 def _model_class(family: str) -> Any:
-    from transformers import AutoModelForCausalLM, AutoModelForImageClassification
+    from transformers import (
+        AutoModel,
+        AutoModelForCausalLM,
+        AutoModelForImageClassification,
+        AutoModelForSequenceClassification,
+    )
 
     return {
         "causal-lm": AutoModelForCausalLM,
         "image-classification": AutoModelForImageClassification,
+        "text-classification": AutoModelForSequenceClassification,
+        "sentence-embedding": AutoModel,  # the bare encoder; the kind pools its states
     }[family]
+
+
+def max_positions(architecture: str) -> int | None:
+    """The longest sequence an architecture's config allows, if it says."""
+    value = getattr(build_config(architecture), "max_position_embeddings", None)
+    return value if isinstance(value, int) and value > 0 else None
 
 
 def build_config(architecture: str) -> Any:
@@ -112,6 +168,10 @@ def load_pretrained(source: str, family: str) -> Any:
     """The real weights of a local folder or a cached hub id (never downloaded), in eval mode
     on the CPU, in float32."""
     model = _model_class(family).from_pretrained(source, local_files_only=True)
+    if family == "text-classification" and model.config.pad_token_id is None:
+        # decoder classifiers (GPT-2, Llama) refuse batches of more than one sequence without
+        # a pad token; the inputs have no padding, so any id will do
+        model.config.pad_token_id = model.config.vocab_size - 1
     return model.float().eval()  # transformers 5 keeps the checkpoint's dtype otherwise
 
 

@@ -14,11 +14,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from greenbench.checkpoints import Checkpoint, find_checkpoint, is_checkpoint_name
+from greenbench.checkpoints import (
+    Checkpoint,
+    CheckpointError,
+    find_checkpoint,
+    is_checkpoint_name,
+)
 from greenbench.models import (
     build_model,
     check_weights,
     load_pretrained,
+    max_positions,
     parameter_count,
     pretrained_linear_share,
     pretrained_parameter_count,
@@ -74,9 +80,18 @@ class WorkloadPreset:
                 known = ", ".join(sorted([*self.defaults, *OPTIONAL_PARAMS]))
                 raise ValueError(f"unknown parameter '{key}' for {self.name} (known: {known})")
             params[key] = self._check_param(key, value)
-        if self.checkpoint and self.checkpoint.positions:
-            _check_length(params, self.checkpoint.positions)
+        positions = self._positions()
+        if positions:
+            _check_length(params, positions, "the checkpoint" if self.checkpoint else self.name)
         return params
+
+    def _positions(self) -> int | None:
+        """The longest sequence the model takes: checked for checkpoints and text presets."""
+        if self.checkpoint:
+            return self.checkpoint.positions
+        if self.kind.unit_tokens:
+            return max_positions(self.architecture)
+        return None
 
     def _check_param(self, key: str, value: Any) -> Any:
         if key == "weights" and self.checkpoint:
@@ -91,8 +106,8 @@ class WorkloadPreset:
         return self.kind.phase_names(params)
 
 
-def _check_length(params: Mapping[str, Any], positions: int) -> None:
-    """ValueError unless an LM workload's tokens fit the checkpoint's positions."""
+def _check_length(params: Mapping[str, Any], positions: int, owner: str) -> None:
+    """ValueError unless a text workload's tokens fit the model's positions."""
     if "seq_len" in params:
         what, tokens = "seq_len", params["seq_len"]
     elif "prompt_tokens" in params:
@@ -101,8 +116,8 @@ def _check_length(params: Mapping[str, Any], positions: int) -> None:
         return
     if tokens > positions:
         raise ValueError(
-            f"{what} = {tokens} is more than the checkpoint's {positions} positions "
-            "(max_position_embeddings in its config.json); lower it"
+            f"{what} = {tokens} is more than {owner}'s {positions} positions "
+            "(max_position_embeddings in its config); lower it"
         )
 
 
@@ -163,6 +178,22 @@ def _cnn(name: str, architecture: str, label: str, batch=8, size=224, train_batc
     )
 
 
+def _encoder(name: str, architecture: str, label: str, batch=8, seq_len=128, train=True):
+    """A text classifier (and its `-train`) or, with `train=False`, a sentence embedder."""
+    if not train:
+        return (
+            _preset(name, architecture, "sentence-embedding",
+                    f"{label}: sentence embeddings (mean pooling)", batch=batch, seq_len=seq_len),
+        )  # fmt: skip
+    return (
+        _preset(name, architecture, "text-classification", f"{label}: text classification",
+                batch=batch, seq_len=seq_len),
+        _preset(f"{name}-train", architecture, "text-classification-training",
+                f"{label}: AdamW fine-tuning steps on random sequences and labels",
+                batch=batch, seq_len=seq_len),
+    )  # fmt: skip
+
+
 PRESETS: dict[str, WorkloadPreset] = {
     p.name: p
     for pair in (
@@ -174,6 +205,10 @@ PRESETS: dict[str, WorkloadPreset] = {
         _cnn("resnet50", "resnet50", "ResNet-50, 1000 classes"),
         _cnn("mobilenet_v2", "mobilenet_v2", "MobileNetV2 1.0, 1000 classes"),
         _cnn("resnet-tiny", "tiny-resnet", "2-stage ResNet for tests", 2, 64, 2),
+        _encoder("distilbert", "distilbert-base", "DistilBERT-base-uncased architecture, 2 labels"),
+        _encoder("minilm-l6", "minilm-l6", "all-MiniLM-L6-v2 architecture", train=False),
+        _encoder("distilbert-tiny", "tiny-distilbert", "2-layer DistilBERT for tests", 2, 16),
+        _encoder("bert-tiny", "tiny-bert", "2-layer BERT for tests", 2, 16, train=False),
     )
     for p in pair
 }
@@ -195,6 +230,8 @@ def checkpoint_preset(name: str) -> WorkloadPreset:
         return _preset(name, checkpoint.architecture, "lm-inference",
                        f"{what}: prefill and greedy decode", checkpoint,
                        batch=1, prompt_tokens=max(prompt, 1), new_tokens=max(new, 1))  # fmt: skip
+    if checkpoint.family in ("text-classification", "sentence-embedding"):
+        return _text_checkpoint_preset(name, checkpoint)
     size = _image_size(config.get("image_size"))
     kind = "vision-training" if checkpoint.training else "vision-inference"
     label = "SGD steps on synthetic images" if checkpoint.training else "image classification"
@@ -204,6 +241,29 @@ def checkpoint_preset(name: str) -> WorkloadPreset:
         return preset
     linear_kind = dataclasses.replace(preset.kind, linear_quantization=True)
     return dataclasses.replace(preset, kind=linear_kind)
+
+
+def _text_checkpoint_preset(name: str, checkpoint: Checkpoint) -> WorkloadPreset:
+    """A text classifier's inference or training preset, or a bare encoder's embeddings."""
+    what = f"{checkpoint.architecture} checkpoint"
+    seq_len = min(128, checkpoint.positions or 512)
+    if checkpoint.family == "sentence-embedding":
+        if checkpoint.training:
+            raise CheckpointError(
+                f"workload '{name}': {checkpoint.source} is a bare encoder (sentence "
+                "embeddings), which greenbench measures for inference only; drop '-train', "
+                "or give a sequence classifier (save_pretrained of an ...ForSequenceClassification)"
+            )
+        return _preset(name, checkpoint.architecture, "sentence-embedding",
+                       f"{what}: sentence embeddings (mean pooling)", checkpoint,
+                       batch=8, seq_len=seq_len)  # fmt: skip
+    if checkpoint.training:
+        return _preset(name, checkpoint.architecture, "text-classification-training",
+                       f"{what}: AdamW steps on random sequences and labels", checkpoint,
+                       batch=8, seq_len=seq_len)  # fmt: skip
+    return _preset(name, checkpoint.architecture, "text-classification",
+                   f"{what}: text classification", checkpoint,
+                   batch=8, seq_len=seq_len)  # fmt: skip
 
 
 @functools.lru_cache(maxsize=64)

@@ -6,7 +6,15 @@ from collections.abc import Mapping
 from typing import Any
 
 from greenbench.protocol import Phase
-from greenbench.tasks import lm_inference, lm_training, vision_inference, vision_training
+from greenbench.tasks import (
+    lm_inference,
+    lm_training,
+    sentence_embedding,
+    text_classification,
+    text_training,
+    vision_inference,
+    vision_training,
+)
 from greenbench.tasks.base import WorkloadKind, input_dtype
 
 __all__ = ["KINDS", "fidelity_logits", "get_kind", "input_dtype", "make_phases"]
@@ -17,8 +25,11 @@ KINDS: dict[str, WorkloadKind] = {
     for kind in (
         lm_inference.KIND,
         vision_inference.KIND,
+        text_classification.KIND,
+        sentence_embedding.KIND,
         lm_training.KIND,
         vision_training.KIND,
+        text_training.KIND,
     )
 }
 
