@@ -261,3 +261,58 @@ def test_the_tiny_encoder_runs_end_to_end_with_tokens_and_fidelity(tmp_path):
     assert pd.isna(int8["fidelity_top1"]) and pd.isna(int8["fidelity_kl"])
     assert int8["quantized_share"] > 0
     assert frame[frame["variant"] == "fp32"]["fidelity_cosine"].isna().all()
+
+
+def _embed_rows(variant, joules, cosine=None):
+    return [
+        {
+            "run_id": "r", "cell_id": f"bert-tiny/{variant}/cpu", "attempt": 1, "suite": "s",
+            "workload": "bert-tiny", "task": "inference", "phase": "embed", "params": "{}",
+            "variant": variant, "device": "cpu", "repetition": i + 1, "unit": "sequence",
+            "tokens_per_unit": 16, "energy_per_unit_j": joules, "throughput": 10.0,
+            "power_w": 20.0, "emissions_per_1k_units_g": 0.1, "method_cpu": "rapl",
+            "method_gpu": "none", "method_ram": "none", "estimated": False, "reliable": True,
+            "valid": True, "fidelity_cosine": cosine, "fidelity_n": 32 if cosine else None,
+            "status": "ok",
+        }
+        for i in range(3)
+    ]  # fmt: skip
+
+
+def test_the_run_table_shows_j_per_token_and_the_cosine_to_fp32():
+    from rich.console import Console
+
+    from greenbench.records import COLUMNS
+    from greenbench.terminal import results_tables
+
+    rows = _embed_rows("fp32", 1.6) + _embed_rows("int8-dynamic", 0.8, cosine=0.998765)
+    (table,) = results_tables(pd.DataFrame(rows).reindex(columns=COLUMNS))
+    console = Console(record=True, width=250)
+    console.print(table)
+    lines = console.export_text().splitlines()
+    header = next(line for line in lines if "J/token" in line)
+    assert "cos vs fp32" in header and "top-1 vs fp32" not in header
+    int8 = next(line for line in lines if "│ int8-dynamic" in line).split("│")
+    assert int8[-3].strip() == "0.05" and int8[-2].strip() == "0.99877"  # 0.8 J / 16 tokens
+    fp32 = next(line for line in lines if "│ fp32" in line).split("│")
+    assert fp32[-3].strip() == "0.1" and fp32[-2].strip() == "-"
+
+
+@pytest.mark.slow
+def test_the_embedder_exports_to_onnx_runtime_and_agrees_with_torch():
+    """The classifier's graph is the same export with logits out: one kind is enough here."""
+    pytest.importorskip("onnxruntime")
+    import numpy as np
+
+    from greenbench.backends import onnx_runtime
+
+    preset = PRESETS["bert-tiny"]
+    params = preset.resolve_params({"batch": 16})
+    model = build_model(preset.architecture)
+    session = onnx_runtime.ort_session("onnxruntime:CPU", "fp32")
+    (phase,), embeddings = onnx_runtime.prepare_graphs(preset.kind, model, params, session)
+    (torch_phase,) = make_phases(preset.kind, model, params, "cpu")
+    assert (phase.name, phase.unit, phase.units_per_call) == ("embed", "sequence", 16)
+    np.testing.assert_allclose(phase.step(), torch_phase.step().numpy(), rtol=1e-4, atol=1e-5)
+    reference = fidelity_logits(preset.kind, model, params, "cpu")
+    assert preset.kind.fidelity_score(reference, embeddings).cosine == pytest.approx(1.0)
