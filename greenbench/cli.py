@@ -25,6 +25,7 @@ from greenbench.formatting import (
     energy_scale,
     fidelity_cells,
     fmt,
+    fmt_cosine,
     fmt_pct,
     window_count,
 )
@@ -373,6 +374,17 @@ def cmd_compare(args: argparse.Namespace, console: Console) -> int:
     table.add_column("ratio [95% CI]", justify="right", no_wrap=True)
     for header in ("units/s", "top-1", "KL"):  # W and gCO2e: in the run's own tables
         table.add_column(header, justify="right")
+    # text kinds (J per sequence) state their tokens; embeddings score a cosine, not top-1
+    extras = [
+        (header, key, show)
+        for header, key, show in (
+            ("J/token", "j_per_token", fmt),
+            ("cos", "fidelity_cosine", fmt_cosine),
+        )
+        if table_data[key].notna().any()
+    ]
+    for header, _, _ in extras:
+        table.add_column(header, justify="right")
     if not same_methods:
         table.add_column("methods")
     invalid: list[tuple[str, tuple[str, ...]]] = []
@@ -395,6 +407,7 @@ def cmd_compare(args: argparse.Namespace, console: Console) -> int:
             ratio_text,
             fmt(row["throughput"]),
             *fidelity_cells(row),
+            *(show(row[key]) for _, key, show in extras),
             *([] if same_methods else [row["methods"]]),
             style="" if row["cell_valid"] else "red",
         )

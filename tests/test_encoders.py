@@ -316,3 +316,19 @@ def test_the_embedder_exports_to_onnx_runtime_and_agrees_with_torch():
     np.testing.assert_allclose(phase.step(), torch_phase.step().numpy(), rtol=1e-4, atol=1e-5)
     reference = fidelity_logits(preset.kind, model, params, "cpu")
     assert preset.kind.fidelity_score(reference, embeddings).cosine == pytest.approx(1.0)
+
+
+def test_compare_shows_j_per_token_and_the_cosine_to_fp32(tmp_path, capsys):
+    from greenbench.cli import main
+    from greenbench.records import build_record
+    from greenbench.store import RunStore
+
+    store = RunStore.create(tmp_path, {"status": "complete"})
+    rows = _embed_rows("fp32", 1.6) + _embed_rows("int8-dynamic", 0.8, cosine=0.998765)
+    store.append([build_record(r, {"run_id": store.run_id}) for r in rows])
+    assert main(["compare", str(store.path), "--include-invalid"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    header = next(line for line in lines if "J/token" in line)
+    assert "cos" in header
+    int8 = next(line for line in lines if "│ int8-dynamic" in line).split("│")
+    assert int8[-3].strip() == "0.05" and int8[-2].strip() == "0.99877"
