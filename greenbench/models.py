@@ -10,6 +10,7 @@ when a suite names a local directory or a Hugging Face id that is already in the
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -139,6 +140,7 @@ def _model_class(family: str) -> Any:
     }[family]
 
 
+@functools.cache  # asked each time a preset resolves its parameters
 def max_positions(architecture: str) -> int | None:
     """The longest sequence an architecture's config allows, if it says."""
     value = getattr(build_config(architecture), "max_position_embeddings", None)

@@ -109,5 +109,6 @@ def test_a_registered_kind_runs_on_a_registered_backend(registered):
 
 
 def test_the_kinds_declare_the_phase_order_that_tables_sort_by():
-    assert tasks.ordered_phases() == ("prefill", "decode", "forward", "train")
+    assert tasks.ordered_phases() == ("prefill", "decode", "forward", "classify", "embed", "train")
     assert tasks.phase_units()["forward"] == "image"
+    assert tasks.phase_units()["embed"] == "sequence"
