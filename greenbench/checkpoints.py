@@ -4,8 +4,16 @@ A checkpoint is a folder `save_pretrained` wrote (config.json and weights) or a 
 files are in the local Hugging Face cache: greenbench never downloads. Its model family is read
 from config.json (`architectures`, else `model_type`) against the classes transformers' Auto
 loaders take: causal LMs run the LM kinds, image classifiers the vision kinds, DETR-like object
-detectors the object-detection kind, Whisper speech models the speech kinds. `hf:SOURCE-train`
-measures training steps instead, as the presets' `-train` names do (not for detectors).
+detectors the object-detection kind, Whisper speech models the speech kinds, sequence
+classifiers text classification, and bare text encoders (BertModel; a sentence-transformers
+folder, whose config.json is one) sentence embeddings. `hf:SOURCE-train` measures training
+steps instead, as the presets' `-train` names do (not for detectors or bare encoders).
+
+A bare model (AutoModel's MODEL_MAPPING) counts as a text encoder when its model_type is one of
+a bidirectional text encoder: transformers has a masked-LM head and a sequence classifier for it
+(BERT, RoBERTa, DistilBERT, MPNet, ...), and its config is not an encoder-decoder's (BART).
+That leaves out bare decoders (GPT2Model has no masked-LM head), vision and audio backbones
+(wav2vec2's classifier is an audio one).
 """
 
 from __future__ import annotations
@@ -28,6 +36,8 @@ SUPPORTED = {
     "image-classification": "image classification (AutoModelForImageClassification)",
     "object-detection": "object detection (DETR, Table Transformer, YOLOS)",
     "speech-seq2seq": "speech recognition (Whisper: AutoModelForSpeechSeq2Seq)",
+    "text-classification": "text classification (AutoModelForSequenceClassification)",
+    "sentence-embedding": "sentence embeddings (bare text encoders such as BertModel)",
 }
 # the object detectors the object-detection kind scores: one softmax over the labels plus "no
 # object" per query (`logits`); Conditional and Deformable DETR score each label by a sigmoid
@@ -160,6 +170,8 @@ def _not_found(name: str, text: str) -> str:
 def _family(name: str, config_file: Path, config: Mapping[str, Any]) -> tuple[str, str]:
     """(family, architecture class) of a config; CheckpointError naming the supported tasks."""
     classes = _auto_classes()
+    if config.get("is_encoder_decoder"):
+        del classes["sentence-embedding"]  # a bare BartModel or T5Model is no text encoder
     architectures = config.get("architectures") or []
     model_type = config.get("model_type")
     for architecture in architectures:
@@ -167,6 +179,7 @@ def _family(name: str, config_file: Path, config: Mapping[str, Any]) -> tuple[st
             if architecture in known["classes"]:
                 return family, architecture
     if not architectures and isinstance(model_type, str):
+        # a bare config of an encoder type (bert) is its encoder, not its causal-LM head
         for family, known in classes.items():
             if model_type in known["types"]:
                 return family, known["types"][model_type]
@@ -197,8 +210,11 @@ def _auto_classes() -> dict[str, dict[str, Any]]:
     from transformers.models.auto.modeling_auto import (
         MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
         MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES,
+        MODEL_FOR_MASKED_LM_MAPPING_NAMES,
         MODEL_FOR_OBJECT_DETECTION_MAPPING_NAMES,
+        MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES,
         MODEL_FOR_SPEECH_SEQ_2_SEQ_MAPPING_NAMES,
+        MODEL_MAPPING_NAMES,
     )
 
     def index(mapping: Mapping[str, str | Iterable[str]]) -> dict[str, Any]:
@@ -206,7 +222,13 @@ def _auto_classes() -> dict[str, dict[str, Any]]:
         classes = {c for v in mapping.values() for c in ([v] if isinstance(v, str) else v)}
         return {"types": types, "classes": classes}
 
+    encoder_types = MODEL_FOR_MASKED_LM_MAPPING_NAMES.keys() & (
+        MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES.keys()
+    )
+    encoders = {t: c for t, c in MODEL_MAPPING_NAMES.items() if t in encoder_types}
+    # in lookup order: a model_type alone names its encoder before its causal-LM head
     return {
+        "sentence-embedding": index(encoders),
         "causal-lm": index(MODEL_FOR_CAUSAL_LM_MAPPING_NAMES),
         "image-classification": index(MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES),
         "object-detection": index(
@@ -215,4 +237,5 @@ def _auto_classes() -> dict[str, dict[str, Any]]:
         "speech-seq2seq": index(
             {t: c for t, c in MODEL_FOR_SPEECH_SEQ_2_SEQ_MAPPING_NAMES.items() if t in SPEECH_TYPES}
         ),
+        "text-classification": index(MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES),
     }

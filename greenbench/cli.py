@@ -27,6 +27,7 @@ from greenbench.formatting import (
     energy_scale,
     fidelity_cells,
     fmt,
+    fmt_cosine,
     fmt_pct,
     quality_cells,
     window_count,
@@ -479,6 +480,17 @@ def cmd_compare(args: argparse.Namespace, console: Console) -> int:
         table.add_column("ratio [95% CI]", justify="right", no_wrap=True)
     for header in ("units/s", "top-1", "KL"):  # W and gCO2e: in the run's own tables
         table.add_column(header, justify="right")
+    # text kinds (J per sequence) state their tokens; embeddings score a cosine, not top-1
+    extras = [
+        (header, key, show)
+        for header, key, show in (
+            ("J/token", "j_per_token", fmt),
+            ("cos", "fidelity_cosine", fmt_cosine),
+        )
+        if table_data[key].notna().any()
+    ]
+    for header, _, _ in extras:
+        table.add_column(header, justify="right")
     with_quality = table_data["quality"].notna().any()
     if with_quality:
         table.add_column("quality", justify="right")
@@ -505,6 +517,7 @@ def cmd_compare(args: argparse.Namespace, console: Console) -> int:
             *([ratio_text] if comparable else []),
             fmt(row["throughput"]),
             *fidelity_cells(row),
+            *(show(row[key]) for _, key, show in extras),
             *(quality_cells(row) if with_quality else []),
             *([] if same_methods else [row["methods"]]),
             style="" if row["cell_valid"] else "red",

@@ -45,6 +45,11 @@ def fmt_kl(value: Any) -> str:
     return "0" if value == 0 else fmt(value, 2)
 
 
+def fmt_cosine(value: Any) -> str:
+    """A cosine similarity near 1: enough digits to tell 0.99998 from 1."""
+    return "-" if missing(value) else f"{value:.5f}"
+
+
 def energy_scale(values: Iterable[float]) -> tuple[float, str]:
     """The unit (J, mJ, ...) that puts the typical value between 1 and 1000.
 

@@ -8,12 +8,15 @@ DETR's ResNet-50 backbone is transformers' own ResNet instead of the timm one th
 checkpoint names, the same layers without the timm package), `whisper-tiny`
 openai/whisper-tiny's config.json (d_model 384, 4 + 4 layers, 6 heads, FFN 1536, 80 mel bins,
 51,865 tokens, 1500 source and 448 target positions:
-https://huggingface.co/openai/whisper-tiny/blob/main/config.json). Real weights are loaded only
+https://huggingface.co/openai/whisper-tiny/blob/main/config.json), and the text encoders the
+config.json files of distilbert/distilbert-base-uncased (with a 2-label classification head)
+and sentence-transformers/all-MiniLM-L6-v2 on the Hugging Face hub. Real weights are loaded only
 when a suite names a local directory or a Hugging Face id that is already in the local cache.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -80,6 +83,34 @@ def _vit(hidden: int, layers: int, heads: int, mlp: int, patch: int, size: int, 
     return config
 
 
+def _distilbert() -> Any:
+    from transformers import DistilBertConfig
+
+    # distilbert-base-uncased's config.json; num_labels goes through **kwargs
+    return DistilBertConfig(  # type: ignore[call-arg]
+        vocab_size=30522, dim=768, n_layers=6, n_heads=12, hidden_dim=3072,
+        max_position_embeddings=512, activation="gelu", dropout=0.1, attention_dropout=0.1,
+        qa_dropout=0.1, seq_classif_dropout=0.2, sinusoidal_pos_embds=False,
+        initializer_range=0.02, pad_token_id=0, num_labels=2,
+    )  # fmt: skip
+
+
+def _bert(hidden: int, layers: int, heads: int, intermediate: int, vocab=30522, positions=512):
+    def config() -> Any:
+        from transformers import BertConfig
+
+        # all-MiniLM-L6-v2's config.json (a BertModel) for the MiniLM sizes
+        return BertConfig(
+            vocab_size=vocab, hidden_size=hidden, num_hidden_layers=layers,
+            num_attention_heads=heads, intermediate_size=intermediate, hidden_act="gelu",
+            hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1,
+            max_position_embeddings=positions, type_vocab_size=2, initializer_range=0.02,
+            layer_norm_eps=1e-12, pad_token_id=0,
+        )  # fmt: skip
+
+    return config
+
+
 def _detr(
     backbone: Callable[[], Any], d_model=256, layers=6, heads=8, ffn=2048, queries=100, labels=91
 ):
@@ -128,6 +159,15 @@ def _whisper(
     return config
 
 
+def _tiny_distilbert() -> Any:
+    from transformers import DistilBertConfig
+
+    return DistilBertConfig(  # type: ignore[call-arg]
+        vocab_size=512, dim=32, n_layers=2, n_heads=2, hidden_dim=64,
+        max_position_embeddings=128, num_labels=2,
+    )  # fmt: skip
+
+
 # architecture name -> (model family, config factory)
 ARCHITECTURES: dict[str, tuple[str, Callable[[], Any]]] = {
     "smollm2-135m": ("causal-lm", _smollm2(576, 1536, 30, 9, 3, 100000.0)),
@@ -157,6 +197,10 @@ ARCHITECTURES: dict[str, tuple[str, Callable[[], Any]]] = {
     ),
     # a 30 s window of 32 frames instead of 3000, so tests stay short
     "tiny-whisper": ("speech-seq2seq", _whisper(32, 2, 2, 64, 16, 512, 16, 64, 1, 2)),
+    "distilbert-base": ("text-classification", _distilbert),
+    "minilm-l6": ("sentence-embedding", _bert(384, 6, 12, 1536)),
+    "tiny-distilbert": ("text-classification", _tiny_distilbert),
+    "tiny-bert": ("sentence-embedding", _bert(32, 2, 2, 64, vocab=512, positions=128)),
 }
 
 
@@ -166,9 +210,11 @@ def family(architecture: str) -> str:
 
 def _model_class(family: str) -> Any:
     from transformers import (
+        AutoModel,
         AutoModelForCausalLM,
         AutoModelForImageClassification,
         AutoModelForObjectDetection,
+        AutoModelForSequenceClassification,
         AutoModelForSpeechSeq2Seq,
     )
 
@@ -177,7 +223,16 @@ def _model_class(family: str) -> Any:
         "image-classification": AutoModelForImageClassification,
         "object-detection": AutoModelForObjectDetection,
         "speech-seq2seq": AutoModelForSpeechSeq2Seq,
+        "text-classification": AutoModelForSequenceClassification,
+        "sentence-embedding": AutoModel,  # the bare encoder; the kind pools its states
     }[family]
+
+
+@functools.cache  # asked each time a preset resolves its parameters
+def max_positions(architecture: str) -> int | None:
+    """The longest sequence an architecture's config allows, if it says."""
+    value = getattr(build_config(architecture), "max_position_embeddings", None)
+    return value if isinstance(value, int) and value > 0 else None
 
 
 def build_config(architecture: str) -> Any:
@@ -203,6 +258,10 @@ def load_pretrained(source: str, family: str) -> Any:
     """The real weights of a local folder or a cached hub id (never downloaded), in eval mode
     on the CPU, in float32."""
     model = _model_class(family).from_pretrained(source, local_files_only=True)
+    if family == "text-classification" and model.config.pad_token_id is None:
+        # decoder classifiers (GPT-2, Llama) refuse batches of more than one sequence without
+        # a pad token; the inputs have no padding, so any id will do
+        model.config.pad_token_id = model.config.vocab_size - 1
     return model.float().eval()  # transformers 5 keeps the checkpoint's dtype otherwise
 
 

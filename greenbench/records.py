@@ -63,6 +63,9 @@ class Record(TypedDict, total=False):
     window_start: str | None  # UTC, ISO 8601
     unit: str | None
     unit_count: int | None
+    # text kinds, whose unit is a sequence: the tokens in one (its seq_len, padding included:
+    # an encoder computes every position), so J per token = energy_per_unit_j / tokens_per_unit
+    tokens_per_unit: int | None
     calls: int | None
     duration_s: float | None
     cooldown_s: float | None
@@ -125,9 +128,11 @@ class Record(TypedDict, total=False):
     # window is kept, but left out of summaries, comparisons and charts; `validity` says why
     valid: bool | None
     validity: str | None
-    # inference variants other than fp32: agreement with the fp32 model (see fidelity.py)
+    # inference variants other than fp32: agreement with the fp32 model (see fidelity.py);
+    # embeddings have a cosine similarity instead of top-1 and KL
     fidelity_top1: float | None
     fidelity_kl: float | None
+    fidelity_cosine: float | None
     fidelity_n: int | None
     # real inputs with labels (quality.py): the metric (perplexity, top1_accuracy, ...), its
     # value and how many tokens, images or words it rests on; fp32 too, for the change against it

@@ -48,6 +48,7 @@ def cell_context(
         "variant": cell.variant,
         "device": cell.device,
         "params": json.dumps(dict(cell.params), sort_keys=True),
+        "tokens_per_unit": preset.kind.tokens_per_unit(cell.params),
         "zone": zone,
         "node": socket.gethostname(),
     }

@@ -265,10 +265,13 @@ def summarize_frame(frame: pd.DataFrame, keys: Sequence[str] = SUMMARY_KEYS) -> 
                 "j_per_unit_idle_df": per_unit.idle_df,
                 "gross_j_per_unit": _mean(part, "gross_energy_per_unit_j"),
                 "j_per_call": _mean(part, "energy_per_call_j"),
+                # text kinds: per token, from the tokens each sequence holds (NaN otherwise)
+                "j_per_token": per_unit.mean / _mean(cell, "tokens_per_unit"),
                 "fidelity_top1": _mean(cell, "fidelity_top1"),
                 "fidelity_kl": _mean(cell, "fidelity_kl"),
                 "quality_metric": _first(cell, "quality_metric"),
                 "quality": _mean(cell, "quality"),
+                "fidelity_cosine": _mean(cell, "fidelity_cosine"),
                 "quantized_share": _mean(cell, "quantized_share"),
                 "throughput": _mean(cell, "throughput"),
                 "power_w": _mean(part, "power_w"),

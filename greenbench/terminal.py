@@ -35,6 +35,7 @@ from greenbench.formatting import (
     energy_text,
     fidelity_cells,
     fmt,
+    fmt_cosine,
     fmt_pct,
     quality_text,
     window_count,
@@ -113,6 +114,9 @@ def results_tables(frame: pd.DataFrame) -> list[Table]:
         per_step = phase == "train"
         if per_step:
             table.add_column("J/step", justify="right")
+        per_token = unit != "token" and part["j_per_token"].notna().any()
+        if per_token:
+            table.add_column("J/token", justify="right")
         scored = part["fidelity_top1"].notna().any()
         if scored:
             table.add_column("top-1 vs fp32", justify="right")
@@ -120,6 +124,9 @@ def results_tables(frame: pd.DataFrame) -> list[Table]:
         with_quality = part["quality"].notna().any()
         if with_quality:
             table.add_column("quality", justify="right")
+        cosine = part["fidelity_cosine"].notna().any()
+        if cosine:
+            table.add_column("cos vs fp32", justify="right")
         if not same_methods:
             table.add_column("methods")
         for _, row in part.iterrows():
@@ -142,10 +149,14 @@ def results_tables(frame: pd.DataFrame) -> list[Table]:
             ]
             if per_step:
                 cells.append(f"{mark}{fmt(row['j_per_call'])}")
+            if per_token:
+                cells.append(f"{mark}{fmt(row['j_per_token'])}")
             if scored:
                 cells += fidelity_cells(row)
             if with_quality:
                 cells.append(quality_text(row["quality_metric"], row["quality"]))
+            if cosine:
+                cells.append(fmt_cosine(row["fidelity_cosine"]))
             if not same_methods:
                 cells.append(row["methods"])
             table.add_row(*cells, style="" if row["cell_valid"] else "red")

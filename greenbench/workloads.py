@@ -25,6 +25,7 @@ from greenbench.models import (
     build_model,
     check_weights,
     load_pretrained,
+    max_positions,
     parameter_count,
     pretrained_linear_share,
     pretrained_parameter_count,
@@ -107,10 +108,13 @@ class WorkloadPreset:
         checkpoint = self.checkpoint
         if checkpoint and checkpoint.positions:
             where = f"{checkpoint.positions_key} in its config.json"
-            positions = checkpoint.positions
-            return positions, f"the checkpoint's {positions} positions ({where})"
-        if self.positions:
-            return self.positions, f"{self.name}'s {self.positions} positions"
+            count = checkpoint.positions
+            return count, f"the checkpoint's {count} positions ({where})"
+        limit = self.positions
+        if limit is None and self.kind.unit_tokens and not self.python:
+            limit = max_positions(self.architecture)  # text presets: their config's limit
+        if limit:
+            return limit, f"{self.name}'s {limit} positions"
         return None
 
     def _check_param(self, key: str, value: Any) -> Any:
@@ -253,6 +257,22 @@ def _speech(name: str, architecture: str, label: str, positions: int, new=32, tr
     )
 
 
+def _encoder(name: str, architecture: str, label: str, batch=8, seq_len=128, train=True):
+    """A text classifier (and its `-train`) or, with `train=False`, a sentence embedder."""
+    if not train:
+        return (
+            _preset(name, architecture, "sentence-embedding",
+                    f"{label}: sentence embeddings (mean pooling)", batch=batch, seq_len=seq_len),
+        )  # fmt: skip
+    return (
+        _preset(name, architecture, "text-classification", f"{label}: text classification",
+                batch=batch, seq_len=seq_len),
+        _preset(f"{name}-train", architecture, "text-classification-training",
+                f"{label}: AdamW fine-tuning steps on random sequences and labels",
+                batch=batch, seq_len=seq_len),
+    )  # fmt: skip
+
+
 PRESETS: dict[str, WorkloadPreset] = {
     p.name: p
     for pair in (
@@ -269,6 +289,10 @@ PRESETS: dict[str, WorkloadPreset] = {
         _detector("detr-tiny", "tiny-detr", "2+2-layer DETR on a 2-stage ResNet for tests", 2, 64),
         _speech("whisper-tiny", "whisper-tiny", "Whisper tiny architecture", 448),
         _speech("whisper-tiny-test", "tiny-whisper", "2+2-layer Whisper for tests", 64, 8, 8),
+        _encoder("distilbert", "distilbert-base", "DistilBERT-base-uncased architecture, 2 labels"),
+        _encoder("minilm-l6", "minilm-l6", "all-MiniLM-L6-v2 architecture", train=False),
+        _encoder("distilbert-tiny", "tiny-distilbert", "2-layer DistilBERT for tests", 2, 16),
+        _encoder("bert-tiny", "tiny-bert", "2-layer BERT for tests", 2, 16, train=False),
     )
     for p in pair
 }
@@ -290,6 +314,8 @@ def checkpoint_preset(name: str) -> WorkloadPreset:
         return _preset(name, checkpoint.architecture, "lm-inference",
                        f"{what}: prefill and greedy decode", checkpoint,
                        batch=1, prompt_tokens=max(prompt, 1), new_tokens=max(new, 1))  # fmt: skip
+    if checkpoint.family in ("text-classification", "sentence-embedding"):
+        return _text_checkpoint_preset(name, checkpoint)
     if checkpoint.family == "speech-seq2seq":
         return _speech_checkpoint_preset(name, checkpoint)
     if checkpoint.family == "object-detection":
@@ -324,6 +350,29 @@ def _speech_checkpoint_preset(name: str, checkpoint: Checkpoint) -> WorkloadPres
     return _preset(name, checkpoint.architecture, "speech-recognition",
                    f"{what}: encoder over 30 s of audio and greedy decode", checkpoint,
                    batch=1, audio_seconds=30, new_tokens=new_tokens)  # fmt: skip
+
+
+def _text_checkpoint_preset(name: str, checkpoint: Checkpoint) -> WorkloadPreset:
+    """A text classifier's inference or training preset, or a bare encoder's embeddings."""
+    what = f"{checkpoint.architecture} checkpoint"
+    seq_len = min(128, checkpoint.positions or 512)
+    if checkpoint.family == "sentence-embedding":
+        if checkpoint.training:
+            raise CheckpointError(
+                f"workload '{name}': {checkpoint.source} is a bare encoder (sentence "
+                "embeddings), which greenbench measures for inference only; drop '-train', "
+                "or give a sequence classifier (save_pretrained of an ...ForSequenceClassification)"
+            )
+        return _preset(name, checkpoint.architecture, "sentence-embedding",
+                       f"{what}: sentence embeddings (mean pooling)", checkpoint,
+                       batch=8, seq_len=seq_len)  # fmt: skip
+    if checkpoint.training:
+        return _preset(name, checkpoint.architecture, "text-classification-training",
+                       f"{what}: AdamW steps on random sequences and labels", checkpoint,
+                       batch=8, seq_len=seq_len)  # fmt: skip
+    return _preset(name, checkpoint.architecture, "text-classification",
+                   f"{what}: text classification", checkpoint,
+                   batch=8, seq_len=seq_len)  # fmt: skip
 
 
 @functools.lru_cache(maxsize=64)

@@ -109,5 +109,8 @@ def test_a_registered_kind_runs_on_a_registered_backend(registered):
 
 
 def test_the_kinds_declare_the_phase_order_that_tables_sort_by():
-    assert tasks.ordered_phases() == ("prefill", "decode", "forward", "encode", "train")
+    assert tasks.ordered_phases() == (
+        "prefill", "decode", "forward", "encode", "classify", "embed", "train"
+    )  # fmt: skip
     assert tasks.phase_units()["forward"] == "image"
+    assert tasks.phase_units()["embed"] == "sequence"

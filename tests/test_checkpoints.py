@@ -163,12 +163,14 @@ def test_a_folder_without_config_json_exits_2_naming_the_file(tmp_path, capsys):
 
 
 def test_an_unsupported_architecture_exits_2_naming_the_supported_tasks(tmp_path, capsys):
-    folder = tmp_path / "bert"
+    folder = tmp_path / "gpt2"
     folder.mkdir()
-    config = {"architectures": ["BertModel"], "model_type": "bert"}
+    # a bare decoder: no head to generate with, and no text encoder to embed with
+    config = {"architectures": ["GPT2Model"], "model_type": "gpt2"}
     (folder / "config.json").write_text(json.dumps(config))
     line = _bad(["--workload", f"hf:{folder}"], tmp_path, capsys)
-    assert "BertModel" in line and "text generation" in line and "image classification" in line
+    assert "GPT2Model" in line and "text generation" in line and "image classification" in line
+    assert "text classification" in line and "sentence embeddings" in line
 
 
 def test_a_hub_id_not_in_the_cache_exits_2_without_a_download(tmp_path, capsys, monkeypatch):

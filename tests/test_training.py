@@ -20,7 +20,11 @@ def train_phase(name, variant="fp32", **overrides):
 @pytest.mark.parametrize("variant", ["fp32", "bf16", "fp16"])
 @pytest.mark.parametrize(
     ("name", "unit", "units"),
-    [("slm-tiny-train", "token", 2 * 16), ("resnet-tiny-train", "image", 2)],
+    [
+        ("slm-tiny-train", "token", 2 * 16),
+        ("resnet-tiny-train", "image", 2),
+        ("distilbert-tiny-train", "sequence", 2),
+    ],
 )
 def test_training_steps_change_the_weights_with_a_finite_loss(name, unit, units, variant):
     model, phase = train_phase(name, variant, batch=2)

@@ -20,7 +20,6 @@ from greenbench.cell import Cell
 from greenbench.energy.codecarbon_meter import CodeCarbonMeter
 from greenbench.energy.meter import Meter
 from greenbench.errors import GreenbenchError
-from greenbench.fidelity import score
 from greenbench.protocol import Phase
 from greenbench.tasks.base import SessionFactory, WorkloadKind
 from greenbench.variants import Variant
@@ -113,7 +112,7 @@ class GraphRuntime:
         session = self.session_factory(cell.device, cell.variant)
         phases, logits = prepare_graphs(kind, model, params, session)
         # the runtime's variant against torch fp32 eager
-        return Prepared(phases, score(reference, logits))
+        return Prepared(phases, kind.fidelity_score(reference, logits))
 
     def make_meter(self, device: str, zone: Zone, emit: Emit) -> Meter:
         return CodeCarbonMeter(zone)

@@ -15,7 +15,6 @@ from greenbench.cell import Cell
 from greenbench.energy.codecarbon_meter import CodeCarbonMeter
 from greenbench.energy.meter import Meter
 from greenbench.errors import GreenbenchError
-from greenbench.fidelity import score
 from greenbench.tasks.base import WorkloadKind
 from greenbench.variants import Variant, get_variant, linear_weight_sizes, quantized_share
 from greenbench.workloads import get_preset
@@ -72,7 +71,7 @@ class TorchBackend:
         fidelity = None
         if logits is not None and reference is not None:
             emit({"type": "stage", "stage": "scoring fidelity"})
-            fidelity = score(reference, logits(model, params, device))
+            fidelity = kind.fidelity_score(reference, logits(model, params, device))
         quality = None
         if kind.quality is not None:
             emit({"type": "stage", "stage": "scoring quality"})

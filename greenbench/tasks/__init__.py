@@ -10,8 +10,11 @@ from greenbench.tasks import (
     lm_inference,
     lm_training,
     object_detection,
+    sentence_embedding,
     speech_recognition,
     speech_training,
+    text_classification,
+    text_training,
     vision_inference,
     vision_training,
 )
@@ -27,9 +30,12 @@ KINDS: dict[str, WorkloadKind] = {
         vision_inference.KIND,
         object_detection.KIND,
         speech_recognition.KIND,
+        text_classification.KIND,
+        sentence_embedding.KIND,
         lm_training.KIND,
         vision_training.KIND,
         speech_training.KIND,
+        text_training.KIND,
     )
 }
 

@@ -13,14 +13,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from greenbench.fidelity import Fidelity, score
 from greenbench.protocol import Phase
 
 Task = Literal["inference", "training"]
 Params = Mapping[str, Any]
 # (model, params, device, autocast dtype or None) -> the measured phases
 MakePhases = Callable[[Any, Params, str, Any], list[Phase]]
-# (model, params, device) -> logits on the kind's fixed fidelity inputs
+# (model, params, device) -> logits (or embeddings) on the kind's fixed fidelity inputs
 FidelityLogits = Callable[[Any, Params, str], Any]
+# (fp32 outputs, variant outputs) -> how closely the variant follows fp32 (fidelity.py)
+FidelityScore = Callable[[Any, Any], Fidelity]
 # an ONNX file -> a session with ONNX Runtime's `run(None, feed) -> outputs`
 SessionFactory = Callable[[Path], Any]
 # (model, params, session factory, work dir) -> (phases, logits on the fidelity inputs)
@@ -59,6 +62,7 @@ class WorkloadKind:
     # whether quantizing nn.Linear layers only covers the model (transformers: yes; CNNs: no)
     linear_quantization: bool = False
     fidelity_logits: FidelityLogits | None = None  # inference kinds: scored against fp32
+    fidelity_score: FidelityScore = score  # class logits; embeddings score their cosine
     export_graphs: ExportGraphs | None = None  # kinds that graph runtimes (ONNX) can run
     param_rules: Mapping[str, ParamRule] = field(default_factory=dict)
     # optional parameters naming real inputs; the kind's phases, fidelity and quality read them
@@ -68,6 +72,9 @@ class WorkloadKind:
     # kinds whose `phases` parameter picks a subset of `phases`
     selectable_phases: bool = False
     variant_skip: VariantSkip | None = None
+    # the parameter that says how many tokens one unit holds (text kinds, whose unit is a
+    # sequence: "seq_len"), so that J per token reads as energy per unit / tokens per unit
+    unit_tokens: str | None = None
 
     def phase_names(self, params: Params) -> tuple[str, ...]:
         """The phases a cell with `params` measures."""
@@ -83,6 +90,10 @@ class WorkloadKind:
         for key, rule in self.input_params.items():
             if key in params and rule.check_source is not None:
                 rule.check_source(params[key], source, config)
+
+    def tokens_per_unit(self, params: Params) -> int | None:
+        """The tokens in one unit of a cell with `params`, for kinds that state them."""
+        return params.get(self.unit_tokens) if self.unit_tokens else None
 
     def check_param(self, key: str, value: Any) -> Any:
         """A parameter's value, normalised; ValueError naming the fix."""
