@@ -87,7 +87,8 @@ def test_a_run_on_onnx_runtime_records_energy_and_agreement_with_torch(tmp_path)
     suite = tmp_path / "s.toml"
     suite.write_text(
         'workloads = ["slm-tiny"]\ndevices = ["onnxruntime:CPU"]\n[protocol]\nrepetitions = 1\n'
-        "min_window_s = 0.2\nidle_s = 0.2\nmin_calls = 1\n[params.slm-tiny]\nprompt_tokens = 8\n"
+        "min_window_s = 0.2\nidle_s = 0.2\nmin_calls = 1\nsettle_max_s = 0.5\nwarmup_max_s = 0.5\n"
+        "[params.slm-tiny]\nprompt_tokens = 8\n"
         "new_tokens = 4\n"
     )
     result = greenbench.run(str(suite), out=tmp_path / "r")

@@ -85,6 +85,7 @@ def test_a_run_on_openvino_records_energy_and_agreement_with_torch(tmp_path):
     suite.write_text(
         'workloads = ["resnet-tiny"]\ndevices = ["openvino:CPU"]\nvariants = ["fp32", "bf16"]\n'
         "[protocol]\nrepetitions = 1\nmin_window_s = 0.2\nidle_s = 0.2\nmin_calls = 1\n"
+        "settle_max_s = 0.5\nwarmup_max_s = 0.5\n"
     )
     result = greenbench.run(str(suite), out=tmp_path / "r")
     assert result.ok

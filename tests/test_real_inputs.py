@@ -344,7 +344,8 @@ def test_real_inputs_run_end_to_end_with_quality_and_fidelity_in_the_records(wor
     suite.write_text(
         f'name = "real"\nworkloads = ["{gpt2}"]\nvariants = ["int8-dynamic"]\n'
         "[protocol]\nrepetitions = 1\nmin_window_s = 0.1\nmin_calls = 1\nwarmup_calls = 1\n"
-        f'idle_s = 0.1\n[params."{gpt2}"]\nprompt_tokens = 5\nnew_tokens = 2\nbatch = 2\n'
+        "idle_s = 0.1\nsettle_max_s = 0.5\nwarmup_max_s = 0.5\n"
+        f'[params."{gpt2}"]\nprompt_tokens = 5\nnew_tokens = 2\nbatch = 2\n'
         f'phases = ["prefill"]\nprompts = "{world / "prompts.txt"}"\n'
         f'texts = "{world / "texts.jsonl"}"\n'
     )
