@@ -48,6 +48,38 @@ SPEECH_TYPES = ("whisper",)
 POSITION_KEYS = ("max_position_embeddings", "n_positions", "max_target_positions")
 
 
+# the Hugging Face task names a suite's `task =` may give -> the family that runs them
+TASKS = {
+    "text-generation": "causal-lm",
+    "image-classification": "image-classification",
+    "object-detection": "object-detection",
+    "automatic-speech-recognition": "speech-seq2seq",
+    "text-classification": "text-classification",
+    "feature-extraction": "sentence-embedding",
+    "sentence-similarity": "sentence-embedding",
+}
+
+
+def check_task(checkpoint: Checkpoint, value: Any) -> str:
+    """A `task =` that names what the checkpoint's config describes; ValueError naming the fix
+    otherwise (the task is read from config.json, so `task` only confirms it)."""
+    if value not in TASKS:
+        raise ValueError(f"'task' must be one of {', '.join(TASKS)}; got {value!r}")
+    if TASKS[value] != checkpoint.family:
+        expected = next(t for t, family in TASKS.items() if family == checkpoint.family)
+        where = (
+            Path(checkpoint.source) / "config.json"
+            if Path(checkpoint.source).is_dir()
+            else (f"{checkpoint.source}'s config.json")
+        )
+        raise ValueError(
+            f"task '{value}' does not match the model: {where} describes "
+            f'{checkpoint.architecture}, a model for {expected}; give task = "{expected}" or '
+            "another checkpoint"
+        )
+    return str(value)
+
+
 class CheckpointError(KeyError):
     """An `hf:` workload that cannot be used; the message names the file and the fix."""
 

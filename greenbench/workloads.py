@@ -18,6 +18,7 @@ from typing import Any
 from greenbench.checkpoints import (
     Checkpoint,
     CheckpointError,
+    check_task,
     find_checkpoint,
     is_checkpoint_name,
 )
@@ -87,6 +88,8 @@ class WorkloadPreset:
         """Defaults updated by `overrides`; raises ValueError naming the bad key."""
         params = dict(self.defaults)
         optional = [*OPTIONAL_PARAMS, *self.kind.input_params]
+        if self.checkpoint:
+            optional.append("task")  # confirms the task read from config.json
         for key, value in overrides.items():
             if key not in self.defaults and key not in optional:
                 known = ", ".join(sorted([*self.defaults, *optional]))
@@ -118,6 +121,8 @@ class WorkloadPreset:
         return None
 
     def _check_param(self, key: str, value: Any) -> Any:
+        if key == "task" and self.checkpoint:
+            return check_task(self.checkpoint, value)
         if key == "weights" and self.checkpoint:
             raise ValueError(f"'weights' does not apply to {self.name}: the checkpoint has its own")
         if key == "weights" and self.python:

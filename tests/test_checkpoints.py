@@ -144,6 +144,27 @@ def test_a_suite_takes_hf_workloads_and_their_params(checkpoints):
         parse_suite({"workloads": [name], "params": {name: long}}, "s.toml")
 
 
+def test_a_task_confirms_the_config_and_one_that_does_not_match_is_one_line(
+    checkpoints, tmp_path, capsys
+):
+    name = f"hf:{checkpoints['vit']}"
+    confirmed = {"workloads": [name], "params": {name: {"task": "image-classification"}}}
+    (cell,) = parse_suite(confirmed, "s.toml").cells()
+    assert cell.params["task"] == "image-classification"
+    suite = tmp_path / "s.toml"
+    suite.write_text(f'workloads = ["{name}"]\n[params."{name}"]\ntask = "text-generation"\n')
+    line = _bad(["--suite", str(suite)], tmp_path, capsys)
+    assert str(checkpoints["vit"] / "config.json") in line
+    assert "ViTForImageClassification, a model for image-classification" in line
+    assert 'give task = "image-classification"' in line
+    suite.write_text(f'workloads = ["{name}"]\n[params."{name}"]\ntask = "painting"\n')
+    assert "'task' must be one of text-generation, " in _bad(
+        ["--suite", str(suite)], tmp_path, capsys
+    )
+    with pytest.raises(SuiteError, match="unknown parameter 'task' for slm-tiny"):
+        parse_suite({"workloads": ["slm-tiny"], "params": {"slm-tiny": {"task": "x"}}}, "s.toml")
+
+
 def _bad(args, tmp_path, capsys):
     out = tmp_path / "r"
     assert main(["run", *args, "--out", str(out)]) == 2
