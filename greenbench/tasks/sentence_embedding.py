@@ -3,7 +3,8 @@ as sentence-transformers' all-MiniLM-L6-v2 pools (J per sequence; J per token is
 sequence / seq_len, the records' `tokens_per_unit`).
 
 Fidelity compares the embeddings by their cosine similarity to fp32 (fidelity.py): there are
-no classes whose top-1 could agree.
+no classes whose top-1 could agree. `texts =` embeds real texts (text_inputs.py); labels in the
+file are not used.
 """
 
 from __future__ import annotations
@@ -15,11 +16,12 @@ from greenbench.fidelity import score_embeddings
 from greenbench.protocol import Phase
 from greenbench.tasks.base import Params, SessionFactory, WorkloadKind
 from greenbench.tasks.text_classification import (
-    FIDELITY_SEQUENCES,
     UNIT,
     export_sequence_graph,
-    random_tokens,
+    fidelity_sequences,
+    measured_sequences,
 )
+from greenbench.tasks.text_inputs import texts_param
 
 
 def mean_pool(hidden: Any, mask: Any) -> Any:
@@ -33,10 +35,11 @@ def embed(model: Any, ids: Any, mask: Any) -> Any:
 
 
 def fidelity_embeddings(model: Any, params: Params, device: str) -> Any:
-    """Embeddings of FIDELITY_SEQUENCES fixed padded sequences, in batches of the workload's."""
+    """Embeddings of the fidelity sequences (real texts or fixed random ones), in batches of the
+    workload's."""
     import torch
 
-    ids, mask = random_tokens(model, FIDELITY_SEQUENCES, params["seq_len"], device, 1, True)
+    ids, mask = fidelity_sequences(model, params, device)
     batch = params["batch"]
     with torch.inference_mode():
         return torch.cat(
@@ -48,7 +51,7 @@ def make_phases(model: Any, params: Params, device: str, autocast: Any = None) -
     import torch
 
     batch = params["batch"]
-    ids, mask = random_tokens(model, batch, params["seq_len"], device, seed=0)
+    ids, mask = measured_sequences(model, params, device)
 
     @torch.inference_mode()
     def forward() -> Any:
@@ -93,4 +96,5 @@ KIND = WorkloadKind(
     fidelity_score=score_embeddings,
     export_graphs=export_graphs,
     unit_tokens="seq_len",
+    input_params={"texts": texts_param(labels_allowed=False)},
 )

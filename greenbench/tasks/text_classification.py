@@ -1,9 +1,11 @@
 """Text-classification inference: one forward pass over a batch of sequences (J per sequence).
 
-Each sequence is `seq_len` random tokens, so one unit holds `seq_len` tokens and J per token is
-J per sequence / seq_len (the records' `tokens_per_unit`). A batch padded to `seq_len` costs the
-same: an encoder computes every position, padding included. The fidelity inputs are padded to
-varied lengths, so that the attention mask takes part in what fidelity compares.
+Each sequence is `seq_len` random tokens, or a text of `texts` padded and cut to `seq_len`
+(text_inputs.py; labelled texts give accuracy), so one unit holds `seq_len` tokens and J per
+token is J per sequence / seq_len (the records' `tokens_per_unit`). A batch padded to `seq_len`
+costs the same: an encoder computes every position, padding included. The random fidelity
+inputs are padded to varied lengths, so that the attention mask takes part in what fidelity
+compares.
 """
 
 from __future__ import annotations
@@ -12,8 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from greenbench.protocol import Phase
+from greenbench.quality import Quality, top1_accuracy
 from greenbench.tasks.base import Params, SessionFactory, WorkloadKind
 from greenbench.tasks.onnx_export import export_onnx
+from greenbench.tasks.text_inputs import eval_texts, label_ids, measured_texts, texts_param
 
 FIDELITY_SEQUENCES = 32  # a forward batch is often 8 sequences: too few to state an agreement
 UNIT = "sequence"
@@ -37,12 +41,28 @@ def random_tokens(
     return ids.to(device), mask.to(device)
 
 
-def fidelity_logits(model: Any, params: Params, device: str) -> Any:
-    """Class logits of FIDELITY_SEQUENCES fixed padded sequences, in batches of the workload's."""
+def measured_sequences(model: Any, params: Params, device: str) -> tuple[Any, Any]:
+    """The measured batch: the first texts of `texts`, else seeded random tokens."""
+    real = measured_texts(model, params, device)
+    return (
+        real
+        if real is not None
+        else random_tokens(model, params["batch"], params["seq_len"], device, seed=0)
+    )
+
+
+def fidelity_sequences(model: Any, params: Params, device: str) -> tuple[Any, Any]:
+    """What fidelity compares: the first EVAL_TEXTS of `texts`, else FIDELITY_SEQUENCES fixed
+    random sequences padded to varied lengths."""
+    if params.get("texts"):
+        ids, mask, _ = eval_texts(model, params, device)
+        return ids, mask
+    return random_tokens(model, FIDELITY_SEQUENCES, params["seq_len"], device, 1, True)
+
+
+def _logits(model: Any, ids: Any, mask: Any, batch: int) -> Any:
     import torch
 
-    ids, mask = random_tokens(model, FIDELITY_SEQUENCES, params["seq_len"], device, 1, True)
-    batch = params["batch"]
     with torch.inference_mode():
         return torch.cat(
             [
@@ -52,11 +72,28 @@ def fidelity_logits(model: Any, params: Params, device: str) -> Any:
         )
 
 
+def fidelity_logits(model: Any, params: Params, device: str) -> Any:
+    """Class logits of the fidelity sequences, in batches of the workload's."""
+    ids, mask = fidelity_sequences(model, params, device)
+    return _logits(model, ids, mask, params["batch"])
+
+
+def quality(model: Any, params: Params, device: str) -> Quality | None:
+    """Accuracy on labelled `texts` (None without labels)."""
+    if not params.get("texts"):
+        return None
+    ids, mask, labels = eval_texts(model, params, device)
+    if labels is None:
+        return None
+    expected = label_ids(labels, model.config.to_dict(), Path(params["texts"]))
+    return top1_accuracy(_logits(model, ids, mask, params["batch"]), expected, "accuracy")
+
+
 def make_phases(model: Any, params: Params, device: str, autocast: Any = None) -> list[Phase]:
     import torch
 
     batch = params["batch"]
-    ids, mask = random_tokens(model, batch, params["seq_len"], device, seed=0)
+    ids, mask = measured_sequences(model, params, device)
 
     @torch.inference_mode()
     def classify() -> Any:
@@ -73,8 +110,8 @@ def export_sequence_graph(
     import numpy as np
     import torch
 
-    batch, seq_len = params["batch"], params["seq_len"]
-    ids, mask = random_tokens(model, batch, seq_len, "cpu", seed=0)
+    batch = params["batch"]
+    ids, mask = measured_sequences(model, params, "cpu")
     batch_dim = torch.export.Dim("batch", min=1, max=1 << 12)
     names = ["input_ids", "attention_mask"]
     export_onnx(module, (ids, mask), path, names, {n: {0: batch_dim} for n in names})
@@ -84,7 +121,7 @@ def export_sequence_graph(
     def call() -> Any:
         return session.run(None, feed)[0]
 
-    check_ids, check_mask = random_tokens(model, FIDELITY_SEQUENCES, seq_len, "cpu", 1, True)
+    check_ids, check_mask = fidelity_sequences(model, params, "cpu")
     outputs = np.concatenate(
         [
             session.run(None, {"input_ids": i.numpy(), "attention_mask": m.numpy()})[0]
@@ -127,4 +164,6 @@ KIND = WorkloadKind(
     fidelity_logits=fidelity_logits,
     export_graphs=export_graphs,
     unit_tokens="seq_len",
+    input_params={"texts": texts_param(labels_allowed=True)},
+    quality=quality,
 )
