@@ -236,6 +236,18 @@ def test_a_checkpoints_feature_extractor_prepares_the_clips(world, tmp_path):
     assert features[0, :, -1].tolist() != pytest.approx(offline[0, :, -1].tolist(), abs=1e-3)
 
 
+def test_a_saved_feature_extractor_must_make_the_models_mel_bins(world, tmp_path):
+    import shutil
+
+    from transformers import WhisperFeatureExtractor
+
+    folder = tmp_path / "whisper"
+    shutil.copytree(world / "whisper", folder)
+    WhisperFeatureExtractor(feature_size=80).save_pretrained(folder)
+    with pytest.raises(ValueError, match=r"preprocessor_config.json: makes 80 mel bins, the model"):
+        get_preset(f"hf:{folder}").resolve_params({"audio": str(world / "clips")})
+
+
 def _reference_greedy(model, features):
     """Greedy decoding without a cache or batching: the whole prefix each step."""
     import torch

@@ -32,6 +32,7 @@ max_target_positions; the checkpoint's tokenizer decodes it. Both sides are norm
 from __future__ import annotations
 
 import functools
+import json
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -48,10 +49,10 @@ from greenbench.audio import (
 )
 from greenbench.inputs import cycled, input_path
 from greenbench.preprocessors import (
-    has_image_processor,
     load_tokenizer,
     model_source,
     require_tokenizer,
+    source_file,
 )
 from greenbench.protocol import Phase
 from greenbench.quality import Quality, word_error_rate
@@ -60,6 +61,7 @@ from greenbench.tasks.base import InputParam, Params, WorkloadKind, input_dtype
 PHASES = {"encode": "audio-second", "decode": "token"}
 WINDOW_S = MAX_SECONDS  # Whisper's fixed input window
 EVAL_CLIPS = 32  # the real clips fidelity and WER read, in sorted order
+FEATURE_EXTRACTOR_FILE = "preprocessor_config.json"  # where save_pretrained writes it
 
 
 def check_audio_seconds(value: Any) -> int:
@@ -100,9 +102,23 @@ def _check_audio(value: Any) -> str:
 
 
 def _check_source(value: Any, source: str | None, config: Mapping[str, Any] | None) -> None:
-    """Transcripts are scored as text: the model's tokenizer must decode its answers."""
+    """Transcripts are scored as text: the model's tokenizer must decode its answers. A saved
+    feature extractor must make the mel bins the model takes."""
     if list_audio(Path(value)).transcripts is not None:
         require_tokenizer("audio", source)
+    file = source_file(source, FEATURE_EXTRACTOR_FILE) if source else None
+    bins = (config or {}).get("num_mel_bins")
+    if file is None or bins is None:
+        return
+    try:
+        size = json.loads(file.read_text()).get("feature_size")
+    except (OSError, ValueError, AttributeError):
+        raise ValueError(f"{file}: not a JSON object; save it with save_pretrained") from None
+    if size is not None and size != bins:
+        raise ValueError(
+            f"{file}: makes {size} mel bins, the model takes {bins} (num_mel_bins in its "
+            "config.json); save the model's own feature extractor beside it"
+        )
 
 
 AUDIO_INPUTS = {"audio": InputParam(_check_audio, _check_source)}
@@ -117,7 +133,7 @@ def _audio_set(params: Params) -> AudioSet | None:
 def _feature_extractor(source: str | None, mel_bins: int) -> Any:
     from transformers import WhisperFeatureExtractor
 
-    if source and has_image_processor(source):  # preprocessor_config.json
+    if source and source_file(source, FEATURE_EXTRACTOR_FILE):
         return WhisperFeatureExtractor.from_pretrained(source, local_files_only=True)
     return WhisperFeatureExtractor(feature_size=mel_bins, sampling_rate=SAMPLE_RATE)
 
@@ -202,9 +218,11 @@ def normalise_transcript(text: str) -> str:
 
 
 def forced_tokens(model: Any) -> dict[int, int]:
-    """Decoder positions whose token the generation config fixes (forced_decoder_ids)."""
+    """Decoder positions whose token the generation config (else the model config) fixes:
+    forced_decoder_ids, [[position, token or None], ...]."""
     generation = getattr(model, "generation_config", None)
-    pairs = getattr(generation, "forced_decoder_ids", None) or []
+    pairs = getattr(generation, "forced_decoder_ids", None)
+    pairs = pairs or getattr(model.config, "forced_decoder_ids", None) or []
     return {int(pos): int(token) for pos, token in pairs if token is not None}
 
 
