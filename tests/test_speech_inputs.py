@@ -69,7 +69,7 @@ def world(tmp_path_factory):
     config = WhisperConfig(
         vocab_size=len(VOCAB), num_mel_bins=8, d_model=16, encoder_layers=1, decoder_layers=1,
         encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=32,
-        decoder_ffn_dim=32, max_source_positions=16, max_target_positions=12,
+        decoder_ffn_dim=32, max_source_positions=16, max_target_positions=6,
         decoder_start_token_id=2, eos_token_id=1, pad_token_id=1, bos_token_id=1,
         suppress_tokens=[], begin_suppress_tokens=[],
     )  # fmt: skip
