@@ -205,18 +205,26 @@ def print_results(frame: pd.DataFrame, console: Console) -> None:
     print_unfinished(frame, console)
 
 
+def _nothing_to_compare(ran: list[str]) -> str:
+    """Why a run that measured something concludes nothing, and the flag that would."""
+    if DEFAULT_BASELINE not in ran:
+        return (
+            f"{', '.join(ran)} ran without {DEFAULT_BASELINE}, the baseline: nothing to compare "
+            f"with; add it, e.g. --variant {DEFAULT_BASELINE},{ran[0]}"
+        )
+    return (
+        f"only {DEFAULT_BASELINE} ran: nothing to compare it with; add variants, e.g. "
+        f"--variant {DEFAULT_BASELINE},int8-dynamic"
+    )
+
+
 def print_conclusion(frame: pd.DataFrame, console: Console) -> None:
     """The run's conclusion: each variant's energy per unit against the baseline's, in words."""
     found = conclusions(frame)
     ran = sorted(set(frame.loc[frame["status"] == "ok", "variant"]), key=variant_order)
     if not found:
         if ran:
-            _note(
-                console,
-                f"conclusion: only {', '.join(ran)} ran beside no {DEFAULT_BASELINE}: nothing to "
-                f"compare; add variants, e.g. --variant {DEFAULT_BASELINE},int8-dynamic",
-                "",
-            )
+            _note(console, f"conclusion: {_nothing_to_compare(ran)}", "")
         return
     console.print(
         Text(

@@ -97,7 +97,10 @@ def test_the_conclusion_names_invalid_unreliable_and_noise_level_cells():
 
 def test_a_run_of_fp32_alone_says_there_is_nothing_to_conclude():
     printed = text_of(lambda c: print_conclusion(frame(rows("fp32", [1.0, 1.1])), c))
-    assert "only fp32 ran" in printed and "--variant fp32,int8-dynamic" in printed
+    assert "only fp32 ran: nothing to compare it with" in printed
+    assert "--variant fp32,int8-dynamic" in printed and "beside" not in printed
+    printed = text_of(lambda c: print_conclusion(frame(rows("bf16", [1.0, 1.1])), c))
+    assert "bf16 ran without fp32, the baseline" in printed and "--variant fp32,bf16" in printed
 
 
 # item 2: units and numbers in tables
