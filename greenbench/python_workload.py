@@ -8,6 +8,7 @@ workload_factories.py finds a factory by its name, in the parent and in each cel
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import os
 import sys
@@ -57,7 +58,8 @@ class Workload:
 
     model: builds the fp32 model: a callable taking the device to build on (greenbench passes
         "cpu", or "meta" to count parameters, and moves the model to the cell's device), an
-        nn.Module, or the path of a TorchScript file.
+        nn.Module, or the path of a TorchScript file or an ONNX file (`.onnx`: run by ONNX
+        Runtime behind an nn.Module whose calls take and return tensors; fp32 only).
     phases: the measured phases, in order.
     params: parameter -> default; `[params."NAME"]` in a suite overrides them, each checked
         against its default's type (and `param_rules`, which return the value or raise
@@ -89,8 +91,16 @@ class Workload:
             object.__setattr__(self, "maker", maker)
 
     @property
-    def torchscript(self) -> bool:
+    def model_file(self) -> bool:
         return isinstance(self.model, str | os.PathLike)
+
+    @property
+    def onnx(self) -> bool:
+        return self.model_file and self.torchscript_path().suffix.lower() == ".onnx"
+
+    @property
+    def torchscript(self) -> bool:
+        return self.model_file and not self.onnx
 
     def torchscript_path(self) -> Path:
         return Path(str(self.model)).expanduser()
@@ -111,9 +121,12 @@ def check_workload(name: str, workload: Any) -> None:
         raise fail(f"task must be 'inference' or 'training', not {workload.task!r}")
     if workload.task == "training" and workload.fidelity is not None:
         raise fail("fidelity applies to inference workloads; drop it or set task='inference'")
-    if workload.torchscript:
+    if workload.model_file:
+        what = "ONNX" if workload.onnx else "TorchScript"
         if not workload.torchscript_path().is_file():
-            raise fail(f"no TorchScript file '{workload.model}'; check the path")
+            raise fail(f"no {what} file '{workload.model}'; check the path")
+        if workload.onnx and importlib.util.find_spec("onnxruntime") is None:
+            raise fail("an ONNX model needs ONNX Runtime: pip install 'greenbench[onnx]'")
     elif not callable(workload.model):
         raise fail("model must be a callable taking the device, an nn.Module or a file path")
     _check_params(workload, fail)
@@ -223,6 +236,8 @@ def model_summary(workload: Workload) -> tuple[str, int, float]:
     on torch's meta device when its builder allows (else on the CPU)."""
     import torch
 
+    if workload.onnx:
+        return "ONNX", onnx_parameter_count(workload.torchscript_path()), 0.0
     if workload.torchscript:
         model = build_workload_model(workload, "cpu")
         return "TorchScript", sum(p.numel() for p in model.parameters()), 0.0
@@ -245,7 +260,9 @@ def build_workload_model(workload: Workload, device: str) -> Any:
     """The workload's model on `device`, in eval mode for inference."""
     import torch
 
-    if workload.torchscript:
+    if workload.onnx:
+        model = onnx_module(workload.torchscript_path(), device)
+    elif workload.torchscript:
         model = torch.jit.load(str(workload.torchscript_path()), map_location=device)
     elif isinstance(workload.model, torch.nn.Module):
         model = workload.model.to(device)
@@ -278,7 +295,7 @@ def workload_kind(workload: Workload, linear_share: float) -> WorkloadKind:
         phases={phase.name: phase.unit for phase in workload.phases},
         make_phases=make_phases,
         weight_copies=1 if workload.task == "inference" else TRAINING_WEIGHT_COPIES,
-        linear_quantization=not workload.torchscript and linear_share >= LINEAR_COVERAGE,
+        linear_quantization=not workload.model_file and linear_share >= LINEAR_COVERAGE,
         fidelity_logits=workload.fidelity,
         param_rules=rules,
         variant_skip=lambda variant: _variant_skip(workload, variant),
@@ -312,8 +329,60 @@ def _variant_skip(workload: Workload, variant: str) -> str | None:
             "fp16 training needs gradient scaling inside the step, which a Python workload's "
             "step does itself; run fp32 or bf16"
         )
+    if workload.onnx and (compiled or base != "fp32"):
+        return (
+            "an ONNX model runs as exported: greenbench cannot cast, quantize or compile its "
+            "graph; export each variant's graph as a workload of its own"
+        )
     if workload.torchscript and compiled:
         return "torch.compile does not take TorchScript modules; give an nn.Module"
     if workload.torchscript and base not in ("fp32", "bf16", "fp16"):
         return f"{base} swaps nn.Linear modules, which TorchScript has not; give an nn.Module"
     return None
+
+
+def onnx_parameter_count(path: Path) -> int:
+    """The elements of an ONNX graph's initializers (its weights), read without running it."""
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    return sum(math.prod(init.dims) for init in graph.initializer)
+
+
+def _onnx_module_class() -> Any:
+    import torch
+
+    class OnnxModule(torch.nn.Module):
+        """An ONNX file run by ONNX Runtime, called like a module: tensors in (by the graph's
+        input order), the first output back as a tensor on the model's device (all of them,
+        as a tuple, when the graph has several)."""
+
+        def __init__(self, path: Path, device: str) -> None:
+            import onnxruntime
+
+            super().__init__()
+            provider = (
+                "CUDAExecutionProvider"
+                if torch.device(device).type == "cuda"
+                else "CPUExecutionProvider"
+            )
+            if provider not in onnxruntime.get_available_providers():
+                raise RuntimeError(f"this ONNX Runtime has no {provider}; run on the CPU")
+            self.session = onnxruntime.InferenceSession(str(path), providers=[provider])
+            self.names = [i.name for i in self.session.get_inputs()]
+            self.device = device
+
+        def forward(self, *inputs: Any) -> Any:
+            feed = {
+                name: x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else x
+                for name, x in zip(self.names, inputs, strict=True)
+            }
+            outputs = [torch.from_numpy(o).to(self.device) for o in self.session.run(None, feed)]
+            return outputs[0] if len(outputs) == 1 else tuple(outputs)
+
+    return OnnxModule
+
+
+def onnx_module(path: Path, device: str) -> Any:
+    """The ONNX file as a module (its class is made on first use: torch is imported late)."""
+    return _onnx_module_class()(path, device)

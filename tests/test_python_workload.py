@@ -355,6 +355,41 @@ def test_a_torchscript_file_runs_precision_variants_only(tmp_path):
     )
 
 
+def test_an_onnx_file_runs_in_fp32_through_onnx_runtime_and_matches_torch(tmp_path):
+    pytest.importorskip("onnxruntime")
+    from greenbench.tasks.onnx_export import export_onnx
+
+    torch.manual_seed(0)
+    module = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 4))
+    path = tmp_path / "mlp.onnx"
+    x = torch.randn(2, 8)
+    export_onnx(module, (x,), path, ["x"], {"input": {0: torch.export.Dim("batch", min=1, max=64)}})
+    write(
+        tmp_path,
+        "exported",
+        MLP + f"\ndef graph():\n    return greenbench.Workload({str(path)!r}, *EXPORTED)\n"
+        "EXPORTED = (factory().phases, {'batch': 2})\n",
+    )
+    preset = get_preset("exported:graph")
+    assert preset.architecture == "ONNX"
+    assert preset.parameter_count() == sum(p.numel() for p in module.parameters())
+    model = preset.build_model({"batch": 2})
+    assert torch.allclose(model(x), module(x), atol=1e-5)
+    (phase,) = cpu.BACKEND.prepare(
+        Cell("exported:graph", "fp32", "cpu", {"batch": 2}), print
+    ).phases
+    assert phase.step().shape == (2, 4)
+    for variant in ("bf16", "int8-dynamic", "fp32+compile"):
+        reason = skip_reason(Cell("exported:graph", variant, "cpu", {"batch": 2}))
+        assert reason and "an ONNX model runs as exported" in reason, variant
+
+
+def test_a_missing_onnx_file_is_one_line(tmp_path):
+    write(tmp_path, "gone", MLP + "\ndef graph():\n    return greenbench.Workload('no.onnx', [])\n")
+    with pytest.raises(PythonWorkloadError, match="no ONNX file 'no.onnx'; check the path"):
+        get_preset("gone:graph")
+
+
 def readme_example() -> tuple[str, str]:
     """The README's Python workload and its command, as written there."""
     text = README.read_text(encoding="utf-8")
