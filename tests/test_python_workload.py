@@ -54,8 +54,16 @@ def fresh(tmp_path, monkeypatch):
     workload_factories.forget()
     yield
     workload_factories.forget()
+    # only the test's own modules: dropping a library's lazily imported parts (torch.export's
+    # dynamo and inductor) would make their next import register torch ops twice
     for name in set(sys.modules) - before:
-        del sys.modules[name]
+        if _from_folder(sys.modules[name], tmp_path):
+            del sys.modules[name]
+
+
+def _from_folder(module: object, folder: Path) -> bool:
+    paths = [getattr(module, "__file__", None), *(getattr(module, "__path__", None) or [])]
+    return any(p and Path(p).resolve().is_relative_to(folder.resolve()) for p in paths)
 
 
 def write(tmp_path: Path, module: str, source: str) -> str:
