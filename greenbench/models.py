@@ -321,7 +321,14 @@ def _linear_share_on_meta(family: str, config: Any) -> float:
     import torch
 
     with torch.device("meta"):
-        model = _model_class(family).from_config(config)
+        return module_linear_share(_model_class(family).from_config(config))
+
+
+def module_linear_share(model: Any) -> float:
+    """The share of a built module's Linear and convolution weight elements that are Linear
+    (0 when it has neither)."""
+    import torch
+
     linear = conv = 0
     for module in model.modules():
         if isinstance(module, torch.nn.Linear):

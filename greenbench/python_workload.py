@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from greenbench.errors import one_line
+from greenbench.models import module_linear_share
 from greenbench.protocol import Phase
 from greenbench.tasks.base import ParamRule, Params, Task, WorkloadKind
 
@@ -246,13 +247,7 @@ def model_summary(workload: Workload) -> tuple[str, int, float]:
             model = build_workload_model(workload, "meta")
     except Exception:  # noqa: BLE001 - a builder that cannot build on meta: build it for real
         model = build_workload_model(workload, "cpu")
-    linear = conv = 0
-    for module in model.modules():
-        if isinstance(module, torch.nn.Linear):
-            linear += module.weight.numel()
-        elif isinstance(module, torch.nn.modules.conv._ConvNd):
-            conv += module.weight.numel()
-    share = linear / (linear + conv) if linear + conv else 0.0
+    share = module_linear_share(model)
     return type(model).__name__, sum(p.numel() for p in model.parameters()), share
 
 
