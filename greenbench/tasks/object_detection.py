@@ -13,9 +13,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from greenbench.protocol import Phase
 from greenbench.tasks.base import Params, WorkloadKind
-from greenbench.tasks.vision_inference import IMAGE_PARAMS, random_images
+
+# the measured phase is the classifiers' (a forward pass over a batch of seeded random images)
+from greenbench.tasks.vision_inference import IMAGE_PARAMS, make_phases, random_images
 
 # an image gives one prediction per object query (100 for DETR): a few images are enough, and
 # more would make scoring a full-size model at 800 px take longer than its measurement
@@ -30,19 +31,6 @@ def fidelity_logits(model: Any, params: Params, device: str) -> Any:
     images = random_images(model, FIDELITY_IMAGES, params["image_size"], device, seed=1)
     with torch.inference_mode():
         return torch.cat([model(pixel_values=b).logits for b in images.split(params["batch"])])
-
-
-def make_phases(model: Any, params: Params, device: str, autocast: Any = None) -> list[Phase]:
-    import torch
-
-    batch = params["batch"]
-    images = random_images(model, batch, params["image_size"], device, seed=0)
-
-    @torch.inference_mode()
-    def forward() -> Any:
-        return model(pixel_values=images).logits
-
-    return [Phase("forward", "image", batch, forward)]
 
 
 KIND = WorkloadKind(
