@@ -101,3 +101,16 @@ def pytester(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pyte
     one: pytest-benchmark disables itself where PYTEST_XDIST_WORKER is set."""
     monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)
     return pytester
+
+
+# a suite's [protocol] for end-to-end tests of a workload: one short window per phase, and no
+# waiting for a busy test machine's idle to settle or its call times to steady
+ONE_WINDOW_PROTOCOL = """[protocol]
+repetitions = 1
+min_window_s = 0.2
+min_calls = 1
+warmup_calls = 1
+idle_s = 0.2
+settle_max_s = 0.5  # a busy test machine's idle never settles: do not wait for it
+warmup_max_s = 0.5
+"""

@@ -4,6 +4,7 @@ import hashlib
 import json
 
 import pytest
+from conftest import ONE_WINDOW_PROTOCOL
 
 import greenbench
 from greenbench.cli import main
@@ -203,19 +204,14 @@ def test_a_hub_id_not_in_the_cache_exits_2_without_a_download(tmp_path, capsys, 
     assert "not-here" in line and "never downloads" in line
 
 
-FAST = """
+FAST = (
+    """
 name = "hf"
 workloads = ["hf:{gpt2}", "hf:{qwen2}", "hf:{vit}", "hf:{gpt2}-train"]
 variants = ["fp32", "int8-dynamic"]
-[protocol]
-repetitions = 1
-min_window_s = 0.2
-min_calls = 1
-warmup_calls = 1
-idle_s = 0.2
-settle_max_s = 0.5  # a busy test machine's idle never settles: do not wait for it
-warmup_max_s = 0.5
-[params."hf:{gpt2}"]
+"""
+    + ONE_WINDOW_PROTOCOL
+    + """[params."hf:{gpt2}"]
 prompt_tokens = 8
 new_tokens = 4
 [params."hf:{qwen2}"]
@@ -227,6 +223,7 @@ batch = 2
 [params."hf:{gpt2}-train"]
 seq_len = 8
 """
+)
 
 
 @pytest.mark.slow

@@ -4,6 +4,7 @@ parameter counts on the meta device, `hf:` detector checkpoints and one real run
 import json
 
 import pytest
+from conftest import ONE_WINDOW_PROTOCOL
 
 import greenbench
 from greenbench.cli import main
@@ -163,20 +164,15 @@ def test_a_timm_backbone_without_timm_exits_2_naming_the_install(tmp_path, capsy
     assert str(folder / "config.json") in line and "pip install timm" in line
 
 
-FAST = """
+FAST = (
+    """
 name = "detection"
 workloads = ["detr-tiny"]
 variants = ["fp32", "bf16", "int8-dynamic"]
 devices = ["cpu"]
-[protocol]
-repetitions = 1
-min_window_s = 0.2
-min_calls = 1
-warmup_calls = 1
-idle_s = 0.2
-settle_max_s = 0.5  # a busy test machine's idle never settles: do not wait for it
-warmup_max_s = 0.5
 """
+    + ONE_WINDOW_PROTOCOL
+)
 
 
 @pytest.mark.slow

@@ -6,6 +6,7 @@ import json
 import pandas as pd
 import pytest
 import torch
+from conftest import ONE_WINDOW_PROTOCOL
 
 import greenbench
 from greenbench.checkpoints import CheckpointError
@@ -230,19 +231,14 @@ def test_a_decoder_classifier_without_a_pad_token_takes_batches(checkpoints):
     assert phase.step().shape == (2, 2)
 
 
-FAST = """
+FAST = (
+    """
 name = "encoders"
 workloads = ["bert-tiny"]
 variants = ["fp32", "int8-dynamic"]
-[protocol]
-repetitions = 1
-min_window_s = 0.2
-min_calls = 1
-warmup_calls = 1
-idle_s = 0.2
-settle_max_s = 0.5
-warmup_max_s = 0.5
 """
+    + ONE_WINDOW_PROTOCOL
+)
 
 
 @pytest.mark.slow

@@ -3,6 +3,7 @@
 import json
 
 import pytest
+from conftest import ONE_WINDOW_PROTOCOL
 
 import greenbench
 from greenbench.backends import skip_reason
@@ -197,21 +198,17 @@ def test_a_speech_model_that_is_not_whisper_is_refused_naming_the_supported_task
         get_preset(f"hf:{folder}")
 
 
-TINY = """
+TINY = (
+    """
 name = "speech"
 workloads = ["whisper-tiny-test"]
 variants = ["fp32", "int8-dynamic"]
-[protocol]
-repetitions = 1
-min_window_s = 0.2
-min_calls = 1
-warmup_calls = 1
-idle_s = 0.2
-settle_max_s = 0.5  # a busy test machine's idle never settles: do not wait for it
-warmup_max_s = 0.5
-[params.whisper-tiny-test]
+"""
+    + ONE_WINDOW_PROTOCOL
+    + """[params.whisper-tiny-test]
 new_tokens = 4
 """
+)
 
 
 @pytest.mark.slow
