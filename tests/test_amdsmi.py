@@ -16,7 +16,6 @@ from fake_amdsmi import NO_PERMISSION, FakeAmdGpu, FakeAmdSmi, Tripwire
 
 from greenbench.backends import cuda_family, rocm
 from greenbench.carbon.zones import resolve_zone
-from greenbench.cli import main
 from greenbench.energy import amdsmi as amd
 from greenbench.energy.methods import METHODS, is_estimate
 from greenbench.errors import GreenbenchError
@@ -228,9 +227,3 @@ def test_a_rocm_torch_is_measured_through_amd_smi_and_never_reaches_nvml(rocm_to
 def test_amd_labels_are_measurements_with_descriptions():
     for label in ("amdsmi-counter", "amdsmi-power", "amdsmi-power-averaged"):
         assert label in METHODS and not is_estimate(label)
-
-
-def test_without_a_rocm_torch_devices_says_what_amd_gpus_need(capsys):
-    assert main(["devices"]) == 0
-    out = " ".join(capsys.readouterr().out.split())
-    assert "AMD GPU (ROCm)" in out and "greenbench[amd]" in out
