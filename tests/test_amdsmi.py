@@ -8,12 +8,14 @@ import os
 import re
 import sys
 import time
+from types import SimpleNamespace
 
 import pytest
 import torch
 from conftest import FakeClock, FakeMeter
 from fake_amdsmi import NO_PERMISSION, FakeAmdGpu, FakeAmdSmi, Tripwire
 
+from greenbench import environment
 from greenbench.backends import cuda_family, rocm
 from greenbench.carbon.zones import resolve_zone
 from greenbench.energy import amdsmi as amd
@@ -227,3 +229,14 @@ def test_a_rocm_torch_is_measured_through_amd_smi_and_never_reaches_nvml(rocm_to
 def test_amd_labels_are_measurements_with_descriptions():
     for label in ("amdsmi-counter", "amdsmi-power", "amdsmi-power-averaged"):
         assert label in METHODS and not is_estimate(label)
+
+
+def test_recording_the_environment_under_a_rocm_torch_leaves_nvml_alone(rocm_torch, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda i: _mi300x())
+    assert environment.gpu_driver() is None
+    assert environment.gpus()[0]["name"] == "AMD Instinct MI300X"
+    assert rocm_torch.touched == []
+
+
+def _mi300x():
+    return SimpleNamespace(name="AMD Instinct MI300X", total_memory=192 * 2**30, major=9, minor=4)
