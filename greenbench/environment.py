@@ -51,6 +51,12 @@ def gpus() -> list[dict[str, Any]]:
 
 
 def gpu_driver() -> str | None:
+    """NVIDIA's driver version; None without one, and on a ROCm torch (AMD GPUs never reach
+    NVML: its `hip` version is recorded instead)."""
+    import torch
+
+    if getattr(torch.version, "hip", None):
+        return None
     try:
         import pynvml
 
@@ -77,6 +83,7 @@ def collect_environment() -> dict[str, Any]:
         "gpus": gpus(),
         "gpu_driver": gpu_driver(),
         "cuda": torch.version.cuda,
+        "hip": getattr(torch.version, "hip", None),  # a ROCm build: its cuda devices are AMD's
         # CodeCarbon settings from its config files or CODECARBON_* that greenbench overrode
         "codecarbon_ignored_settings": ignored_settings(),
         "versions": {

@@ -30,6 +30,7 @@ Degraded cases, switched on a FakeH100 at any time:
 - `gpu.sensors_fail_until = t`: power, utilization, temperature and clock reads raise
   NVMLError until clock time t (a hole in the sampler's trace);
 - `has_counter=False` / `has_instant_field=False`: a GPU without the counter, an older driver;
+- `c2c=True`: a GH200 (nvmlDeviceGetC2cModeInfoV says C2C is on; NOT_SUPPORTED otherwise);
 - `gpu.pids = [...]`: the PIDs NVML lists, e.g. host PIDs when greenbench runs in a container
   (build the container's /proc with `fake_proc`).
 
@@ -156,6 +157,7 @@ class FakeH100:
         self.frozen_counter = False
         self.has_counter = True
         self.has_instant_field = True
+        self.c2c = False  # a GH200: NVLink-C2C to a Grace CPU, NVML's figures cover the module
         self.pids: list[int] = [os.getpid()]  # greenbench's own process, computing on it
         self._fail_counter_reads = 0
         self.sensors_fail_until = -1.0  # power, utilization... reads fail until this clock time
@@ -336,6 +338,11 @@ class FakePynvml:
 
     def nvmlDeviceGetClockInfo(self, handle: Any, clock_type: int) -> int:
         return round(self._sensor(handle).sm_clock_mhz())
+
+    def nvmlDeviceGetC2cModeInfoV(self, handle: Any) -> Any:
+        if not self._gpu(handle).c2c:
+            raise self.NVMLError("Not Supported")  # no C2C link: not a Grace Hopper
+        return SimpleNamespace(isC2cEnabled=1)
 
     def nvmlDeviceGetComputeRunningProcesses(self, handle: Any) -> list[Any]:
         gpu = self._gpu(handle)

@@ -1,3 +1,6 @@
+import tomllib
+from pathlib import Path
+
 from greenbench.backends.cpu import cpu_info, rapl_domains
 from greenbench.cli import main
 
@@ -43,3 +46,18 @@ def test_install_hints_in_brackets_are_printed_as_written(capsys, monkeypatch):
     monkeypatch.setattr(cli, "list_devices", lambda: [missing])
     assert main(["devices"]) == 0
     assert "pip install 'greenbench[openvino]'" in capsys.readouterr().out
+
+
+def test_devices_lists_every_cuda_family_with_what_it_needs(capsys):
+    assert main(["devices"]) == 0
+    out = " ".join(capsys.readouterr().out.replace("│", " ").split())
+    for family in ("AMD GPU (ROCm)", "NVIDIA Jetson", "NVIDIA GH200 Grace Hopper"):
+        assert family in out
+    assert 'pip install "greenbench[amd]"' in out and "jetson-rails" in out
+    assert "nvml-module-counter" in out
+
+
+def test_the_amd_install_hint_names_an_extra_that_installs_amdsmi():
+    pyproject = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+    extras = pyproject["project"]["optional-dependencies"]
+    assert any(req.startswith("amdsmi>=") for req in extras["amd"])

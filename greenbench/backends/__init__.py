@@ -5,7 +5,7 @@ A new backend is one module defining a Backend (backends/base.py) plus one line 
 
 from __future__ import annotations
 
-from greenbench.backends import cpu, cuda, onnx_runtime, openvino_runtime, torch_device
+from greenbench.backends import cpu, cuda_family, onnx_runtime, openvino_runtime, torch_device
 from greenbench.backends.base import Backend, DeviceInfo
 from greenbench.tasks.base import WorkloadKind
 from greenbench.variants import Variant
@@ -13,7 +13,7 @@ from greenbench.variants import Variant
 # the registry, in the order `greenbench devices` and messages list them
 BACKENDS: tuple[Backend, ...] = (
     cpu.BACKEND,
-    cuda.BACKEND,
+    cuda_family.BACKEND,  # NVIDIA (NVML), GH200, Jetson (rails), AMD under ROCm (AMD SMI)
     torch_device.MPS,
     torch_device.XPU,
     torch_device.NPU,

@@ -14,6 +14,8 @@ from greenbench.backends.torch_device import PRECISIONS, TorchBackend
 from greenbench.carbon.zones import Zone
 from greenbench.energy.codecarbon_meter import CodeCarbonMeter
 from greenbench.energy.gpu_meter import find_gpu, nvml_index_of, nvml_meter_for
+from greenbench.energy.grace_hopper import NOTE as GH200_NOTE
+from greenbench.energy.grace_hopper import ModuleMeter, is_grace_hopper
 from greenbench.energy.meter import Meter
 from greenbench.errors import GreenbenchError, one_line
 from greenbench.variants import Variant
@@ -38,7 +40,7 @@ def gpu_meter(index: int, zone: Zone, emit: Emit, nvml: Any | None = None) -> Me
     """
     base = CodeCarbonMeter(zone)
     try:
-        return nvml_meter_for([index], base, nvml)
+        meter = nvml_meter_for([index], base, nvml)
     except GreenbenchError:
         base.close()
         raise
@@ -48,6 +50,9 @@ def gpu_meter(index: int, zone: Zone, emit: Emit, nvml: Any | None = None) -> Me
         emit({"type": "stage", "stage": reason})
         nvml_index = nvml_index_of(index, nvml)
         return CodeCarbonMeter(zone, [nvml_index], note=reason)
+    if is_grace_hopper(meter.nvml, meter.gpu.gpus[0]):
+        return ModuleMeter(meter)  # the counter covers CPU and memory too
+    return meter
 
 
 class CudaBackend(TorchBackend):
@@ -145,6 +150,8 @@ def cuda_rows() -> list[DeviceInfo]:
                 method = "nvml-counter: NVML total-energy counter"
             except nvml.NVMLError:
                 method = "nvml-power: NVML power sampled at 10 Hz, integrated"
+            if is_grace_hopper(nvml, gpu):
+                method = f"{method.replace('nvml-', 'nvml-module-', 1)} ({GH200_NOTE})"
             infos.append(
                 DeviceInfo(f"cuda:{i}", True, f"{name} (NVML {gpu.index}, {gpu.uuid})", method)
             )

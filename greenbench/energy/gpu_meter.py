@@ -11,6 +11,7 @@ from typing import Any
 from greenbench.energy.meter import KWH_TO_J, Measurement, Meter
 from greenbench.energy.nvml import (
     Cooldown,
+    ForeignProcesses,
     NvmlGpu,
     NvmlGpuMeter,
     PowerSampler,
@@ -24,9 +25,12 @@ from greenbench.errors import GreenbenchError, one_line
 class CpuRamAndNvmlMeter:
     """Windows of a CodeCarbon meter (CPU, RAM) with NVML's GPU energy and power trace added."""
 
-    def __init__(self, base: Meter, gpu: NvmlGpuMeter, nvml: Any) -> None:
+    def __init__(
+        self, base: Meter, gpu: NvmlGpuMeter, nvml: Any, cooldown: Cooldown | None = None
+    ) -> None:
+        """`nvml` is the library `gpu` reads (pynvml; amdsmi for AMDs, with its own cooldown)."""
         self.base, self.gpu, self.nvml = base, gpu, nvml
-        self.cooldown = Cooldown(nvml, gpu.gpus)
+        self.cooldown = cooldown if cooldown is not None else Cooldown(nvml, gpu.gpus)
 
     def begin_window(self) -> None:
         self.base.begin_window()
@@ -35,7 +39,7 @@ class CpuRamAndNvmlMeter:
     def end_window(self) -> Measurement:
         m = self.base.end_window()
         window = self.gpu.end_window()
-        others = foreign_processes(self.nvml, self.gpu.gpus)
+        others = self.foreign_processes()
         intensity = m.carbon_intensity_g_per_kwh
         extra_g = window.energy_j / KWH_TO_J * intensity if math.isfinite(intensity) else 0.0
         trace = tuple(
@@ -54,12 +58,18 @@ class CpuRamAndNvmlMeter:
             invalid=_joined(m.invalid, window.invalid),
         )
 
+    def foreign_processes(self) -> ForeignProcesses:
+        return foreign_processes(self.nvml, self.gpu.gpus)
+
+    def shutdown(self) -> None:
+        self.nvml.nvmlShutdown()
+
     def close(self) -> None:
         try:
             self.gpu.sampler.stop()
             self.base.close()
         finally:
-            self.nvml.nvmlShutdown()
+            self.shutdown()
 
 
 def _joined(*parts: str | None) -> str | None:

@@ -15,7 +15,19 @@ METHODS: dict[str, str] = {
     "powermetrics": "Apple powermetrics readings",
     "power-gadget": "Intel Power Gadget readings",
     "windows-emi": "Windows Energy Meter Interface counter",
-    "amdsmi-counter": "AMD GPU energy counter (AMD SMI)",
+    "amdsmi-counter": "AMD GPU energy counter (AMD SMI), checked at start-up against power x time",
+    "amdsmi-power": "AMD GPU socket power sampled at 10 Hz and integrated (AMD SMI; no "
+    "counter, or it failed its start-up check: the note says which)",
+    "amdsmi-power-averaged": "AMD GPU average socket power integrated (AMD SMI; the GPU "
+    "reports no current power, so short windows lose a little)",
+    "nvml-module-counter": "GH200 total-energy counter (NVML) of the whole module: Grace CPU, "
+    "Hopper GPU and memory",
+    "nvml-module-power": "GH200 module power (NVML) integrated over time: CPU, GPU and memory",
+    "nvml-module-power-averaged": "GH200 module power (NVML's 1 s moving average) integrated",
+    "in-gpu-module": "inside the GH200 module figure (NVML's counter covers it): not added",
+    "jetson-rails": "Jetson INA3221 power rails sampled at 10 Hz and integrated (the note "
+    "names the rails counted)",
+    "in-gpu-rail": "inside the Jetson GPU rail (a combined CPU/GPU rail): not added",
     "cpu-load-estimate": "estimate: CPU TDP scaled by CPU load",
     "tdp-estimate": "estimate: a fixed share of the CPU's TDP",
     "ram-estimate": "estimate: power per GB or DIMM of RAM",

@@ -305,6 +305,10 @@ class NvmlGpuMeter:
     while the GPU was busy (frozen, as on some vGPUs), makes the window invalid.
     """
 
+    # what its windows are labelled, and the library a failed read names (subclasses: AMD SMI)
+    COUNTER_LABEL, POWER_LABEL, AVERAGED_LABEL = "nvml-counter", "nvml-power", "nvml-power-averaged"
+    LIBRARY = "NVML"
+
     def __init__(self, nvml: Any, gpus: Sequence[NvmlGpu], sampler: PowerSampler) -> None:
         self.nvml, self.gpus, self.sampler = nvml, list(gpus), sampler
         self.counters = {g.index: self._counter(g) is not None for g in self.gpus}
@@ -344,14 +348,15 @@ class NvmlGpuMeter:
                     notes.append(f"GPU {gpu.uuid}: its counter could not be read at a window edge")
                 if gap > MAX_TRACE_GAP_S:
                     invalid.append(
-                        f"GPU {gpu.uuid}: its power trace has a {gap:.1f} s hole (NVML reads "
-                        f"failed; at most {MAX_TRACE_GAP_S:g} s), so its integrated energy "
-                        "cannot be right"
+                        f"GPU {gpu.uuid}: its power trace has a {gap:.1f} s hole "
+                        f"({self.LIBRARY} reads failed; at most {MAX_TRACE_GAP_S:g} s), so its "
+                        "integrated energy cannot be right"
                     )
         self._start = None
-        method = "nvml-counter"
+        method = self.COUNTER_LABEL
         if integrated:
-            method = "nvml-power" if all(s.instant for s in integrated) else "nvml-power-averaged"
+            instant = all(s.instant for s in integrated)
+            method = self.POWER_LABEL if instant else self.AVERAGED_LABEL
         return GpuWindow(
             total,
             method,
