@@ -71,6 +71,7 @@ class FakeDomain:
     energy_uj: int = 0
     timestamp_us: int = 0
     readable: bool = True
+    knows_ext: bool = True  # whether the driver takes zes_power_ext_properties_t (1.4+)
 
 
 @dataclass
@@ -129,6 +130,8 @@ def make_pyzes(gpus: list[FakeGpu], init_rc: int = ZE_RESULT_SUCCESS) -> ModuleT
 
     def zesPowerGetProperties(power, props):
         dom = powers[power.value]
+        if props._obj.pNext and not dom.knows_ext:
+            return ZE_RESULT_ERROR_UNSUPPORTED_FEATURE
         props._obj.onSubdevice = int(dom.on_subdevice)
         if props._obj.pNext:
             ext = ctypes.cast(props._obj.pNext, ctypes.POINTER(zes_power_ext_properties_t))

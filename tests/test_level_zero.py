@@ -32,6 +32,12 @@ def test_sysman_finds_the_card_domain_of_a_discrete_gpu_and_marks_an_igpu():
     assert gpus[1].uuid == MAX.hex() and gpus[1].power.value == 1102  # the card, not a stack
 
 
+def test_a_driver_without_the_power_extension_still_gives_the_device_level_domain():
+    old = [FakeDomain(3, on_subdevice=True, knows_ext=False), FakeDomain(1, knows_ext=False)]
+    (gpu,) = level_zero.sysman_gpus(make_pyzes([FakeGpu("Max 1100", MAX, domains=old)]))
+    assert gpu.power.value == 1001 and gpu.reason is None
+
+
 def test_a_window_is_the_counter_step_in_joules_across_a_uint64_wrap():
     domain = FakeDomain(1, energy_uj=2**64 - 1_000_000, timestamp_us=5)
     zes = make_pyzes([FakeGpu("Arc", ARC, domains=[domain])])

@@ -78,7 +78,10 @@ def _card_domain(zes: Any, device: Any) -> tuple[Any, str | None]:
         ext.stype = ZES_STRUCTURE_TYPE_POWER_EXT_PROPERTIES
         props.pNext = ctypes.cast(ctypes.pointer(ext), ctypes.c_void_p)
         if zes.zesPowerGetProperties(power, ctypes.byref(props)) != ZE_RESULT_SUCCESS:
-            continue
+            # a driver older than the extension (Level Zero 1.4): ask again without it
+            props.pNext, ext.domain = None, 0
+            if zes.zesPowerGetProperties(power, ctypes.byref(props)) != ZE_RESULT_SUCCESS:
+                continue
         if props.onSubdevice:
             continue  # one stack of a multi-stack card: the card's domain holds it
         rank = {ZES_POWER_DOMAIN_CARD: 0, ZES_POWER_DOMAIN_PACKAGE: 1}.get(int(ext.domain), 2)
