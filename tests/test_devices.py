@@ -61,3 +61,25 @@ def test_the_amd_install_hint_names_an_extra_that_installs_amdsmi():
     pyproject = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
     extras = pyproject["project"]["optional-dependencies"]
     assert any(req.startswith("amdsmi>=") for req in extras["amd"])
+
+
+def test_devices_lists_every_family_with_how_it_is_measured_or_what_to_install(capsys):
+    from greenbench.backends import list_devices
+
+    rows = {row.device: row for row in list_devices()}
+    assert rows["cpu"].present and rows["cpu"].method.split(":")[0] in ("rapl", "cpu-load-estimate")
+    xpu = next(row for device, row in rows.items() if device.startswith("xpu"))
+    assert xpu.present or "greenbench[intel]" in xpu.method
+    mps = rows["mps"]
+    assert mps.present or "greenbench[apple]" in mps.method
+    coreml = next(row for device, row in rows.items() if device.startswith("coreml"))
+    assert coreml.present or "greenbench[apple]" in coreml.method
+
+
+def test_root_only_rapl_is_shown_with_the_grant_command(tmp_path, monkeypatch):
+    from test_rapl import root_only, zone
+
+    pkg = zone(tmp_path, "intel-rapl:0", "package-0", 1)
+    root_only(monkeypatch, pkg / "energy_uj")
+    method = cpu_info(tmp_path, tmp_path / "no-hwmon").method
+    assert "root-only" in method and "sudo chmod o+r" in method

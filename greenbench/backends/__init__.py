@@ -5,7 +5,16 @@ A new backend is one module defining a Backend (backends/base.py) plus one line 
 
 from __future__ import annotations
 
-from greenbench.backends import cpu, cuda_family, onnx_runtime, openvino_runtime, torch_device
+from greenbench.backends import (
+    coreml,
+    cpu,
+    cuda_family,
+    mps,
+    onnx_runtime,
+    openvino_runtime,
+    torch_device,
+    xpu,
+)
 from greenbench.backends.base import Backend, DeviceInfo
 from greenbench.tasks.base import WorkloadKind
 from greenbench.variants import Variant
@@ -14,11 +23,12 @@ from greenbench.variants import Variant
 BACKENDS: tuple[Backend, ...] = (
     cpu.BACKEND,
     cuda_family.BACKEND,  # NVIDIA (NVML), GH200, Jetson (rails), AMD under ROCm (AMD SMI)
-    torch_device.MPS,
-    torch_device.XPU,
+    mps.BACKEND,
+    xpu.BACKEND,
     torch_device.NPU,
     onnx_runtime.BACKEND,
     openvino_runtime.BACKEND,
+    coreml.BACKEND,
 )
 
 

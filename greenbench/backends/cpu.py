@@ -1,4 +1,5 @@
-"""The CPU through torch: CodeCarbon measures the package (RAPL where readable) and RAM."""
+"""The CPU through torch: its RAPL counters read directly where readable (energy/rapl.py), else
+CodeCarbon's estimate, labelled, with how to grant read access when RAPL is root-only."""
 
 from __future__ import annotations
 
@@ -8,37 +9,22 @@ from pathlib import Path
 
 import psutil
 
-from greenbench.backends.base import DeviceInfo, RayRequest
+from greenbench.backends.base import DeviceInfo, Emit, RayRequest
 from greenbench.backends.torch_device import PRECISIONS, TorchBackend
+from greenbench.carbon.zones import Zone
+from greenbench.energy import rapl
 from greenbench.energy.cpu_load import MAX_FOREIGN_CPU_SHARE
+from greenbench.energy.meter import Meter
 from greenbench.environment import cpu_model
 
-POWERCAP = Path("/sys/class/powercap")
+
+def rapl_domains(root: Path = rapl.POWERCAP, hwmon: Path = rapl.HWMON) -> list[str]:
+    """Readable CPU energy counters (`package-0`, `dram`, `Esocket0`, ...)."""
+    return [d.name for d in rapl.find_counters(root, hwmon).readable]
 
 
-def rapl_domains(root: Path = POWERCAP) -> list[str]:
-    """Readable RAPL energy counters (`package-0`, `dram`, ...) under the powercap tree."""
-    found = []
-    for zone in sorted(root.glob("intel-rapl*")) if root.is_dir() else []:
-        name_file, energy_file = zone / "name", zone / "energy_uj"
-        if name_file.is_file() and energy_file.is_file() and os.access(energy_file, os.R_OK):
-            try:
-                int(energy_file.read_text().strip())
-            except (OSError, ValueError):
-                continue
-            found.append(name_file.read_text().strip())
-    return found
-
-
-def cpu_info(root: Path = POWERCAP) -> DeviceInfo:
-    domains = rapl_domains(root)
-    if domains:
-        method = f"rapl: energy counters ({', '.join(domains)}); RAM: ram-estimate"
-    else:
-        method = (
-            "cpu-load-estimate: CodeCarbon's TDP x load model (no readable RAPL counter under "
-            f"{root}); RAM: ram-estimate"
-        )
+def cpu_info(root: Path = rapl.POWERCAP, hwmon: Path = rapl.HWMON) -> DeviceInfo:
+    method = rapl.rapl_summary(rapl.find_counters(root, hwmon))
     method += (
         "; machine-wide, so it counts other processes too: a window where they used over "
         f"{MAX_FOREIGN_CPU_SHARE:.0%} of the CPU is invalid"
@@ -57,6 +43,9 @@ class CpuBackend(TorchBackend):
 
     def free_memory_bytes(self, device: str) -> int | None:
         return int(psutil.virtual_memory().available)
+
+    def make_meter(self, device: str, zone: Zone, emit: Emit) -> Meter:
+        return rapl.cpu_meter(zone)
 
     def ray_request(self, device: str) -> RayRequest:
         return RayRequest()  # every node has a CPU

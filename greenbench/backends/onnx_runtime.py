@@ -17,7 +17,7 @@ from greenbench.backends import cuda
 from greenbench.backends.base import DeviceInfo, Emit, Prepared, RayRequest
 from greenbench.carbon.zones import Zone
 from greenbench.cell import Cell
-from greenbench.energy.codecarbon_meter import CodeCarbonMeter
+from greenbench.energy import rapl
 from greenbench.energy.meter import Meter
 from greenbench.errors import GreenbenchError
 from greenbench.protocol import Phase
@@ -115,7 +115,7 @@ class GraphRuntime:
         return Prepared(phases, kind.fidelity_score(reference, logits))
 
     def make_meter(self, device: str, zone: Zone, emit: Emit) -> Meter:
-        return CodeCarbonMeter(zone)
+        return rapl.cpu_meter(zone)
 
     def synchronize(self, device: str) -> None:
         return None  # a session's run() returns when the work is done

@@ -17,7 +17,7 @@ from typing import Any
 from greenbench.backends.base import DeviceInfo, Emit, RayRequest
 from greenbench.backends.onnx_runtime import GraphRuntime
 from greenbench.carbon.zones import Zone
-from greenbench.energy.codecarbon_meter import CodeCarbonMeter
+from greenbench.energy import rapl
 from greenbench.energy.meter import Meter, SharedPackageMeter
 from greenbench.errors import GreenbenchError
 from greenbench.tasks.base import SessionFactory, WorkloadKind
@@ -101,7 +101,7 @@ class OpenVinoBackend(GraphRuntime):
         return session_factory(device, variant)
 
     def make_meter(self, device: str, zone: Zone, emit: Emit) -> Meter:
-        meter = CodeCarbonMeter(zone)
+        meter = rapl.cpu_meter(zone)
         return meter if device == f"{PREFIX}:CPU" else SharedPackageMeter(meter)
 
     def ray_request(self, device: str) -> RayRequest:

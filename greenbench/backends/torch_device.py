@@ -1,7 +1,8 @@
 """torch devices: what every torch device type shares (eager models prepared by variants), and
-the accelerators that CodeCarbon measures only through the CPU package: mps, xpu, npu.
+the accelerators that CodeCarbon measures only through the CPU package: npu.
 
-CPU and CUDA have modules of their own (cpu.py, cuda.py): their meters and memory differ.
+CPU, CUDA, XPU and MPS have modules of their own (cpu.py, cuda.py, xpu.py, mps.py): their meters
+differ.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections.abc import Callable
 from greenbench.backends.base import DeviceInfo, Emit, Prepared, RayRequest
 from greenbench.carbon.zones import Zone
 from greenbench.cell import Cell
-from greenbench.energy.codecarbon_meter import CodeCarbonMeter
+from greenbench.energy import rapl
 from greenbench.energy.meter import Meter
 from greenbench.errors import GreenbenchError
 from greenbench.tasks.base import WorkloadKind
@@ -80,7 +81,7 @@ class TorchBackend:
         return Prepared(phases, fidelity, share, quality)
 
     def make_meter(self, device: str, zone: Zone, emit: Emit) -> Meter:
-        return CodeCarbonMeter(zone)
+        return rapl.cpu_meter(zone)
 
     def synchronize(self, device: str) -> None:
         return None
@@ -123,37 +124,6 @@ class TorchAccelerator(TorchBackend):
         return [DeviceInfo(self.device_type, True, self.name, method)]
 
 
-def _mps_available(device: str) -> None:
-    import torch
-
-    if not torch.backends.mps.is_available():
-        raise GreenbenchError(
-            f"device '{device}' is not available: MPS needs Apple silicon and macOS 12.3+"
-        )
-
-
-def _mps_synchronize(device: str) -> None:
-    import torch
-
-    torch.mps.synchronize()
-
-
-def _xpu_available(device: str) -> None:
-    import torch
-
-    if not (hasattr(torch, "xpu") and torch.xpu.is_available()):
-        raise GreenbenchError(
-            f"device '{device}' is not available: this torch sees no Intel XPU; install "
-            "torch's XPU build and the Intel GPU driver"
-        )
-
-
-def _xpu_synchronize(device: str) -> None:
-    import torch
-
-    torch.xpu.synchronize(device)
-
-
 def _npu_available(device: str) -> None:
     import torch
 
@@ -174,6 +144,4 @@ def _npu_synchronize(device: str) -> None:
     torch.npu.synchronize(device)  # type: ignore[attr-defined]
 
 
-MPS = TorchAccelerator("mps", "Apple GPU", _mps_available, _mps_synchronize)
-XPU = TorchAccelerator("xpu", "Intel GPU", _xpu_available, _xpu_synchronize)
 NPU = TorchAccelerator("npu", "Ascend NPU", _npu_available, _npu_synchronize)

@@ -58,3 +58,23 @@ class SharedPackageMeter:
 
     def close(self) -> None:
         self.base.close()
+
+
+class GpuNotMeasured:
+    """A CPU/RAM meter's windows for a cell whose GPU cannot be read: `none`, and why."""
+
+    def __init__(self, base: Meter, reason: str) -> None:
+        self.base, self.reason = base, reason
+
+    def begin_window(self) -> None:
+        self.base.begin_window()
+
+    def end_window(self) -> Measurement:
+        m = self.base.end_window()
+        note = "; ".join(p for p in (m.note, f"GPU energy not measured: {self.reason}") if p)
+        return dataclasses.replace(
+            m, energy_j={**m.energy_j, "gpu": 0.0}, methods={**m.methods, "gpu": "none"}, note=note
+        )
+
+    def close(self) -> None:
+        self.base.close()

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 # label -> what it means; shown in docs and `greenbench list`
 METHODS: dict[str, str] = {
-    "rapl": "CPU package energy counter (Intel/AMD RAPL)",
+    "rapl": "CPU package energy counter (Intel/AMD RAPL, or AMD's amd_energy hwmon), read "
+    "directly; RAM: the DRAM domain where every package has one",
     "nvml-counter": "NVIDIA total-energy counter (NVML)",
     "nvml-power": "NVIDIA instantaneous power readings integrated over time (NVML)",
     "nvml-power-averaged": "NVIDIA power readings integrated over time (NVML's 1 s moving "
@@ -12,7 +13,11 @@ METHODS: dict[str, str] = {
     "codecarbon-nvml-counter": "NVIDIA total-energy counter read by CodeCarbon (fallback: "
     "greenbench's NVML meter could not start; no power trace)",
     "codecarbon-nvml-power": "NVIDIA power readings integrated by CodeCarbon (fallback)",
-    "powermetrics": "Apple powermetrics readings",
+    "powermetrics": "Apple powermetrics readings (needs sudo): CPU; GPU and Neural Engine "
+    "together in the gpu component",
+    "ioreport": "Apple IOReport energy counters via zeus-apple-silicon (no sudo): CPU; GPU, its "
+    "SRAM and the Neural Engine in the gpu component; DRAM where the chip reports it",
+    "level-zero-counter": "Intel GPU card energy counter (Level Zero Sysman, via pyzes)",
     "power-gadget": "Intel Power Gadget readings",
     "windows-emi": "Windows Energy Meter Interface counter",
     "amdsmi-counter": "AMD GPU energy counter (AMD SMI), checked at start-up against power x time",
@@ -32,7 +37,8 @@ METHODS: dict[str, str] = {
     "tdp-estimate": "estimate: a fixed share of the CPU's TDP",
     "ram-estimate": "estimate: power per GB or DIMM of RAM",
     "in-cpu-package": "an Intel iGPU or NPU: counted in the CPU package figure (shared RAPL)",
-    "none": "component not used by this cell",
+    "none": "component not used by this cell, or not measurable here (the record's method_note "
+    "says why)",
 }
 
 ESTIMATES = frozenset({"cpu-load-estimate", "tdp-estimate", "ram-estimate"})

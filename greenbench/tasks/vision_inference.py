@@ -157,7 +157,7 @@ def make_phases(model: Any, params: Params, device: str, autocast: Any = None) -
     return [Phase("forward", "image", batch, forward)]
 
 
-def _graph_module(model: Any) -> Any:
+def graph_module(model: Any) -> Any:
     """A module with plain tensor input and output, which ONNX export needs."""
     import torch
 
@@ -184,7 +184,7 @@ def export_graphs(
     path = workdir / "vision.onnx"
     batch_dim = torch.export.Dim("batch", min=1, max=1 << 12)
     export_onnx(
-        _graph_module(model), (images,), path, ["pixel_values"], {"pixel_values": {0: batch_dim}}
+        graph_module(model), (images,), path, ["pixel_values"], {"pixel_values": {0: batch_dim}}
     )
     session = make_session(path)
     feed = {"pixel_values": images.numpy()}
