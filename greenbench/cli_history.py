@@ -66,6 +66,8 @@ def cmd_history(args: argparse.Namespace, console: Console) -> int:
     if args.markdown != "-":
         print_history(history, console)
     if not enough_history(history):
+        if args.markdown == "-":  # stdout is the summary alone; its counts say this
+            return EXIT_OK
         console.print(
             f"not enough history to judge: {history.runs} run(s), at least {MIN_RUNS} of a cell "
             "on one node are needed; nothing is flagged",

@@ -132,6 +132,11 @@ def test_too_few_runs_say_so_and_flag_nothing(nightly, capsys):
     assert cli.main(["history", *few, "--fail-on-regression", "1"]) == EXIT_OK
     out = capsys.readouterr().out
     assert "not enough history" in out and "REGRESSION" not in out
+    assert cli.main(["history", *few, "--markdown", "-"]) == EXIT_OK
+    summary = capsys.readouterr().out  # the summary alone: a CI step pipes it on
+    assert summary.startswith("# greenbench history: 0 regression(s)")
+    assert "2 with too little history (fewer than 15 runs)" in summary
+    assert "not enough history" not in summary
 
 
 def test_unknown_workload_is_one_line_naming_the_known_ones(nightly, capsys):
