@@ -29,7 +29,7 @@ def add_history_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentPars
         description=f"Each cell's J/unit over runs, per machine. The newest run is flagged "
         f"when it moved from the median of its previous {BASELINE_RUNS} runs by more than "
         f"PCT (default {DEFAULT_PCT:g}) and {FLOOR_K:g} noise floors (the history's own "
-        f"run-to-run spread), with the 95%% CIs apart; at least {MIN_RUNS} runs are needed.",
+        f"run-to-run spread), with the 95% CIs apart; at least {MIN_RUNS} runs are needed.",
     )
     history.set_defaults(func=cmd_history)
     history.add_argument("paths", nargs="*", help="results folders or runs (default: --out)")

@@ -71,12 +71,26 @@ def test_a_planted_10_percent_step_in_the_newest_run_is_flagged_and_drift_is_not
     assert 0.01 < drift["floor"] < 0.04
 
 
-@pytest.mark.parametrize("seed", range(8))
-def test_drift_alone_is_not_flagged_and_a_step_beyond_the_floor_is(seed):
-    drift = nightly_levels(40, seed=100 + seed, noise=0.02)
-    stepped = nightly_levels(40, seed=100 + seed, noise=0.01, step=0.10)
-    assert not judge(drift, [0.015 * x for x in drift]).flagged
-    assert judge(stepped, [0.015 * x for x in stepped]).status == "regression"
+DRIFT_SEEDS = range(100, 108)
+
+
+def tight_ci(levels):
+    """Each run's own CI (0.5 %) far inside the between-run spread, as measured."""
+    return [0.005 * x for x in levels]
+
+
+@pytest.mark.parametrize("seed", DRIFT_SEEDS)
+def test_drift_alone_is_not_flagged_even_at_pct_0_and_a_step_beyond_the_floor_is(seed):
+    drift = nightly_levels(40, seed=seed, noise=0.02)
+    stepped = nightly_levels(40, seed=seed, noise=0.01, step=0.10)
+    assert not judge(drift, tight_ci(drift), pct=0).flagged
+    assert judge(stepped, tight_ci(stepped)).status == "regression"
+
+
+def test_the_within_run_ci_alone_would_call_that_drift_a_regression():
+    drifts = [nightly_levels(40, seed=seed, noise=0.02) for seed in DRIFT_SEEDS]
+    flagged = sum(judge(d, tight_ci(d), pct=0, k=0).flagged for d in drifts)
+    assert flagged >= len(drifts) // 2  # what the noise floor spares the drift-only runs
 
 
 def test_a_step_down_is_an_improvement_and_a_short_history_is_not_judged():
