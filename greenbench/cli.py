@@ -19,6 +19,7 @@ from rich.table import Table
 import greenbench
 from greenbench import cli_carbon
 from greenbench.backends import list_devices, variant_devices
+from greenbench.cli_history import add_history_parser
 from greenbench.errors import GreenbenchError, GreenbenchWarning
 from greenbench.executors import DEFAULT_EXECUTOR, EXECUTORS
 from greenbench.exit_codes import EXIT_FAILED_CELLS, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
@@ -210,6 +211,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=cli_carbon.cmd_schedule_serve)
     add_out(serve, "results folder holding the schedule")
 
+    history = add_history_parser(sub)
+
     imports = sub.add_parser(
         "import-pytest-benchmark",
         help="turn a --benchmark-json file of energy_benchmark tests into greenbench records",
@@ -217,7 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
     imports.set_defaults(func=cmd_import_pytest_benchmark)
     imports.add_argument("file", help="the JSON file pytest --benchmark-json wrote")
     add_out(imports)
-    for command in (by_axis, check, report):
+    for command in (by_axis, check, report, history):
         add_out(command, "results folder read when no paths are given")
     add_out(backtest, "accepted as by every command; backtest writes nothing")
     return parser
@@ -269,7 +272,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     quiet_library_logs()
     args = build_parser().parse_args(argv)
-    if getattr(args, "paths", None) == []:  # compare, check, report: read --out by default
+    if getattr(args, "paths", None) == []:  # compare, check, report, history: read --out
         args.paths = [args.out]
     # markup off: labels, paths and hints such as "greenbench[onnx]" are printed as they are
     console = Console(markup=False)

@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from greenbench.errors import GreenbenchError
+from greenbench.history import run_environments
 from greenbench.report.page import build_report
 from greenbench.results import load_results
 
@@ -43,7 +44,10 @@ def write_report(
         before = load_baseline(baseline, paths)
         if not frame.empty and not before.empty:
             frame = frame[~frame["run_id"].isin(set(before["run_id"]))].reset_index(drop=True)
-    html = build_report(frame, [str(p) for p in paths], before, baseline or "", include_invalid)
+    runs = run_environments(paths)  # the Trends view's environment markers
+    html = build_report(
+        frame, [str(p) for p in paths], before, baseline or "", include_invalid, runs
+    )
     write_atomically(out, html)
     return out, len(frame)
 

@@ -15,8 +15,10 @@ from plotly.offline import get_plotlyjs
 
 from greenbench.check import with_verdicts
 from greenbench.formatting import fmt, fmt_joules, fmt_pct
+from greenbench.history import build_history
 from greenbench.report import data, figures
 from greenbench.report.data import escape
+from greenbench.report.trends import trends_explanation, trends_figure
 
 PLOT_CONFIG = {"displaylogo": False, "responsive": True}
 
@@ -232,8 +234,10 @@ def sections(
     baseline: pd.DataFrame | None,
     baseline_name: str,
     include_invalid: bool = False,
+    runs: pd.DataFrame | None = None,
 ) -> list[Section]:
-    """The views, from the escaped records and their cell summary.
+    """The views, from the escaped records and their cell summary; with several runs, their
+    trends too (`runs`: their run.json environments, history.run_environments).
 
     The ratio views (trade-off, comparison) and the frontier leave invalid cells out unless
     `include_invalid`; the others draw them faded, with the reasons in the hover."""
@@ -293,6 +297,9 @@ def sections(
             figures.carbon_over_time(safe),
         ),
     ]
+    trends = trends_section(safe, runs)
+    if trends is not None:
+        views.append(trends)
     if baseline is not None:
         before = with_verdicts(data.escaped(baseline))
         ratios = data.comparison(safe, before, include_invalid)
@@ -315,6 +322,16 @@ def sections(
     return views
 
 
+def trends_section(safe: pd.DataFrame, runs: pd.DataFrame | None) -> Section | None:
+    """The Trends view, where the records hold several runs (else None)."""
+    if safe.empty or safe["run_id"].nunique() < 2:
+        return None
+    history = build_history(safe, runs if runs is not None else pd.DataFrame())
+    return Section(
+        "trends", "Trends across runs", trends_explanation(history), trends_figure(history)
+    )
+
+
 def _loaded(frame: pd.DataFrame, sources: list[str] | None = None) -> str:
     """ "N records from R run(s)" (from SOURCES): what the page was drawn from."""
     runs = frame["run_id"].nunique() if "run_id" in frame and not frame.empty else 0
@@ -328,14 +345,15 @@ def build_report(
     baseline: pd.DataFrame | None = None,
     baseline_name: str = "",
     include_invalid: bool = False,
+    runs: pd.DataFrame | None = None,
 ) -> str:
     """The whole page as one HTML string; `include_invalid` keeps invalid cells in the ratio
-    views."""
+    views; `runs` (history.run_environments) gives the Trends view its environment markers."""
     safe = with_verdicts(data.escaped(frame))  # judged once, here, for every view
     summary = data.cell_summary(safe)
     unfinished = data.unfinished_cells(safe)
     parts = []
-    views = sections(safe, summary, baseline, baseline_name, include_invalid)
+    views = sections(safe, summary, baseline, baseline_name, include_invalid, runs)
     for i, section in enumerate(views):
         parts.append(
             f'<h2 id="{section.anchor}">{section.title}</h2>'

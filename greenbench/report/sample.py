@@ -5,12 +5,17 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import json
+import math
 import random
+import zlib
 from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 from greenbench.records import COLUMNS, Record, WindowFacts, build_record, window_figures
+from greenbench.store import RunStore
 from greenbench.tasks import phase_units
 
 UNITS = phase_units()  # phase -> unit, as the workload kinds declare them
@@ -19,7 +24,7 @@ START = dt.datetime(2026, 11, 1, 22, 0, tzinfo=dt.UTC)
 
 def _row(
     run_id: str, workload: str, phase: str, variant: str, v_index: int, device: str,
-    repetition: int, per_unit: float, at: dt.datetime,
+    repetition: int, per_unit: float, at: dt.datetime, node: str | None = None,
 ) -> Record:  # fmt: skip
     units, calls, duration, idle_w = 100, 10, 5.0, 20.0
     net = per_unit * units
@@ -51,6 +56,7 @@ def _row(
         "repetition": repetition,
         "params": json.dumps({"batch": 1}),
         "zone": "GB",
+        "node": node,
         "window_start": at.isoformat(timespec="milliseconds"),
     }
     extra = {
@@ -95,3 +101,95 @@ def synthetic_frame(
                 at += dt.timedelta(seconds=6)
         at = START + dt.timedelta(days=run + 1)
     return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def nightly_levels(
+    nights: int,
+    seed: int,
+    noise: float = 0.03,
+    wander: float = 0.03,
+    step: float = 0.0,
+    step_at: int | None = None,
+    base: float = 1.0,
+) -> list[float]:
+    """A cell's J/unit night by night: `base`, a slow wander of at most +-`wander` (two slow
+    waves of random phase), between-run noise of standard deviation `noise` (relative), and
+    from night `step_at` on (default: the last night) a step of `step` (0.10: 10 % more)."""
+    rng = random.Random(seed)
+    periods = (rng.uniform(40, 90), rng.uniform(120, 240))
+    phases = (rng.uniform(0, 2 * math.pi), rng.uniform(0, 2 * math.pi))
+    at = nights - 1 if step_at is None else step_at
+    levels = []
+    for night in range(nights):
+        slow = sum(
+            math.sin(2 * math.pi * night / p + f) for p, f in zip(periods, phases, strict=True)
+        )
+        level = base * (1 + wander * slow / 2) * (1 + rng.gauss(0, noise))
+        levels.append(level * (1 + step) if night >= at else level)
+    return levels
+
+
+def sample_environment(**changes: Any) -> dict[str, Any]:
+    """A run.json environment in collect_environment's shape; `changes` set its top-level
+    fields, and greenbench=/torch= its package versions."""
+    versions = {"greenbench": "0.1.0", "torch": "2.5.1", "transformers": "4.50.0"}
+    for package in ("greenbench", "torch"):
+        if package in changes:
+            versions[package] = changes.pop(package)
+    return {
+        "hostname": "nightly-a",
+        "os": "Linux-6.8-x86_64",
+        "python": "3.11.9",
+        "cpu_model": "Intel(R) Xeon(R) Platinum 8480+",
+        "cpu_count": 16,
+        "ram_gb": 128.0,
+        "gpus": [],
+        "gpu_driver": None,
+        "cuda": None,
+        "versions": versions,
+        **changes,
+    }
+
+
+def write_nightly_runs(
+    root: Path,
+    levels: Mapping[tuple[str, str, str], Sequence[float]],
+    node: str = "nightly-a",
+    environments: Sequence[Mapping[str, Any]] | None = None,
+    repetitions: int = 3,
+    seed: int = 0,
+    start: dt.datetime = START,
+) -> list[Path]:
+    """One run folder per night under `root` (run.json + records.jsonl, as the store writes
+    them): every (workload, phase, variant) of `levels` on the cpu of `node`, night i at
+    levels[cell][i] J/unit, its repetitions within 1 % of it; environments[i] is night i's
+    run.json environment (default sample_environment())."""
+    rng = random.Random(seed)
+    nights = len(next(iter(levels.values())))
+    folders = []
+    for night in range(nights):
+        at = start + dt.timedelta(days=night)
+        run_id = f"{at:%Y%m%d-%H%M%S}-{zlib.crc32(f'{node}/{night}'.encode()) & 0xFFFF:04x}"
+        store = RunStore(root / run_id)
+        store.path.mkdir(parents=True)
+        environment = environments[night] if environments else sample_environment()
+        store.write_meta(
+            {
+                "run_id": run_id,
+                "status": "complete",
+                "started_at": at.isoformat(timespec="seconds"),
+                "environment": {**environment, "hostname": node},
+            }
+        )
+        rows = []
+        for v_index, (workload, phase, variant) in enumerate(levels):
+            for repetition in range(1, repetitions + 1):
+                per_unit = levels[workload, phase, variant][night] * rng.uniform(0.99, 1.01)
+                rows.append(
+                    _row(run_id, workload, phase, variant, v_index, "cpu", repetition,
+                         per_unit, at, node)
+                )  # fmt: skip
+                at += dt.timedelta(seconds=6)
+        store.append(rows)
+        folders.append(store.path)
+    return folders

@@ -1,0 +1,275 @@
+"""Each cell's J/unit across runs, per machine: the trends, their environment changes, and the
+newest run's verdict (drift.judge).
+
+A series is one summary row's keys (stats.SUMMARY_KEYS: workload, phase, variant, device,
+node, params) over runs; a point is one run: its start (run.json), and the J/unit mean and 95%
+CI of its valid windows (stats.summarize_frame). Each run's environment comes from its
+run.json; a marker is where one of ENVIRONMENT_FIELDS differs from the previous run on that
+node (both known: a run without the field is not a change).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from greenbench.drift import BASELINE_RUNS, DEFAULT_PCT, MIN_RUNS, judge
+from greenbench.errors import GreenbenchError
+from greenbench.results import load_results
+from greenbench.stats import SUMMARY_KEYS, Summary, in_catalogue_order, t975, valid_mask
+from greenbench.store import RUN_FILE, RunStore, find_record_files
+
+# what a marker watches: run.json's environment, and the zone the records were charged in
+ENVIRONMENT_FIELDS = ("greenbench", "torch", "driver", "cuda", "hardware", "zone")
+SERIES_KEYS = list(SUMMARY_KEYS)
+
+
+@dataclass(frozen=True)
+class History:
+    """The trends under some paths, and the verdict on each series' newest run."""
+
+    points: pd.DataFrame  # one row per series x run, in time order
+    verdicts: pd.DataFrame  # one row per series
+    changes: pd.DataFrame  # node, run_id, started_at, what (one row per environment change)
+    carbon: pd.DataFrame  # node, run_id, started_at, emissions_g (per run and node)
+    pct: float
+
+    @property
+    def runs(self) -> int:
+        return int(self.points["run_id"].nunique()) if not self.points.empty else 0
+
+
+def run_environments(paths: Iterable[str | os.PathLike[str]]) -> pd.DataFrame:
+    """run_id, started_at and the environment fields of every run under `paths` that has a
+    run.json (an unreadable one gives a run without them)."""
+    rows = []
+    for records in find_record_files(paths):
+        folder = records.parent
+        meta: dict[str, Any] = {}
+        if (folder / RUN_FILE).is_file():
+            try:
+                meta = RunStore(folder).read_meta()
+            except GreenbenchError:
+                meta = {}
+        rows.append({"run_id": str(meta.get("run_id", folder.name)), **environment_fields(meta)})
+    columns = ["run_id", "started_at", *ENVIRONMENT_FIELDS[:-1]]
+    return pd.DataFrame(rows, columns=columns).drop_duplicates("run_id", keep="last")
+
+
+def environment_fields(meta: Mapping[str, Any]) -> dict[str, Any]:
+    """A run.json's start and the environment fields a marker watches (zone: in the records)."""
+    found = meta.get("environment")
+    env: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
+    listed = env.get("versions")
+    versions: Mapping[str, Any] = listed if isinstance(listed, Mapping) else {}
+    listed = env.get("gpus")
+    gpus: list[Any] = listed if isinstance(listed, list) else []
+    names = [str(g.get("name")) for g in gpus if isinstance(g, Mapping)]
+    hardware = " + ".join(([str(env["cpu_model"])] if env.get("cpu_model") else []) + names)
+    return {
+        "started_at": meta.get("started_at"),
+        "greenbench": versions.get("greenbench"),
+        "torch": versions.get("torch"),
+        "driver": env.get("gpu_driver"),
+        "cuda": env.get("cuda"),
+        "hardware": hardware or None,
+    }
+
+
+def run_summaries(ok: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """keys, n, unit, j_per_unit, j_per_unit_ci95 per group of the `ok` records' valid windows:
+    the figures stats.summarize_frame gives (stats.summarize with stats.idle_error), computed
+    for all groups at once, since a year of nightly runs makes thousands of groups."""
+    valid = ok[valid_mask(ok)].copy()
+    valid[keys] = valid[keys].astype(object).fillna("")
+    value = pd.to_numeric(valid["energy_per_unit_j"], errors="coerce")
+    valid = valid.assign(value=value.where(np.isfinite(value)))
+    per_window = (
+        pd.to_numeric(valid["idle_power_se_w"], errors="coerce")
+        * pd.to_numeric(valid["duration_s"], errors="coerce")
+        / pd.to_numeric(valid["unit_count"], errors="coerce")
+    )
+    valid = valid.assign(idle_term=per_window.fillna(0.0))
+    groups = valid.groupby(keys, sort=False, dropna=False)
+    figures = groups.agg(
+        n=("value", "count"), mean=("value", "mean"), std=("value", "std"), unit=("unit", "first"),
+        windows=("value", "size"),
+    )  # fmt: skip
+    # each cell's (one idle baseline's) share of the group's mean, and its degrees of freedom
+    cells = valid.groupby([*keys, "cell_id", "attempt"], sort=False, dropna=False).agg(
+        term=("idle_term", "sum"), samples=("idle_samples", "first")
+    )
+    cells = cells.reset_index().merge(figures["windows"].reset_index(), on=keys)
+    cells["term"] = cells["term"] / cells["windows"]
+    samples = pd.to_numeric(cells["samples"], errors="coerce")
+    cells["df"] = samples.where(np.isfinite(samples), 2.0) - 1
+    cells["variance"] = cells["term"] ** 2
+    cells["denominator"] = cells["term"] ** 4 / cells["df"]
+    idle = cells.groupby(keys, sort=False, dropna=False)[["variance", "denominator"]].sum()
+    figures = figures.join(idle)
+    rows = []
+    for group, row in figures.iterrows():
+        variance, denominator = float(row["variance"]), float(row["denominator"])
+        idle_se = math.sqrt(variance) if variance > 0 else 0.0
+        idle_df = variance**2 / denominator if variance > 0 and denominator else math.inf
+        summary = Summary(int(row["n"]), float(row["mean"]), float(row["std"]), math.nan,
+                          math.nan, idle_se, idle_df)  # fmt: skip
+        ci95 = t975(summary.df) * summary.se if summary.n >= 2 else math.nan
+        names = group if isinstance(group, tuple) else (group,)
+        rows.append(
+            {**dict(zip(keys, names, strict=True)), "n": summary.n, "unit": row["unit"],
+             "j_per_unit": summary.mean, "j_per_unit_ci95": ci95}
+        )  # fmt: skip
+    return pd.DataFrame(rows, columns=[*keys, "n", "unit", "j_per_unit", "j_per_unit_ci95"])
+
+
+def trend_points(frame: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
+    """One row per series x run with valid windows: SERIES_KEYS, run_id, started_at, unit, n,
+    j_per_unit, j_per_unit_ci95, the environment fields; in time order."""
+    columns = [*SERIES_KEYS, "run_id", "started_at", "unit", "n", "j_per_unit", "j_per_unit_ci95"]
+    ok = frame[frame["status"] == "ok"] if not frame.empty else frame
+    if ok.empty:
+        return pd.DataFrame(columns=[*columns, *ENVIRONMENT_FIELDS])
+    summary = run_summaries(ok, [*SERIES_KEYS, "run_id"])
+    summary = summary[summary["n"] > 0]
+    first = ok.assign(
+        start=pd.to_datetime(
+            ok["window_start"].fillna(ok["recorded_at"]), utc=True, format="ISO8601"
+        )
+    )
+    first[["node", "zone"]] = first[["node", "zone"]].astype(object).fillna("")
+    per_run = first.groupby(["run_id", "node"]).agg(start=("start", "min"), zone=("zone", "first"))
+    points = summary.merge(per_run.reset_index(), on=["run_id", "node"], how="left")
+    points = points.merge(runs, on="run_id", how="left") if not runs.empty else points
+    # run.json's start where there is one (a records file alone has none): the first window's
+    stated = pd.to_datetime(
+        points.get("started_at", pd.Series(None, index=points.index, dtype=object)),
+        utc=True, format="ISO8601", errors="coerce",
+    )  # fmt: skip
+    points["started_at"] = stated.fillna(points["start"])
+    for field in ENVIRONMENT_FIELDS:
+        if field not in points:
+            points[field] = None
+    points["zone"] = points["zone"].replace("", None)
+    points = points.sort_values([*SERIES_KEYS, "started_at", "run_id"], kind="stable")
+    return points[[*columns, *ENVIRONMENT_FIELDS]].reset_index(drop=True)
+
+
+def environment_changes(points: pd.DataFrame) -> pd.DataFrame:
+    """node, run_id, started_at, what: where a run's environment differs from the previous run
+    on the same node ("torch 2.5.1 -> 2.6.0"), both values known."""
+    rows = []
+    runs = points.drop_duplicates(["node", "run_id"]).sort_values(["node", "started_at"])
+    for node, part in runs.groupby("node", sort=True):
+        previous: Mapping[str, Any] | None = None
+        for _, run in part.iterrows():
+            if previous is not None:
+                what = [
+                    f"{field} {previous[field]} -> {run[field]}"
+                    for field in ENVIRONMENT_FIELDS
+                    if _known(previous[field]) and _known(run[field])
+                    and previous[field] != run[field]
+                ]  # fmt: skip
+                if what:
+                    rows.append(
+                        {"node": node, "run_id": run["run_id"],
+                         "started_at": run["started_at"], "what": "; ".join(what)}
+                    )  # fmt: skip
+            previous = run
+    return pd.DataFrame(rows, columns=["node", "run_id", "started_at", "what"])
+
+
+def _known(value: Any) -> bool:
+    return value is not None and not (isinstance(value, float) and math.isnan(value))
+
+
+def run_carbon(frame: pd.DataFrame, points: pd.DataFrame) -> pd.DataFrame:
+    """Gross emissions of each run's measured windows, per node, with the run's start."""
+    ok = frame[frame["status"] == "ok"] if not frame.empty else frame
+    if ok.empty or points.empty:
+        return pd.DataFrame(columns=["node", "run_id", "started_at", "emissions_g"])
+    ok = ok.assign(node=ok["node"].astype(object).fillna(""))
+    carbon = ok.groupby(["node", "run_id"])["emissions_g"].sum(min_count=1).reset_index()
+    starts = points.drop_duplicates(["node", "run_id"])[["node", "run_id", "started_at"]]
+    return carbon.merge(starts, on=["node", "run_id"]).sort_values(["node", "started_at"])
+
+
+def judge_points(points: pd.DataFrame, pct: float = DEFAULT_PCT) -> pd.DataFrame:
+    """One row per series: its keys, unit, runs, the newest run (id, start, J/unit, CI) and
+    drift.judge's verdict on it (status, change, baseline, floor, threshold)."""
+    rows = []
+    for keys, series in points.groupby(SERIES_KEYS, sort=False):
+        verdict = judge(list(series["j_per_unit"]), list(series["j_per_unit_ci95"]), pct)
+        newest = series.iloc[-1]
+        rows.append(
+            {
+                **dict(zip(SERIES_KEYS, keys, strict=True)),
+                "unit": newest["unit"],
+                "runs": verdict.runs,
+                "run_id": newest["run_id"],
+                "started_at": newest["started_at"],
+                "j_per_unit": newest["j_per_unit"],
+                "j_per_unit_ci95": newest["j_per_unit_ci95"],
+                "status": verdict.status,
+                "change": verdict.change,
+                "baseline": verdict.baseline,
+                "floor": verdict.floor,
+                "threshold": verdict.threshold,
+            }
+        )
+    columns = [*SERIES_KEYS, "unit", "runs", "run_id", "started_at", "j_per_unit",
+               "j_per_unit_ci95", "status", "change", "baseline", "floor", "threshold"]  # fmt: skip
+    verdicts = pd.DataFrame(rows, columns=columns)
+    return in_catalogue_order(verdicts, SERIES_KEYS) if not verdicts.empty else verdicts
+
+
+def build_history(frame: pd.DataFrame, runs: pd.DataFrame, pct: float = DEFAULT_PCT) -> History:
+    """The history of the records `frame`, with the runs' environments `runs`."""
+    points = trend_points(frame, runs)
+    changes = environment_changes(points)
+    verdicts = judge_points(points, pct)
+    verdicts["recent_changes"] = [
+        recent_changes(points, changes, row) for _, row in verdicts.iterrows()
+    ]
+    return History(points, verdicts, changes, run_carbon(frame, points), pct)
+
+
+def recent_changes(points: pd.DataFrame, changes: pd.DataFrame, verdict: pd.Series) -> str:
+    """The environment changes on a series' node within its baseline window and newest run
+    (what may explain a flag), as one line; "" when none."""
+    series = points
+    for key in SERIES_KEYS:
+        series = series[series[key] == verdict[key]]
+    window = set(series["run_id"].iloc[-BASELINE_RUNS:])  # the newest and the runs before it
+    mine = changes[(changes["node"] == verdict["node"]) & changes["run_id"].isin(window)]
+    return "; ".join(f"{c['what']} (run {c['run_id']})" for _, c in mine.iterrows())
+
+
+def load_history(
+    paths: Iterable[str | os.PathLike[str]], workload: str | None = None, pct: float = DEFAULT_PCT
+) -> History:
+    """The history of every run under `paths` (one workload's cells with `workload`)."""
+    paths = list(paths)
+    frame = load_results(paths)
+    if workload is not None:
+        known = sorted(frame["workload"].dropna().unique()) if not frame.empty else []
+        if workload not in known:
+            raise GreenbenchError(
+                f"--workload {workload}: no records of it under {', '.join(map(str, paths))}; "
+                f"give one of: {', '.join(known) or '(none: run greenbench run first)'}"
+            )
+        frame = frame[frame["workload"] == workload].reset_index(drop=True)
+    return build_history(frame, run_environments(paths), pct)
+
+
+def enough_history(history: History) -> bool:
+    """Whether any series has the MIN_RUNS a verdict needs."""
+    return (
+        bool((history.verdicts["runs"] >= MIN_RUNS).any()) if not history.verdicts.empty else False
+    )
