@@ -155,8 +155,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--latency",
         action="append",
         metavar="TARGET",
-        help="keep configurations meeting a latency target (p90<=50ms, p99<1s, ttft_p90<=200ms, "
-        "tpot_p50<=30ms; repeat: all must hold) and rank them by energy per unit",
+        help="keep configurations meeting a latency target, quoted ('p90<=50ms', 'p99<1s', "
+        "'ttft_p90<=200ms', 'tpot_p50<=30ms'; repeat: all must hold), ranked by energy per unit",
     )
     by_axis.add_argument(
         "--target-tokens",

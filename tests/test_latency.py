@@ -275,3 +275,29 @@ def test_compare_latency_prints_the_ranking_and_what_was_dropped(tmp_path, capsy
     assert "dropped for latency: fp32 batch=16: prefill ttft_p90 300 ms misses" in out
     assert main(["compare", str(store.path), "--latency", "p95<1s"]) == 2
     assert "--latency: cannot read 'p95<1s'" in capsys.readouterr().err
+
+
+def test_the_runs_tables_show_ttft_tpot_in_ms_and_a_derived_response_table():
+    from rich.console import Console
+
+    from greenbench.terminal import results_tables
+
+    tables = {t.title.split(":")[0]: t for t in results_tables(SWEEP)}
+    headers = {phase: [str(c.header) for c in t.columns] for phase, t in tables.items()}
+    assert headers["prefill"][-2:] == ["TTFT p50 ms", "TTFT p90 ms"]
+    assert headers["decode"][-2:] == ["TPOT p50 ms", "TPOT p90 ms"]
+    assert "J/response ± CI95" in headers["response"] and "TPOT p90 ms" in headers["response"]
+    assert "derived" in tables["response"].title
+    console = Console(width=200, record=True)
+    console.print(tables["decode"])
+    assert "│          10 │" in console.export_text()  # fp32 batch=1: TPOT p90 10 ms
+
+
+def test_records_older_than_the_latency_columns_summarise_without_them():
+    old = SWEEP.drop(columns=["call_p50_s", "call_p90_s", "ttft_p90_s", "tpot_p90_s"])
+    summary = summarize_frame(old)
+    assert summary["call_p90_s"].isna().all() and summary["ttft_p90_s"].isna().all()
+    ranking = rank_by_latency(
+        compare(old, "variant"), SUMMARY_KEYS, [parse_latency_target("p90<1s")]
+    )
+    assert ranking.kept.empty and len(ranking.dropped) == 4
