@@ -43,6 +43,9 @@ def _miss(part: pd.DataFrame, target: LatencyTarget) -> str | None:
     else:
         measured = part.iloc[0:0]
     if measured.empty:
+        if (pd.to_numeric(part["n"], errors="coerce").fillna(0) == 0).any():
+            # latency, like energy, is read from valid windows only
+            return f"no valid window to read {target.name} from (greenbench check says why)"
         return f"no {target.name} measured (needed by {target})"
     for _, row in measured.iterrows():
         value = float(row[target.column])

@@ -18,16 +18,16 @@ from dataclasses import dataclass
 from typing import Literal
 
 from greenbench.errors import GreenbenchError
+from greenbench.records import PERCENTILES
 
 METRICS = {"": "call", "ttft_": "ttft", "tpot_": "tpot"}  # prefix as written -> column's metric
-PERCENTILES = ("p50", "p90", "p99")
 UNITS_S = {"us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0}
 FORMS = (
     "p50|p90|p99, ttft_p50|ttft_p90|ttft_p99 or tpot_p50|tpot_p90|tpot_p99, then <= or <, "
     "then a number with us, ms or s: p90<=50ms, p99<1s, ttft_p90<=200ms, tpot_p50<=30ms"
 )
 _PATTERN = re.compile(
-    r"^\s*(?P<metric>ttft_|tpot_)?(?P<percentile>p50|p90|p99)\s*(?P<op><=|<)\s*"
+    rf"^\s*(?P<metric>ttft_|tpot_)?(?P<percentile>{'|'.join(PERCENTILES)})\s*(?P<op><=|<)\s*"
     r"(?P<limit>[0-9]*\.?[0-9]+(?:e[-+]?[0-9]+)?)\s*(?P<unit>us|µs|ms|s)\s*$",
     re.IGNORECASE,
 )

@@ -301,3 +301,13 @@ def test_records_older_than_the_latency_columns_summarise_without_them():
         compare(old, "variant"), SUMMARY_KEYS, [parse_latency_target("p90<1s")]
     )
     assert ranking.kept.empty and len(ranking.dropped) == 4
+
+
+def test_a_configuration_without_valid_windows_is_dropped_saying_so():
+    rows = lm_rows("fp32", 1, [1.0, 1.0], [2.0, 2.0], 0.02, 0.01)
+    for row in rows:
+        row.update(valid=False, validity="net energy -1 J <= 0")
+    table = compare(lm_frame(rows), "variant", include_invalid=True)
+    keys = [k for k in SUMMARY_KEYS if k in table]
+    ranking = rank_by_latency(table, keys, [parse_latency_target("tpot_p90<=1s")])
+    assert "no valid window to read tpot_p90 from" in ranking.dropped.iloc[0]["reason"]
