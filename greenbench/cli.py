@@ -26,6 +26,7 @@ from greenbench.exit_codes import EXIT_FAILED_CELLS, EXIT_INTERRUPTED, EXIT_OK, 
 from greenbench.formatting import (
     ESTIMATE_MARK,
     energy_scale,
+    energy_text,
     fidelity_cells,
     fmt,
     fmt_cosine,
@@ -34,6 +35,7 @@ from greenbench.formatting import (
     window_count,
 )
 from greenbench.import_pytest_benchmark import import_pytest_benchmark
+from greenbench.latency_target import parse_latency_targets
 from greenbench.quiet import quiet_library_logs
 from greenbench.records import COMPARE_AXES as AXES
 from greenbench.suite import RunOverrides, builtin_suites, load_suite, workload_parameters
@@ -150,6 +152,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     by_axis.add_argument("--baseline", help="the value of --by that ratios are taken against")
     by_axis.add_argument("--include-invalid", action="store_true", help=INCLUDE_INVALID_HELP)
+    by_axis.add_argument(
+        "--latency",
+        action="append",
+        metavar="TARGET",
+        help="keep configurations meeting a latency target, quoted ('p90<=50ms', 'p99<1s', "
+        "'ttft_p90<=200ms', 'tpot_p50<=30ms'; repeat: all must hold), ranked by energy per unit",
+    )
+    by_axis.add_argument(
+        "--target-tokens",
+        type=int,
+        metavar="N",
+        help="LMs: J for N generated tokens (prompts included), a derived figure that puts "
+        "batch sizes on the same work",
+    )
 
     check = sub.add_parser(
         "check", help="a validity verdict per measured cell; exit code 1 if any is invalid"
@@ -445,9 +461,18 @@ def cmd_compare(args: argparse.Namespace, console: Console) -> int:
         print_left_out,
     )
 
+    targets = parse_latency_targets(args.latency)  # bad text fails before results are read
     frame = load_results(args.paths)
-    table_data = compare(frame, args.by, args.baseline, include_invalid=args.include_invalid)
+    table_data = compare(
+        frame,
+        args.by,
+        args.baseline,
+        include_invalid=args.include_invalid,
+        target_tokens=args.target_tokens,
+    )
     left_out = table_data.attrs.get(LEFT_OUT, 0)
+    if targets and not table_data.empty:
+        return print_latency_view(table_data, args, targets, console)
     if table_data.empty:
         what = "valid cells" if left_out else "successful records"
         console.print(f"no {what} under {', '.join(args.paths)}")
@@ -494,6 +519,9 @@ def cmd_compare(args: argparse.Namespace, console: Console) -> int:
     ]
     for header, _, _ in extras:
         table.add_column(header, justify="right")
+    derived = "j_for_target" in table_data
+    if derived:
+        table.add_column(f"J/{args.target_tokens} tokens (derived)", justify="right")
     with_quality = table_data["quality"].notna().any()
     if with_quality:
         table.add_column("quality", justify="right")
@@ -521,6 +549,7 @@ def cmd_compare(args: argparse.Namespace, console: Console) -> int:
             fmt(row["throughput"]),
             *fidelity_cells(row),
             *(show(row[key]) for _, key, show in extras),
+            *([target_cell(row)] if derived else []),
             *(quality_cells(row) if with_quality else []),
             *([] if same_methods else [row["methods"]]),
             style="" if row["cell_valid"] else "red",
@@ -543,6 +572,27 @@ def cmd_compare(args: argparse.Namespace, console: Console) -> int:
     if table_data["estimated"].any():
         console.print(f"{ESTIMATE_MARK} estimate: modelled, not read from a counter")
     print_left_out(left_out, console)
+    return EXIT_OK
+
+
+def target_cell(row: Any) -> str:
+    """J for --target-tokens generated tokens on a response row; `-` on other rows."""
+    return energy_text(row["j_for_target"], row["j_for_target_ci95"], bool(row["estimated"]))
+
+
+def print_latency_view(
+    table_data: Any, args: argparse.Namespace, targets: list[Any], console: Console
+) -> int:
+    """`compare --latency`: configurations meeting the targets, ranked (latency_rank.py)."""
+    from greenbench.compare import LEFT_OUT
+    from greenbench.latency_rank import rank_by_latency
+    from greenbench.latency_view import print_latency_ranking
+    from greenbench.stats import SUMMARY_KEYS
+    from greenbench.terminal import print_left_out
+
+    keys = [k for k in (*SUMMARY_KEYS, "run_id") if k in table_data]
+    print_latency_ranking(rank_by_latency(table_data, keys, targets), console)
+    print_left_out(table_data.attrs.get(LEFT_OUT, 0), console)
     return EXIT_OK
 
 

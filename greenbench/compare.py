@@ -10,6 +10,7 @@ from greenbench.check import leave_out_invalid, with_group_verdicts
 from greenbench.errors import GreenbenchError
 from greenbench.quality import change
 from greenbench.records import COMPARE_AXES as AXES
+from greenbench.response_energy import with_responses
 from greenbench.stats import (
     CELL_KEYS,
     SUMMARY_KEYS,
@@ -41,7 +42,11 @@ LEFT_OUT = "invalid_cells_left_out"  # the result's attrs key: how many invalid 
 
 
 def compare(
-    frame: pd.DataFrame, by: str, baseline: str | None = None, include_invalid: bool = False
+    frame: pd.DataFrame,
+    by: str,
+    baseline: str | None = None,
+    include_invalid: bool = False,
+    target_tokens: int | None = None,
 ) -> pd.DataFrame:
     """Stats per group, with each group's J/unit ratio (and 95% CI) to the baseline's.
 
@@ -49,10 +54,14 @@ def compare(
     int8 rows of the same workload, phase and device face each other. Cells that `greenbench
     check` judges invalid are left out (`attrs[LEFT_OUT]` counts them) unless
     `include_invalid`; then their rows say so (`cell_valid`, `cell_reasons`) and no ratio that
-    involves one is called significant.
+    involves one is called significant. LM configurations with prefill and decode get a derived
+    `response` row (J per response, response_energy.py), with `target_tokens` also J for that
+    many generated tokens (`j_for_target`).
     """
     if by not in AXES:
         raise GreenbenchError(f"--by: unknown axis '{by}'; use one of {', '.join(AXES)}")
+    if target_tokens is not None and target_tokens < 1:
+        raise GreenbenchError(f"--target-tokens must be a whole number >= 1, got {target_tokens}")
     column = AXES[by]
     # runs may come from different machines: comparing runs, the run stands for its machine
     keys = SUMMARY_KEYS if by != "run" else [*CELL_KEYS, "run_id"]
@@ -61,6 +70,7 @@ def compare(
     if not include_invalid:
         frame, left_out = leave_out_invalid(frame)
     summary = with_group_verdicts(summarize_frame(frame, keys), frame, keys)
+    summary = with_responses(summary, keys, target_tokens)
     summary.attrs[LEFT_OUT] = left_out
     if summary.empty:
         return summary

@@ -35,6 +35,11 @@ def fmt(value: Any, digits: int = 3) -> str:
     return text
 
 
+def fmt_ms(seconds: Any) -> str:
+    """A latency in seconds as milliseconds (fmt's digits): `12.3`, `0.0451`, `1,250`."""
+    return "-" if missing(seconds) else fmt(seconds * 1e3)
+
+
 def fmt_pct(value: Any) -> str:
     return "-" if missing(value) else f"{value * 100:.1f}%"
 

@@ -14,7 +14,7 @@ import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Literal, Protocol
 
 from greenbench.energy.cpu_load import CpuTimes, foreign_share
 from greenbench.energy.meter import COMPONENTS, Measurement, Meter
@@ -81,6 +81,19 @@ def _no_reset() -> None:
 
 
 @dataclass(frozen=True)
+class TokenLatency:
+    """What one call of a text-generation phase says about per-token latency.
+
+    `ttft`: a call is a prefill, whose last logits give the first output token, so its time is
+    the time to first token. `tpot`: a call decodes `tokens_per_call` tokens one step after
+    another, so its time divided by them is the time per output token.
+    """
+
+    metric: Literal["ttft", "tpot"]
+    tokens_per_call: int = 1
+
+
+@dataclass(frozen=True)
 class Phase:
     """One measured activity of a workload, e.g. decode of N tokens."""
 
@@ -89,6 +102,7 @@ class Phase:
     units_per_call: int
     step: Callable[[], object]  # one call of the work
     reset: Callable[[], None] = _no_reset  # unmeasured, before warmup and before each window
+    token_latency: TokenLatency | None = None  # text generation: TTFT or TPOT from call times
 
 
 @dataclass(frozen=True)
@@ -114,6 +128,7 @@ class Window:
     foreign_cpu_share: float | None = None  # of the machine's CPU time, used by other processes
     call_times_s: tuple[float, ...] = ()  # each call's duration, the device synchronised
     warmup: Warmup = Warmup()
+    token_latency: TokenLatency | None = None  # the phase's, for TTFT/TPOT columns
 
 
 @dataclass(frozen=True)
@@ -419,4 +434,5 @@ def _measure_window(
         started_at=started_at,
         call_times_s=tuple(times),
         foreign_cpu_share=_share(cpu_probe, probe),
+        token_latency=phase.token_latency,
     )

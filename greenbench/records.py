@@ -25,6 +25,7 @@ from greenbench.protocol import (
     RELIABLE_WINDOW_S,
     IdleBaseline,
     ProtocolResult,
+    TokenLatency,
     Warmup,
     Window,
 )
@@ -78,6 +79,15 @@ class Record(TypedDict, total=False):
     call_p90_s: float | None
     call_p99_s: float | None
     call_max_s: float | None
+    # LM inference (text generation), from the same call times: on prefill rows the time to
+    # first token (a prefill call), on decode rows the time per output token (a decode call
+    # over its new_tokens steps); None for other phases and kinds
+    ttft_p50_s: float | None
+    ttft_p90_s: float | None
+    ttft_p99_s: float | None
+    tpot_p50_s: float | None
+    tpot_p90_s: float | None
+    tpot_p99_s: float | None
     # the share of the machine's CPU time other processes used, in the window and in idle
     foreign_cpu_share: float | None
     idle_foreign_cpu_share: float | None
@@ -190,6 +200,7 @@ class WindowFacts:
     idle: IdleBaseline | None = None  # the baseline's samples, where the producer has them
     call_times_s: tuple[float, ...] = ()
     warmup: Warmup | None = None
+    token_latency: TokenLatency | None = None  # what the call times say per token (LMs)
 
     @classmethod
     def of(cls, window: Window, idle: IdleBaseline) -> WindowFacts:
@@ -217,6 +228,7 @@ class WindowFacts:
             idle=idle,
             call_times_s=window.call_times_s,
             warmup=window.warmup,
+            token_latency=window.token_latency,
         )
 
     def measured_components(self) -> list[str]:
@@ -314,6 +326,28 @@ def _percentile(sorted_values: Sequence[float], q: float) -> float | None:
     return sorted_values[max(0, math.ceil(q * len(sorted_values)) - 1)]
 
 
+PERCENTILES = {"p50": 0.50, "p90": 0.90, "p99": 0.99}
+TOKEN_LATENCY_COLUMNS = [f"{m}_{p}_s" for m in ("ttft", "tpot") for p in PERCENTILES]
+
+
+def token_latency_columns(
+    sorted_times_s: Sequence[float], latency: TokenLatency | None
+) -> dict[str, float | None]:
+    """TTFT or TPOT percentiles from a window's sorted call times (the other metric None).
+
+    A percentile of call time over a fixed token count is that count times the percentile of
+    time per token, so dividing the call percentiles is exact, not an approximation.
+    """
+    columns: dict[str, float | None] = dict.fromkeys(TOKEN_LATENCY_COLUMNS)
+    if latency is None or not sorted_times_s:
+        return columns
+    for name, q in PERCENTILES.items():
+        value = _percentile(sorted_times_s, q)
+        assert value is not None
+        columns[f"{latency.metric}_{name}_s"] = value / latency.tokens_per_call
+    return columns
+
+
 def _call_and_idle_columns(facts: WindowFacts) -> dict[str, Any]:
     times = sorted(facts.call_times_s)
     idle, warmup = facts.idle, facts.warmup
@@ -325,6 +359,7 @@ def _call_and_idle_columns(facts: WindowFacts) -> dict[str, Any]:
         "call_p90_s": _percentile(times, 0.90),
         "call_p99_s": _percentile(times, 0.99),
         "call_max_s": times[-1] if times else None,
+        **token_latency_columns(times, facts.token_latency),
         "idle_power_sd_w": idle.power_sd_w() if idle else None,
         "idle_power_se_w": idle.power_se_w() if idle else None,
         "idle_samples": len(idle.samples) if idle else None,

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from greenbench.energy.meter import COMPONENTS
+from greenbench.records import TOKEN_LATENCY_COLUMNS
 from greenbench.tasks import ordered_phases
 from greenbench.variants import variant_order
 
@@ -279,9 +280,28 @@ def summarize_frame(frame: pd.DataFrame, keys: Sequence[str] = SUMMARY_KEYS) -> 
                 "methods": " ".join(methods),
                 "estimated": bool(cell["estimated"].astype(bool).any()),
                 "reliable": bool(cell["reliable"].astype(bool).all()),
+                **{column: _median(part, column) for column in LATENCY_COLUMNS},
             }
         )
     return pd.DataFrame(rows)
+
+
+# the latency percentiles a summary row carries, named as the record columns they summarise
+LATENCY_COLUMNS = ("call_p50_s", "call_p90_s", "call_p99_s", *TOKEN_LATENCY_COLUMNS)
+
+
+def _median(part: pd.DataFrame, column: str) -> float:
+    """The median over a group's windows of one window's latency percentile (NaN when absent).
+
+    A cell's p90 is the median of its windows' p90s, not a pool of their calls: records keep
+    each window's percentiles, not every call, and the windows are repetitions of one
+    measurement, so their median is the typical window's figure, which one disturbed window
+    (a stall, another process) does not move. Invalid windows are left out, as from the
+    energy figures.
+    """
+    if column not in part:
+        return math.nan
+    return float(pd.to_numeric(part[column], errors="coerce").median())
 
 
 def _first(part: pd.DataFrame, column: str) -> str | None:

@@ -36,13 +36,16 @@ from greenbench.formatting import (
     fidelity_cells,
     fmt,
     fmt_cosine,
+    fmt_ms,
     fmt_pct,
     quality_text,
     window_count,
 )
+from greenbench.latency_view import RESPONSE_LATENCY, latency_header, phase_latency_columns
 from greenbench.protocol import RELIABLE_WINDOW_S
 from greenbench.records import Record
-from greenbench.stats import in_catalogue_order, phase_order, summarize_frame
+from greenbench.response_energy import RESPONSE, with_responses
+from greenbench.stats import SUMMARY_KEYS, in_catalogue_order, phase_order, summarize_frame
 from greenbench.suite import Cell
 from greenbench.variants import variant_order
 
@@ -90,7 +93,7 @@ def print_left_out(count: int, console: Console) -> None:
 def results_tables(frame: pd.DataFrame) -> list[Table]:
     """One table per phase, rows per workload x variant x device; invalid cells (greenbench
     check's verdict) in red, marked INVALID, their first reasons under the table."""
-    summary = with_group_verdicts(summarize_frame(frame), frame)
+    summary = with_responses(with_group_verdicts(summarize_frame(frame), frame), SUMMARY_KEYS)
     if summary.empty:
         return []
     tables = []
@@ -100,8 +103,9 @@ def results_tables(frame: pd.DataFrame) -> list[Table]:
         )
         unit = part["unit"].iloc[0]
         factor, scale = energy_scale(part["j_per_unit"])
+        derived = " (derived: prefill + decode, per sequence)" if phase == RESPONSE else ""
         table, same_methods = methods_table(
-            f"{phase}: energy per {unit}, net of idle", part["methods"]
+            f"{phase}: energy per {unit}{derived}, net of idle", part["methods"]
         )
         for header in ("workload", "variant", "device", "n"):
             table.add_column(header)
@@ -111,6 +115,13 @@ def results_tables(frame: pd.DataFrame) -> list[Table]:
         table.add_column("W", justify="right")
         grams, mass = column_scale(part["g_per_1k_units"], MASS_SCALES)
         table.add_column(f"{mass}CO2e/1k {unit}s", justify="right")
+        latency = (
+            [c for c in RESPONSE_LATENCY if part[c].notna().any()]
+            if phase == RESPONSE
+            else phase_latency_columns(part)
+        )
+        for column in latency:
+            table.add_column(latency_header(column), justify="right")
         per_step = phase == "train"
         if per_step:
             table.add_column("J/step", justify="right")
@@ -146,6 +157,7 @@ def results_tables(frame: pd.DataFrame) -> list[Table]:
                 fmt(row["throughput"]),
                 f"{mark}{fmt(row['power_w'])}",
                 f"{mark}{fmt(row['g_per_1k_units'] / grams)}",
+                *(fmt_ms(row[c]) for c in latency),
             ]
             if per_step:
                 cells.append(f"{mark}{fmt(row['j_per_call'])}")

@@ -9,6 +9,7 @@ import greenbench
 from greenbench.backends import check_available, onnx_runtime, parse_device, skip_reason
 from greenbench.errors import GreenbenchError
 from greenbench.models import build_model
+from greenbench.protocol import TokenLatency
 from greenbench.tasks import make_phases
 from greenbench.variants import get_variant
 from greenbench.workloads import PRESETS
@@ -60,8 +61,12 @@ def test_vision_forward_agrees_with_torch_and_int8_runs():
     assert logits.shape == (32, 10)  # fidelity images, in batches of 3 (the last of 2)
 
     lm = PRESETS["slm-tiny"]
-    (prefill, _), _ = graphs(lm, build_model(lm.architecture), lm.defaults, "int8-dynamic")
+    (prefill, decode), _ = graphs(lm, build_model(lm.architecture), lm.defaults, "int8-dynamic")
     assert np.isfinite(prefill.step()[0]).all()
+    assert (prefill.token_latency, decode.token_latency) == (
+        TokenLatency("ttft"),
+        TokenLatency("tpot", lm.defaults["new_tokens"]),
+    )
 
 
 def test_variants_and_tasks_that_do_not_apply_are_skipped():

@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from greenbench.models import build_model, parameter_count
+from greenbench.protocol import TokenLatency
 from greenbench.tasks import make_phases
 from greenbench.workloads import PRESETS
 
@@ -17,6 +18,9 @@ def test_lm_phases_count_tokens_and_decode_exactly_n_from_a_reset_cache():
     prefill, decode = make_phases("lm-inference", model, params, "cpu")
     assert (prefill.name, prefill.unit, prefill.units_per_call) == ("prefill", "token", 10)
     assert (decode.name, decode.unit, decode.units_per_call) == ("decode", "token", 6)
+    # TTFT is a prefill call's time, TPOT a decode call's over its 3 steps (records.py)
+    assert prefill.token_latency == TokenLatency("ttft", 1)
+    assert decode.token_latency == TokenLatency("tpot", 3)
 
     out = prefill.step()
     assert out.logits.shape[:2] == (2, 1)  # only the last position's logits, as generation does

@@ -28,12 +28,16 @@ from typing import Any
 
 from greenbench.inputs import cycled, input_path, read_texts
 from greenbench.preprocessors import load_tokenizer, model_source, require_tokenizer
-from greenbench.protocol import Phase
+from greenbench.protocol import Phase, TokenLatency
 from greenbench.quality import Quality, perplexity
 from greenbench.tasks.base import InputParam, Params, SessionFactory, WorkloadKind, phase_subset
 from greenbench.tasks.onnx_export import export_onnx
 
 PHASES = {"prefill": "token", "decode": "token"}
+# Latency from the measured call times (records.py derives the columns): a prefill call ends
+# with the logits whose argmax is the first output token, so TTFT is the prefill call's time
+# (no decode step is added); TPOT is a decode call's time over its new_tokens steps.
+TTFT = TokenLatency("ttft")
 EVAL_TEXTS = 64  # the texts fidelity and perplexity read, from the top of the file
 
 
@@ -175,8 +179,15 @@ def make_phases(model: Any, params: Params, device: str, autocast: Any = None) -
         return token
 
     phases = {
-        "prefill": Phase("prefill", "token", batch * prompt_tokens, prefill),
-        "decode": Phase("decode", "token", batch * new_tokens, decode, reset=reset_decode),
+        "prefill": Phase("prefill", "token", batch * prompt_tokens, prefill, token_latency=TTFT),
+        "decode": Phase(
+            "decode",
+            "token",
+            batch * new_tokens,
+            decode,
+            reset=reset_decode,
+            token_latency=TokenLatency("tpot", new_tokens),
+        ),
     }
     return [phases[name] for name in params["phases"]]
 
@@ -277,8 +288,17 @@ def export_graphs(
         return token
 
     phases = {
-        "prefill": Phase("prefill", "token", batch * params["prompt_tokens"], prefill),
-        "decode": Phase("decode", "token", batch * new_tokens, decode, reset=reset_decode),
+        "prefill": Phase(
+            "prefill", "token", batch * params["prompt_tokens"], prefill, token_latency=TTFT
+        ),
+        "decode": Phase(
+            "decode",
+            "token",
+            batch * new_tokens,
+            decode,
+            reset=reset_decode,
+            token_latency=TokenLatency("tpot", new_tokens),
+        ),
     }
     if texts is None:
         logits = torch.from_numpy(sessions["full"].run(None, prompt_feed)[0])
