@@ -15,8 +15,9 @@ from plotly.offline import get_plotlyjs
 
 from greenbench.check import with_verdicts
 from greenbench.formatting import fmt, fmt_joules, fmt_pct
-from greenbench.report import data, figures
+from greenbench.report import data, figures, sweeps
 from greenbench.report.data import escape
+from greenbench.report.latency import LatencyCut, LatencyTarget, meeting
 
 PLOT_CONFIG = {"displaylogo": False, "responsive": True}
 
@@ -226,19 +227,65 @@ def _empty_because_left_out(figure: Any, left_out: int) -> Any:
     )
 
 
+def _under_target(figure: Any, cut: LatencyCut | None) -> Any:
+    """An empty view under a latency target says that no cell meets it."""
+    if cut is None or not cut.kept.empty:
+        return figure
+    return figures.Missing(cut.none_left())
+
+
+def sweep_sections(
+    summary: pd.DataFrame,
+    include_invalid: bool = False,
+    cut: LatencyCut | None = None,
+) -> list[Section]:
+    """The sweep view and the energy-vs-latency frontier, from the (latency-cut) summary."""
+    shown = summary if cut is None else cut.kept
+    target = "" if cut is None else f" Only the cells meeting {escape(cut.target)}."
+    kept = "kept (--include-invalid)" if include_invalid else "left out"
+    return [
+        Section(
+            "sweep",
+            "Energy per unit by swept parameter",
+            "Net energy per unit against each parameter a sweep varies (batch, ...), a line per "
+            "variant, error bars: 95% CI. Invalid cells (greenbench check) are "
+            f"{kept}, and cells without a figure left out; each panel names them." + target,
+            _under_target(sweeps.sweep_view(shown, include_invalid), cut),
+        ),
+        Section(
+            "latency",
+            "Energy against latency",
+            "Net energy per unit against call latency (the mean over the windows of each "
+            f"window's {cut.target.metric if cut else 'p90'} call time), one point per cell; "
+            "the dotted step line is the lowest energy reachable within a latency (the Pareto "
+            f"frontier). Invalid cells are {kept}." + target,
+            _under_target(
+                sweeps.latency_frontier(
+                    shown, include_invalid, cut.target if cut is not None else None
+                ),
+                cut,
+            ),
+        ),
+    ]
+
+
 def sections(
     safe: pd.DataFrame,
     summary: pd.DataFrame,
     baseline: pd.DataFrame | None,
     baseline_name: str,
     include_invalid: bool = False,
+    cut: LatencyCut | None = None,
 ) -> list[Section]:
     """The views, from the escaped records and their cell summary.
 
     The ratio views (trade-off, comparison) and the frontier leave invalid cells out unless
-    `include_invalid`; the others draw them faded, with the reasons in the hover."""
+    `include_invalid`; the others draw them faded, with the reasons in the hover. Under a
+    latency target (`cut`) the energy, frontier and sweep views draw only the cells meeting
+    it."""
     kept, left_out = data.valid_cells(safe, include_invalid)
     ratio_summary = summary if include_invalid else data.cell_summary(kept)
+    shown_summary = summary if cut is None else cut.kept
     shown = not summary.empty and not summary["cell_valid"].all()  # invalid cells drawn faded
     faded = {
         "energy": " Faded bars with a red outline: cells greenbench check judges invalid (the "
@@ -256,7 +303,7 @@ def sections(
             "Energy per unit",
             "Net of the idle baseline, mean of the repetitions, error bars: 95% CI."
             + faded["energy"],
-            figures.energy_per_unit(summary),
+            _under_target(figures.energy_per_unit(shown_summary), cut),
         ),
         Section(
             "frontier",
@@ -264,8 +311,9 @@ def sections(
             "Throughput against energy per unit, one point per cell; for each workload the "
             "ringed cells (joined by a dotted line) are those no other variant or device beats on "
             "both." + faded["frontier"] + left_out_note(left_out, "the frontier"),
-            figures.efficiency_frontier(summary, include_invalid),
+            _under_target(figures.efficiency_frontier(shown_summary, include_invalid), cut),
         ),
+        *sweep_sections(summary, include_invalid, cut),
         Section(
             "tradeoff",
             "Quantization trade-off",
@@ -328,14 +376,16 @@ def build_report(
     baseline: pd.DataFrame | None = None,
     baseline_name: str = "",
     include_invalid: bool = False,
+    latency: LatencyTarget | None = None,
 ) -> str:
     """The whole page as one HTML string; `include_invalid` keeps invalid cells in the ratio
-    views."""
+    views; `latency` keeps only the cells meeting it in the energy, frontier and sweep views."""
     safe = with_verdicts(data.escaped(frame))  # judged once, here, for every view
-    summary = data.cell_summary(safe)
+    summary = data.cell_summary(safe)  # built once: every view draws from it
+    cut = meeting(summary, latency) if latency is not None else None
     unfinished = data.unfinished_cells(safe)
     parts = []
-    views = sections(safe, summary, baseline, baseline_name, include_invalid)
+    views = sections(safe, summary, baseline, baseline_name, include_invalid, cut)
     for i, section in enumerate(views):
         parts.append(
             f'<h2 id="{section.anchor}">{section.title}</h2>'
@@ -363,6 +413,9 @@ def build_report(
                 else "left out of the ratio views (--include-invalid keeps them).</p>"
             )
         )
+    if cut is not None:
+        note += f"<p class='meta latency-target'>{escape(cut.header())} (the overview lists "
+        note += "every cell).</p>"
     when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
