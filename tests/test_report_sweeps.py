@@ -199,6 +199,9 @@ def test_latency_frontier_steps_through_the_cheapest_cells_and_labels_each_once(
                                     for b in (1, 4, 16, 64))  # fmt: skip
     assert fig.layout.xaxis.title.text == "p90 call latency (ms)"
     assert [s.x0 for s in fig.layout.shapes] == [100.0, 100.0]  # the target, in each panel
+    assert fig.layout.xaxis.type == "log"  # 17 to 400 ms
+    names = [a for a in fig.layout.annotations if a.text == "target p90 <= 100 ms"]
+    assert [a.x for a in names] == [2.0, 2.0]  # an annotation on a log axis sits at the log
 
 
 def test_views_without_a_sweep_or_latencies_say_why():
@@ -237,3 +240,38 @@ def test_report_command_takes_a_latency_target_and_refuses_a_bad_one(tmp_path, c
     assert err.startswith("greenbench: error: --latency 'p90=50ms': not a latency target")
     assert err.count("\n") == 1 and "Traceback" not in err
     assert not out.exists()
+
+
+def check_sweep_views_in_browser(driver, page) -> None:
+    """In a headless Chromium driver already started (tests/test_report.py's browser test
+    calls this, to start Chromium once): the sweep and latency views of a sweep report draw
+    their lines and points, and the variant filter narrows them."""
+    from selenium.webdriver.support.ui import Select
+
+    frame = sweep_frame({"slm": ["prefill", "decode"]}, ["fp32", "bf16", "int8-dynamic"])
+    page.write_text(build_report(frame, ["synthetic"], latency=parse_latency_target("p90<=1s")))
+    points = (
+        "return document.querySelector('#{} ~ div.plot').data"
+        ".filter(t => t.y && t.y.length && t.legendgroup !== 'frontier')"
+        ".map(t => [t.name, t.y.length])"
+    )
+    driver.get(page.as_uri())
+    variants = ("fp32", "bf16", "int8-dynamic")
+    # a line of four batches per variant in each phase's panel; a point per cell
+    assert driver.execute_script(points.format("sweep")) == [[v, 4] for _ in "pd" for v in variants]
+    assert driver.execute_script(points.format("latency")) == [
+        [v, 4] for _ in "pd" for v in variants
+    ]
+    Select(driver.find_element("css selector", 'select[data-filter="variant"]')).select_by_value(
+        "bf16"
+    )
+    assert {n for n, _ in driver.execute_script(points.format("sweep"))} == {"bf16"}
+    assert {n for n, _ in driver.execute_script(points.format("latency"))} == {"bf16"}
+
+
+def test_labels_near_a_panels_right_edge_go_to_the_left_of_their_point():
+    x = pd.Series([20.0, 60.0, 400.0])
+    assert sweeps._label_sides(x, x.index, from_zero=True) == ["top right", "top right", "top left"]
+    alone = pd.Series([525.0, 525.0])  # one latency, on an axis from zero: at the right edge
+    assert sweeps._label_sides(alone, alone.index, from_zero=True) == ["top left", "top left"]
+    assert sweeps._label_sides(alone, alone.index, from_zero=False) == ["top right", "top right"]

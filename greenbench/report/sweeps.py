@@ -307,7 +307,7 @@ def latency_frontier(
                         "symbol": SYMBOLS[devices.index(device) % len(SYMBOLS)],
                     },
                     text=[drawn.get(i, "") for i in group.index],
-                    textposition=_label_sides(spread_x, group.index),
+                    textposition=_label_sides(spread_x, group.index, not log_x),
                     textfont={"size": 11},
                     name=str(name),
                     legendgroup=str(name),
@@ -322,10 +322,11 @@ def latency_frontier(
         _draw_front(fig, points, column, row, col, "frontier" not in shown)
         shown.add("frontier")
         if target is not None:
-            _draw_target(fig, target, row, col)
-        x_axis: dict[str, Any] = {"type": "log" if log_x else "linear"}
+            _draw_target(fig, target, row, col, log_x)
+        x_axis: dict[str, Any] = {"type": "log"} if log_x else {"rangemode": "tozero"}
         if log_x:
-            ticks = _log_ticks(list(points["ms"]))
+            target_ms = [target.seconds * 1e3] if target is not None else []
+            ticks = _log_ticks([*points["ms"], *target_ms])
             x_axis.update(tickmode="array", tickvals=ticks, ticktext=[fmt(t) for t in ticks])
         fig.update_xaxes(title_text=f"{metric} call latency (ms)", **x_axis, row=row, col=col)
         fig.update_yaxes(title_text=f"J / {panel.unit}", tickformat="~s", row=row, col=col)
@@ -337,12 +338,12 @@ def latency_frontier(
     return fig
 
 
-def _label_sides(x: pd.Series, index: pd.Index) -> list[str]:
+def _label_sides(x: pd.Series, index: pd.Index, from_zero: bool) -> list[str]:
     """Labels to the right of a point, but to the left in the right fifth of the panel, where
-    they would run past its edge."""
-    low, high = float(x.min()), float(x.max())
+    they would run past its edge (the panel starts at zero where `from_zero`)."""
+    low, high = (min(0.0, float(x.min())) if from_zero else float(x.min())), float(x.max())
     cut = low + 0.8 * (high - low)
-    return ["top left" if high > low and x[i] > cut else "top right" for i in index]
+    return ["top left" if high > low and x[i] >= cut else "top right" for i in index]
 
 
 def _log_ticks(values: list[float]) -> list[float]:
@@ -381,6 +382,7 @@ def _draw_front(
             marker={"symbol": "circle-open", "size": 17, "color": "#555"},
             name="lowest energy within a latency (Pareto frontier)",
             legendgroup="frontier",
+            legendrank=2000,  # after the variants, whichever panel shows them first
             showlegend=legend,
             customdata=_customdata(front),
             hoverinfo="skip",
@@ -390,14 +392,20 @@ def _draw_front(
     )
 
 
-def _draw_target(fig: go.Figure, target: LatencyTarget, row: int, col: int) -> None:
-    """The target as a vertical dashed line across the panel."""
-    fig.add_vline(
-        x=target.seconds * 1e3,
-        line={"color": "#d62728", "dash": "dash", "width": 1.5},
-        annotation_text=f"target {target}",
-        annotation_position="top left",
-        annotation_font={"color": "#d62728", "size": 11},
-        row=row,
-        col=col,
+def _draw_target(fig: go.Figure, target: LatencyTarget, row: int, col: int, log_x: bool) -> None:
+    """The target as a vertical dashed line across the panel, named at its top. On a log axis
+    a shape's place is its value but an annotation's is the log of it."""
+    ms = target.seconds * 1e3
+    fig.add_vline(x=ms, line={"color": "#d62728", "dash": "dash", "width": 1.5}, row=row, col=col)
+    axis = fig.get_subplot(row, col)
+    fig.add_annotation(
+        text=f"target {target}",
+        x=math.log10(ms) if log_x else ms,
+        xref=axis.xaxis.plotly_name.replace("axis", ""),
+        yref=f"{axis.yaxis.plotly_name.replace('axis', '')} domain",
+        y=1.0,
+        xanchor="right",
+        yanchor="top",
+        showarrow=False,
+        font={"color": "#d62728", "size": 11},
     )
