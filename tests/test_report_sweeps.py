@@ -185,6 +185,31 @@ def test_sweep_view_error_bars_stop_at_zero():
     assert sweeps.sweep_view(summary).layout.xaxis.type == "linear"  # 1..2: not 8x
 
 
+def test_a_sweep_of_text_values_or_on_two_devices_reads_apart():
+    summary = cells(
+        {"sweep": {"attn": "sdpa"}},
+        {"sweep": {"attn": "eager"}},
+        {"sweep": {"attn": "sdpa"}, "device": "cuda"},
+        {"sweep": {"attn": "eager"}, "device": "cuda"},
+    )
+    fig = sweeps.sweep_view(summary)
+    assert fig.layout.xaxis.type == "category"
+    assert [(t.name, list(t.x)) for t in fig.data] == [
+        ("fp32 · cpu", ["sdpa", "eager"]),
+        ("fp32 · cuda", ["sdpa", "eager"]),
+    ]
+
+
+def test_swept_labels_from_user_data_are_escaped():
+    xss = "<img src=x onerror=alert(1)>"
+    frame = sweep_frame({"slm": ["decode"]}, ["fp32"], batches=(1, 4))
+    frame["params"] = frame["params"].str.replace('"batch"', json.dumps(xss))
+    page = build_report(frame, ["results"])
+    assert xss not in page
+    # in the figures' JSON, the label escaped once (then made safe inside <script>)
+    assert "\\u0026lt;img src=x onerror=alert(1)\\u0026gt;=4" in page
+
+
 def test_latency_frontier_steps_through_the_cheapest_cells_and_labels_each_once(sweep_summary):
     _, summary = sweep_summary
     target = parse_latency_target("p90<=100ms")
