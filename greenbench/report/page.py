@@ -234,6 +234,10 @@ def _under_target(figure: Any, cut: LatencyCut | None) -> Any:
     return figures.Missing(cut.none_left())
 
 
+def _only_meeting(cut: LatencyCut | None) -> str:
+    return "" if cut is None else f" Only the cells meeting {escape(cut.target)}."
+
+
 def sweep_sections(
     summary: pd.DataFrame,
     include_invalid: bool = False,
@@ -241,7 +245,7 @@ def sweep_sections(
 ) -> list[Section]:
     """The sweep view and the energy-vs-latency frontier, from the (latency-cut) summary."""
     shown = summary if cut is None else cut.kept
-    target = "" if cut is None else f" Only the cells meeting {escape(cut.target)}."
+    target = _only_meeting(cut)
     kept = "kept (--include-invalid)" if include_invalid else "left out"
     return [
         Section(
@@ -286,6 +290,7 @@ def sections(
     kept, left_out = data.valid_cells(safe, include_invalid)
     ratio_summary = summary if include_invalid else data.cell_summary(kept)
     shown_summary = summary if cut is None else cut.kept
+    only = _only_meeting(cut)
     shown = not summary.empty and not summary["cell_valid"].all()  # invalid cells drawn faded
     faded = {
         "energy": " Faded bars with a red outline: cells greenbench check judges invalid (the "
@@ -302,7 +307,8 @@ def sections(
             "energy",
             "Energy per unit",
             "Net of the idle baseline, mean of the repetitions, error bars: 95% CI."
-            + faded["energy"],
+            + faded["energy"]
+            + only,
             _under_target(figures.energy_per_unit(shown_summary), cut),
         ),
         Section(
@@ -310,7 +316,7 @@ def sections(
             "Efficiency frontier",
             "Throughput against energy per unit, one point per cell; for each workload the "
             "ringed cells (joined by a dotted line) are those no other variant or device beats on "
-            "both." + faded["frontier"] + left_out_note(left_out, "the frontier"),
+            "both." + faded["frontier"] + left_out_note(left_out, "the frontier") + only,
             _under_target(figures.efficiency_frontier(shown_summary, include_invalid), cut),
         ),
         *sweep_sections(summary, include_invalid, cut),
