@@ -179,6 +179,11 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("-o", "--output", default="report.html", help="(default report.html)")
     report.add_argument("--baseline", help="a run id or results path to compare against")
     report.add_argument("--include-invalid", action="store_true", help=INCLUDE_INVALID_HELP)
+    report.add_argument(
+        "--latency",
+        metavar="TARGET",
+        help="keep only cells meeting a call-latency target, e.g. p90<=50ms (p50, p90, p99)",
+    )
     report.add_argument("--open", action="store_true", help="open the page in a browser")
     report.add_argument("--serve", action="store_true", help="serve the page until Ctrl-C")
     report.add_argument("--host", default="127.0.0.1", help="address to serve on (127.0.0.1)")
@@ -634,7 +639,11 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
     server = make_server(report_path(args.output), args.host, args.port) if args.serve else None
     try:
         path, count = write_report(
-            args.paths, args.output, args.baseline, include_invalid=args.include_invalid
+            args.paths,
+            args.output,
+            args.baseline,
+            include_invalid=args.include_invalid,
+            latency=args.latency,
         )
         console.print(f"report: {path} ({count} records, {path.stat().st_size / 1e6:.1f} MB)")
         if args.open:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from test_report_sweeps import check_sweep_views_in_browser
 
 from greenbench.cli import main
 from greenbench.errors import GreenbenchError
@@ -217,7 +218,7 @@ def test_views_without_data_say_what_is_missing():
     failed = synthetic_frame({"cnn": ["forward"]}, ["fp32"]).iloc[[0]]
     failed = failed.assign(status="failed", error="timed out after 9 s")
     page = build_report(failed, ["results"])
-    assert "timed out after 9 s" in page and page.count("Not shown:") == 5
+    assert "timed out after 9 s" in page and page.count("Not shown:") == 7
 
 
 def test_user_labels_are_escaped_everywhere(frame):
@@ -495,6 +496,7 @@ def test_page_opens_in_headless_chromium_without_errors(frame, tmp_path):
         )
         assert points == [1]  # bf16 forward of that workload only
         assert driver.save_screenshot(str(tmp_path / "report.png"))  # the test's own folder
+        check_sweep_views_in_browser(driver, tmp_path / "sweep.html")  # the same Chromium
         errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
         assert errors == []
     finally:

@@ -9,6 +9,7 @@ import pandas as pd
 
 from greenbench.errors import GreenbenchError
 from greenbench.history import run_environments
+from greenbench.report.latency import parse_latency_target
 from greenbench.report.page import build_report
 from greenbench.results import load_results
 
@@ -32,11 +33,14 @@ def write_report(
     output: str | os.PathLike,
     baseline: str | None = None,
     include_invalid: bool = False,
+    latency: str | None = None,
 ) -> tuple[Path, int]:
     """Write the report for the records under `paths`; returns its path and record count.
 
     Cells that `greenbench check` judges invalid are left out of the ratio views unless
-    `include_invalid`."""
+    `include_invalid`; `latency` (e.g. "p90<=50ms") keeps only the cells meeting it in the
+    energy, frontier and sweep views."""
+    target = parse_latency_target(latency) if latency is not None else None
     out = report_path(output)
     frame = load_results(paths)
     before = None
@@ -46,7 +50,7 @@ def write_report(
             frame = frame[~frame["run_id"].isin(set(before["run_id"]))].reset_index(drop=True)
     runs = run_environments(paths)  # the Trends view's environment markers
     html = build_report(
-        frame, [str(p) for p in paths], before, baseline or "", include_invalid, runs
+        frame, [str(p) for p in paths], before, baseline or "", include_invalid, target, runs
     )
     write_atomically(out, html)
     return out, len(frame)

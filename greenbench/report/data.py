@@ -7,6 +7,7 @@ page: Plotly renders a subset of HTML in its labels, and the page embeds them in
 from __future__ import annotations
 
 import html
+import json
 import math
 from typing import Any
 
@@ -75,10 +76,58 @@ def cell_summary(frame: pd.DataFrame) -> pd.DataFrame:
     summary = with_group_verdicts(summarize_frame(frame), frame)
     if summary.empty:
         return summary
+    summary["sweep"] = swept_values(summary)
+    swept = summary["sweep"].map(sweep_text)
     summary["validity"] = ["<br>".join(r) for r in summary["cell_reasons"]]
     summary["label"] = summary["workload"] + " / " + summary["variant"] + " / " + summary["device"]
+    summary["label"] += swept.map(lambda text: f" / {text}" if text else "")
+    summary["case"] = summary["workload"] + swept.map(lambda text: f" {text}" if text else "")
     summary["panel"] = summary["phase"] + ": J per " + summary["unit"]
-    return in_catalogue_order(summary, ["workload", "phase", "variant", "device"])
+    summary["sweep_order"] = summary["sweep"].map(sweep_order)
+    return in_catalogue_order(summary, ["workload", "phase", "variant", "device", "sweep_order"])
+
+
+SWEEP_GROUP = ["workload", "phase", "device"]
+
+
+def cell_params(text: Any) -> dict[str, Any]:
+    """A row's workload parameters (the records' `params` JSON, escaped here), {} if none."""
+    if not isinstance(text, str) or not text:
+        return {}
+    try:
+        params = json.loads(html.unescape(text))
+    except ValueError:
+        return {}
+    return params if isinstance(params, dict) else {}
+
+
+def swept_values(summary: pd.DataFrame) -> pd.Series:
+    """Per row: {key: value} of the parameters that are swept, i.e. take several values among
+    the rows of its workload x phase x device ({} where nothing is swept)."""
+    empty: dict[Any, dict[str, Any]] = {i: {} for i in summary.index}
+    if "params" not in summary:
+        return pd.Series(empty, index=summary.index, dtype=object)
+    params = summary["params"].map(cell_params)
+    for _, rows in summary.groupby(SWEEP_GROUP, sort=False):
+        found = params[rows.index]
+        keys = sorted({k for p in found for k in p})
+        swept = [k for k in keys if len({json.dumps(p.get(k), default=str) for p in found}) > 1]
+        empty.update({i: {k: params[i].get(k) for k in swept} for i in rows.index})
+    return pd.Series(empty, index=summary.index, dtype=object)
+
+
+def sweep_order(values: dict[str, Any]) -> tuple[tuple[int, float, str], ...]:
+    """A sort key for swept values: numbers by size (1, 4, 16, not 1, 16, 4), then text."""
+    return tuple((0, float(v), "") if _is_number(v) else (1, 0.0, str(v)) for v in values.values())
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def sweep_text(values: dict[str, Any]) -> str:
+    """ "batch=4 prompt_tokens=128": a row's swept values, escaped."""
+    return " ".join(f"{escape(k)}={escape(v)}" for k, v in values.items())
 
 
 def panels(summary: pd.DataFrame) -> list[str]:

@@ -146,7 +146,7 @@ def energy_per_unit(summary: pd.DataFrame) -> go.Figure | Missing:
             for valid, rows in split_valid(series.rows):
                 fig.add_trace(
                     go.Bar(
-                        x=rows["workload"],
+                        x=rows["case"] if "case" in rows else rows["workload"],  # + swept values
                         y=rows["j_per_unit"],
                         error_y=_error_above_zero(rows["j_per_unit"], rows["j_per_unit_ci95"]),
                         marker_color=variant_color(series.variant),

@@ -16,8 +16,9 @@ from plotly.offline import get_plotlyjs
 from greenbench.check import with_verdicts
 from greenbench.formatting import fmt, fmt_joules, fmt_pct
 from greenbench.history import build_history
-from greenbench.report import data, figures
+from greenbench.report import data, figures, sweeps
 from greenbench.report.data import escape
+from greenbench.report.latency import LatencyCut, LatencyTarget, meeting
 from greenbench.report.trends import trends_explanation, trends_figure
 
 PLOT_CONFIG = {"displaylogo": False, "responsive": True}
@@ -228,21 +229,72 @@ def _empty_because_left_out(figure: Any, left_out: int) -> Any:
     )
 
 
+def _under_target(figure: Any, cut: LatencyCut | None) -> Any:
+    """An empty view under a latency target says that no cell meets it."""
+    if cut is None or not cut.kept.empty:
+        return figure
+    return figures.Missing(cut.none_left())
+
+
+def _only_meeting(cut: LatencyCut | None) -> str:
+    return "" if cut is None else f" Only the cells meeting {escape(cut.target)}."
+
+
+def sweep_sections(
+    summary: pd.DataFrame,
+    include_invalid: bool = False,
+    cut: LatencyCut | None = None,
+) -> list[Section]:
+    """The sweep view and the energy-vs-latency frontier, from the (latency-cut) summary."""
+    shown = summary if cut is None else cut.kept
+    target = _only_meeting(cut)
+    kept = "kept (--include-invalid)" if include_invalid else "left out"
+    return [
+        Section(
+            "sweep",
+            "Energy per unit by swept parameter",
+            "Net energy per unit against each parameter a sweep varies (batch, ...), a line per "
+            "variant, error bars: 95% CI. Invalid cells (greenbench check) are "
+            f"{kept}, and cells without a figure left out; each panel names them." + target,
+            _under_target(sweeps.sweep_view(shown, include_invalid), cut),
+        ),
+        Section(
+            "latency",
+            "Energy against latency",
+            "Net energy per unit against latency (the median over the valid windows of each "
+            f"window's {cut.target.name if cut else 'p90'}), one point per cell; "
+            "the dotted step line is the lowest energy reachable within a latency (the Pareto "
+            f"frontier). Invalid cells are {kept}." + target,
+            _under_target(
+                sweeps.latency_frontier(
+                    shown, include_invalid, cut.target if cut is not None else None
+                ),
+                cut,
+            ),
+        ),
+    ]
+
+
 def sections(
     safe: pd.DataFrame,
     summary: pd.DataFrame,
     baseline: pd.DataFrame | None,
     baseline_name: str,
     include_invalid: bool = False,
+    cut: LatencyCut | None = None,
     runs: pd.DataFrame | None = None,
 ) -> list[Section]:
     """The views, from the escaped records and their cell summary; with several runs, their
     trends too (`runs`: their run.json environments, history.run_environments).
 
     The ratio views (trade-off, comparison) and the frontier leave invalid cells out unless
-    `include_invalid`; the others draw them faded, with the reasons in the hover."""
+    `include_invalid`; the others draw them faded, with the reasons in the hover. Under a
+    latency target (`cut`) the energy, frontier and sweep views draw only the cells meeting
+    it."""
     kept, left_out = data.valid_cells(safe, include_invalid)
     ratio_summary = summary if include_invalid else data.cell_summary(kept)
+    shown_summary = summary if cut is None else cut.kept
+    only = _only_meeting(cut)
     shown = not summary.empty and not summary["cell_valid"].all()  # invalid cells drawn faded
     faded = {
         "energy": " Faded bars with a red outline: cells greenbench check judges invalid (the "
@@ -259,17 +311,19 @@ def sections(
             "energy",
             "Energy per unit",
             "Net of the idle baseline, mean of the repetitions, error bars: 95% CI."
-            + faded["energy"],
-            figures.energy_per_unit(summary),
+            + faded["energy"]
+            + only,
+            _under_target(figures.energy_per_unit(shown_summary), cut),
         ),
         Section(
             "frontier",
             "Efficiency frontier",
             "Throughput against energy per unit, one point per cell; for each workload the "
             "ringed cells (joined by a dotted line) are those no other variant or device beats on "
-            "both." + faded["frontier"] + left_out_note(left_out, "the frontier"),
-            figures.efficiency_frontier(summary, include_invalid),
+            "both." + faded["frontier"] + left_out_note(left_out, "the frontier") + only,
+            _under_target(figures.efficiency_frontier(shown_summary, include_invalid), cut),
         ),
+        *sweep_sections(summary, include_invalid, cut),
         Section(
             "tradeoff",
             "Quantization trade-off",
@@ -345,15 +399,18 @@ def build_report(
     baseline: pd.DataFrame | None = None,
     baseline_name: str = "",
     include_invalid: bool = False,
+    latency: LatencyTarget | None = None,
     runs: pd.DataFrame | None = None,
 ) -> str:
     """The whole page as one HTML string; `include_invalid` keeps invalid cells in the ratio
-    views; `runs` (history.run_environments) gives the Trends view its environment markers."""
+    views; `latency` keeps only the cells meeting it in the energy, frontier and sweep views;
+    `runs` (history.run_environments) gives the Trends view its environment markers."""
     safe = with_verdicts(data.escaped(frame))  # judged once, here, for every view
-    summary = data.cell_summary(safe)
+    summary = data.cell_summary(safe)  # built once: every view draws from it
+    cut = meeting(summary, latency) if latency is not None else None
     unfinished = data.unfinished_cells(safe)
     parts = []
-    views = sections(safe, summary, baseline, baseline_name, include_invalid, runs)
+    views = sections(safe, summary, baseline, baseline_name, include_invalid, cut, runs)
     for i, section in enumerate(views):
         parts.append(
             f'<h2 id="{section.anchor}">{section.title}</h2>'
@@ -381,6 +438,9 @@ def build_report(
                 else "left out of the ratio views (--include-invalid keeps them).</p>"
             )
         )
+    if cut is not None:
+        note += f"<p class='meta latency-target'>{escape(cut.header())} (the overview lists "
+        note += "every cell).</p>"
     when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">

@@ -20,14 +20,17 @@ from greenbench.tasks import phase_units
 
 UNITS = phase_units()  # phase -> unit, as the workload kinds declare them
 START = dt.datetime(2026, 11, 1, 22, 0, tzinfo=dt.UTC)
+SWEPT = ("batch",)  # parameters a sweep varies: a sweep's cells are told apart by them
 
 
 def _row(
     run_id: str, workload: str, phase: str, variant: str, v_index: int, device: str,
-    repetition: int, per_unit: float, at: dt.datetime, node: str | None = None,
+    repetition: int, per_unit: float, at: dt.datetime, params: Mapping[str, object] | None = None,
+    units: int = 100, calls: int = 10, call_s: float = 0.5, node: str | None = None,
 ) -> Record:  # fmt: skip
-    units, calls, duration, idle_w = 100, 10, 5.0, 20.0
+    duration, idle_w = calls * call_s, 20.0
     net = per_unit * units
+    params = {"batch": 1} if params is None else params
     facts = WindowFacts(
         unit=UNITS[phase],
         unit_count=units,
@@ -40,11 +43,14 @@ def _row(
         carbon_source="synthetic",
         energy_by_component_j={"cpu": net + 5 * duration, "gpu": 0.0, "ram": 15 * duration},
         idle_power_by_component_w={"cpu": 5.0, "gpu": 0.0, "ram": 15.0},
+        # calls a little apart, so the percentiles differ: p50 = call_s, p90 = 1.1 call_s
+        call_times_s=tuple(call_s * (0.95 + 0.05 * (i % 5) / 2) for i in range(calls)),
     )
     scored = variant != "fp32" and phase != "train"
+    swept = [(k, v) for k, v in sorted(params.items()) if k in SWEPT]
     context = {
         "run_id": run_id,
-        "cell_id": f"{workload}/{variant}/{device}",
+        "cell_id": f"{workload}/{variant}/{device}" + "".join(f"/{k}={v}" for k, v in swept),
         "attempt": 1,
         "suite": "synthetic",
         "workload": workload,
@@ -54,7 +60,7 @@ def _row(
         "variant": variant,
         "device": device,
         "repetition": repetition,
-        "params": json.dumps({"batch": 1}),
+        "params": json.dumps(dict(params), sort_keys=True),
         "zone": "GB",
         "node": node,
         "window_start": at.isoformat(timespec="milliseconds"),
@@ -187,9 +193,56 @@ def write_nightly_runs(
                 per_unit = levels[workload, phase, variant][night] * rng.uniform(0.99, 1.01)
                 rows.append(
                     _row(run_id, workload, phase, variant, v_index, "cpu", repetition,
-                         per_unit, at, node)
+                         per_unit, at, node=node)
                 )  # fmt: skip
                 at += dt.timedelta(seconds=6)
         store.append(rows)
         folders.append(store.path)
     return folders
+
+
+def sweep_frame(
+    workloads: Mapping[str, Sequence[str]],
+    variants: Sequence[str],
+    batches: Sequence[int] = (1, 4, 16, 64),
+    repetitions: int = 3,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Records of one run sweeping the batch size: a cell per workload x variant x batch.
+
+    Larger batches cost less energy per unit (the fixed cost is shared: about 0.4 + 0.6 / sqrt
+    of the batch, times synthetic_frame's cost) and take longer per call (20 ms times the batch
+    to the power 0.7, 10 % less per later variant), so throughput rises too: the trade-off a
+    sweep shows.
+    """
+    rng = random.Random(seed)
+    rows = []
+    at = START
+    run_id = f"{START:%Y%m%d}-220000-5eed"
+    cells = itertools.product(enumerate(workloads.items()), enumerate(variants), batches)
+    for (w_index, (workload, phases)), (v_index, variant), batch in cells:
+        cost = (w_index + 1) * (1.0 - 0.2 * v_index) * (0.4 + 0.6 / batch**0.5)
+        call_s = 0.02 * batch**0.7 * (1.0 - 0.1 * v_index)
+        calls = max(10, math.ceil(6.0 / call_s))  # windows of 6 s or more
+        params = {"batch": batch, "new_tokens": 32, "prompt_tokens": 128}
+        for repetition, phase in itertools.product(range(1, repetitions + 1), phases):
+            per_unit = cost * rng.uniform(0.97, 1.03)
+            rows.append(
+                _row(
+                    run_id,
+                    workload,
+                    phase,
+                    variant,
+                    v_index,
+                    "cpu",
+                    repetition,
+                    per_unit,
+                    at,
+                    params,
+                    units=calls * batch * 8,
+                    calls=calls,
+                    call_s=call_s,
+                )  # fmt: skip
+            )
+            at += dt.timedelta(seconds=calls * call_s + 1)
+    return pd.DataFrame(rows, columns=COLUMNS)
