@@ -240,7 +240,9 @@ def _execute(
         store.run_id, store.path, cells, windows, RunPlan(suite.protocol, measured, running)
     )
     try:
-        for cell, records in executor.run(groups, reporter):
+        # a cell alone goes as its CellJob: an executor sees a JobGroup only for a sweep
+        runs = [g.jobs[0] if len(g.jobs) == 1 else g for g in groups]
+        for cell, records in executor.run(runs, reporter):
             try:
                 _account(carbon, records, store)
             finally:  # the measured records are saved whatever the accounting did
