@@ -310,8 +310,10 @@ def _params(value: Any, fail: Any) -> dict[str, dict[str, Any]]:
             raise fail(f"params.{workload}", e.args[0]) from None
         if not isinstance(overrides, Mapping):
             raise fail(f"params.{workload}", "must be a table of parameter = value")
+        names = preset.param_names()
         for key, raw in overrides.items():
-            problem = sweep_problem(key, raw, preset.defaults)
+            # an unknown key is named as such by resolve_params below, list or not
+            problem = sweep_problem(key, raw, preset.defaults) if key in names else None
             if problem:
                 raise fail(f"params.{workload}", problem)
         try:

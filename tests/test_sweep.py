@@ -114,6 +114,9 @@ def test_only_numeric_parameters_sweep_and_list_valued_ones_keep_their_list(tmp_
     path = write(tmp_path, 'workloads = ["slm-tiny"]\n[params.slm-tiny]\nweights = ["a", "b"]')
     with pytest.raises(SuiteError, match="'weights' cannot be swept: only numeric parameters"):
         load_suite(path)
+    path = write(tmp_path, 'workloads = ["slm-tiny"]\n[params.slm-tiny]\ncolour = [1, 2]')
+    with pytest.raises(SuiteError, match="unknown parameter 'colour' for slm-tiny"):
+        load_suite(path)
     (cell,) = Suite("s", ("slm-tiny",), params={"slm-tiny": {"phases": ["decode"]}}).cells()
     assert cell.params["phases"] == ["decode"] and cell.swept == ()
 
