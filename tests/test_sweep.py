@@ -534,3 +534,16 @@ def test_a_tiny_sweep_runs_in_one_child_and_compares_by_batch(tmp_path, capsys):
     rows = [line.split("│")[1].strip() for line in compared.splitlines() if line.startswith("│")]
     assert set(rows) >= {"1", "2"}  # the batch column: a row per value
     assert "INVALID batch=2 decode" in compared  # a swept value named as such
+
+
+def test_list_names_a_suites_sweeps(tmp_path, monkeypatch):
+    from greenbench import cli
+
+    path = write(
+        tmp_path, 'workloads = ["slm-tiny"]\ndescription = "d"\n[params.slm-tiny]\nbatch = [1, 4]'
+    )
+    monkeypatch.setattr(cli, "builtin_suites", lambda: {"swept": Path(path)})
+    console = Console(width=200, record=True)
+    console.print(cli.suites_table())
+    text = console.export_text()
+    assert "│ 2     │" in text and "d (sweeps: slm-tiny batch=1,4)" in text
