@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -20,7 +20,7 @@ from greenbench.carbon.sources.chain import Source
 from greenbench.environment import collect_environment
 from greenbench.errors import GreenbenchError
 from greenbench.executors import DEFAULT_EXECUTOR, make_executor
-from greenbench.executors.base import CellProgress, Executor, plan_jobs
+from greenbench.executors.base import CellProgress, Executor, group_jobs, plan_jobs
 from greenbench.protocol import ProtocolSettings
 from greenbench.python_workload import PythonWorkloadError, Workload
 from greenbench.records import COLUMNS, Record
@@ -52,6 +52,8 @@ class RunPlan:
 
     protocol: ProtocolSettings
     measured: tuple[Cell, ...]
+    # the measured cells as they run: a sweep's together in one child, windows interleaved
+    groups: tuple[tuple[Cell, ...], ...] = ()
 
 
 class SilentReporter:
@@ -99,7 +101,7 @@ def run(
     repetitions: int | None = None,
     min_window_s: float | None = None,
     zone: str | None = None,
-    params: Sequence[str] | None = None,
+    params: Sequence[str] | Mapping[str, Mapping[str, Any]] | None = None,
     out: str | os.PathLike = "results",
     resume: str | None = None,
     reporter: Reporter | None = None,
@@ -113,7 +115,8 @@ def run(
     With `carbon_sources` (names as for `greenbench forecast`), each window's emissions are also
     computed from the time-weighted grid intensity over its actual time. `executor="ray"` runs
     the cells as Ray tasks on the cluster at `address` (or a local one). `params` are
-    `--param` settings: "batch=4" for every workload with a batch, "resnet50.batch=4" for one.
+    `--param` settings: "batch=4" for every workload with a batch, "resnet50.batch=4" for one,
+    "batch=1,4" to sweep; or a {workload: {key: value}} dict, a list value to sweep.
 
     `workload` (one) or `workloads` also take Python workloads as objects: a greenbench.Workload
     or the module-level factory returning one (workload_factories.workload_name says how the
@@ -231,11 +234,15 @@ def _execute(
     jobs = plan_jobs(cells, suite, store.run_id, store.log_dir, opened.attempts, skip_reason)
     windows = sum(len(job.cell.phases) * suite.protocol.repetitions for job in jobs if not job.skip)
     measured = tuple(job.cell for job in jobs if not job.skip)
+    groups = group_jobs(jobs, suite.protocol.interleave_sweeps)
+    running = tuple(tuple(job.cell for job in g.runnable) for g in groups if g.runnable)
     reporter.run_started(
-        store.run_id, store.path, cells, windows, RunPlan(suite.protocol, measured)
+        store.run_id, store.path, cells, windows, RunPlan(suite.protocol, measured, running)
     )
     try:
-        for cell, records in executor.run(jobs, reporter):
+        # a cell alone goes as its CellJob: an executor sees a JobGroup only for a sweep
+        runs = [g.jobs[0] if len(g.jobs) == 1 else g for g in groups]
+        for cell, records in executor.run(runs, reporter):
             try:
                 _account(carbon, records, store)
             finally:  # the measured records are saved whatever the accounting did

@@ -39,6 +39,7 @@ from greenbench.latency_target import parse_latency_targets
 from greenbench.quiet import quiet_library_logs
 from greenbench.records import COMPARE_AXES as AXES
 from greenbench.suite import RunOverrides, builtin_suites, load_suite, workload_parameters
+from greenbench.sweep import sweeps_text
 from greenbench.variants import COMPILE_SUFFIX, known_variants
 from greenbench.workloads import PRESETS
 
@@ -59,8 +60,11 @@ axes (--by):
   run       one run against another of the same cells (a change of code, machine or
             settings): greenbench compare results/RUN_A results/RUN_B --by run
             --baseline RUN_A
+  PARAM     a workload parameter a sweep varied (batch, prompt_tokens, ...): each value
+            against the baseline value of the same workload, phase, variant and device:
+            greenbench compare --by batch --baseline 1
 --baseline: the value of --by the ratios are taken against (default: fp32 for variant,
-else the first in sorted order).
+the smallest value for a parameter, else the first in sorted order).
 """
 
 
@@ -146,9 +150,8 @@ def build_parser() -> argparse.ArgumentParser:
     by_axis.add_argument(
         "--by",
         default="variant",
-        choices=AXES,
         metavar="BY",
-        help=f"{', '.join(axes[:-1])} or {axes[-1]} (default variant; see below)",
+        help=f"{', '.join(axes)} or a swept workload parameter (default variant; see below)",
     )
     by_axis.add_argument("--baseline", help="the value of --by that ratios are taken against")
     by_axis.add_argument("--include-invalid", action="store_true", help=INCLUDE_INVALID_HELP)
@@ -261,7 +264,9 @@ def parameters_epilog() -> str:
     lines = [
         "workload parameters (set with --param KEY=VALUE for every named workload that has KEY,",
         'or --param WORKLOAD.KEY=VALUE for one; VALUE is a TOML value: 4, true, "text",',
-        '["decode"]; in a suite file: [params.WORKLOAD] KEY = VALUE):',
+        '["decode"]; in a suite file: [params.WORKLOAD] KEY = VALUE; a numeric parameter given',
+        "several values sweeps, a cell per value: --param batch=1,4,16 or batch = [1, 4, 16],",
+        "several swept keys of a workload forming their product):",
     ]
     by_keys: dict[tuple[str, ...], list[str]] = {}
     for workload, parameters in workload_parameters().items():
@@ -451,13 +456,17 @@ def suites_table() -> Table:
         cells = suite.cells()
         skipped = sum(skip_reason(cell) is not None for cell in cells)
         count = f"{len(cells)} ({skipped} skipped)" if skipped else str(len(cells))
-        table.add_row(name, count, suite.expected_duration or "not timed", suite.description)
+        sweeps = sweeps_text(cells)
+        description = f"{suite.description} (sweeps: {sweeps})" if sweeps else suite.description
+        table.add_row(name, count, suite.expected_duration or "not timed", description.strip())
     return table
 
 
 def cmd_compare(args: argparse.Namespace, console: Console) -> int:
-    from greenbench.compare import LEFT_OUT, compare  # pandas: only the commands reading results
+    # pandas: only the commands reading results
+    from greenbench.compare import AXIS_COLUMN, LEFT_OUT, compare
     from greenbench.results import load_results
+    from greenbench.stats import param_columns
     from greenbench.terminal import (
         caption_invalid,
         energy_cell,
@@ -483,17 +492,20 @@ def cmd_compare(args: argparse.Namespace, console: Console) -> int:
         console.print(f"no {what} under {', '.join(args.paths)}")
         print_left_out(left_out, console)
         return EXIT_OK
-    column = AXES[args.by]
+    column = table_data.attrs[AXIS_COLUMN]
     # one value on the axis: every ratio would be 1; the figures, without ratios, and why
     comparable = table_data[column].nunique() > 1
     identity = [k for k in ("workload", "phase", "variant", "device", "run_id") if k in table_data]
-    # machines and workload parameters are columns only where they tell rows apart
+    if column not in identity:  # a parameter's values: beside the workload
+        identity.insert(1, column)
+    # machines are columns only where they tell rows apart; parameters by the values that do
     apart = [
         k
-        for k in ("node", "params")
+        for k in ("node",)
         if k in table_data and table_data.groupby(identity)[k].nunique().max() > 1
     ]
-    keys = [*identity, *apart]
+    table_data, swept = param_columns(table_data)
+    keys = [*identity, *apart, *swept]
     # a column with one value for every row goes into the title instead
     constant = [k for k in keys if k not in (column, "phase") and table_data[k].nunique() == 1]
     keys = [k for k in keys if k not in constant]
@@ -534,13 +546,15 @@ def cmd_compare(args: argparse.Namespace, console: Console) -> int:
     if not same_methods:
         table.add_column("methods")
     invalid: list[tuple[str, tuple[str, ...]]] = []
+    shown = {k: "-" for k in swept}  # a row without the parameter
+    parameters = {*swept, *([column] if column not in AXES.values() else [])}
     for _, row in table_data.iterrows():
         ratio_text = fmt(row["ratio"])
         if math.isfinite(row["ratio_low"]):
             ratio_text += f" [{fmt(row['ratio_low'])}, {fmt(row['ratio_high'])}]"
         if row["significant"]:
             ratio_text += " *"
-        names = {k: str(row[k]) for k in keys}
+        names = {k: str(row[k]) if row[k] is not None else shown[k] for k in keys}
         names["phase"] = f"{row['phase']} ({row['unit']})"
         table.add_row(
             *names.values(),
@@ -560,7 +574,8 @@ def cmd_compare(args: argparse.Namespace, console: Console) -> int:
             style="" if row["cell_valid"] else "red",
         )
         if not row["cell_valid"]:
-            invalid.append((" ".join(names.values()), row["cell_reasons"]))
+            named = [f"{k}={v}" if k in parameters else v for k, v in names.items()]
+            invalid.append((" ".join(named), row["cell_reasons"]))
     caption_invalid(table, invalid)
     console.print(table)
     if comparable:

@@ -15,13 +15,15 @@ import pandas as pd
 
 from greenbench.compare import compare
 from greenbench.formatting import fmt_kl, fmt_pct, missing
+from greenbench.stats import param_columns
 
 DEFAULT_BASELINE = "fp32"
 
 
 @dataclass(frozen=True)
 class VariantConclusion:
-    """One variant of one workload on one device: a heading, then a sentence per phase."""
+    """One variant of one workload on one device (at one value of each swept parameter): a
+    heading, then a sentence per phase."""
 
     heading: str
     phases: tuple[str, ...]
@@ -46,18 +48,25 @@ def conclusions(frame: pd.DataFrame, baseline: str = DEFAULT_BASELINE) -> list[V
         return []
     table = compare(ok, "variant", baseline, include_invalid=True)
     found = []
-    # machines and parameter sets are named only where one workload ran with several
+    # machines are named only where one workload ran on several; parameters by the values
+    # that differ (a sweep's batch=4), one heading per value
     apart = [
         k
-        for k in ("node", "params")
+        for k in ("node",)
         if k in table and table.groupby(["workload", "device"])[k].nunique().max() > 1
     ]
-    for keys, part in table.groupby(["workload", "device", *apart, "variant"], sort=False):
+    table, swept = param_columns(table)
+    groups = table.groupby(
+        ["workload", "device", *apart, "params", "variant"], sort=False, dropna=False
+    )
+    for keys, part in groups:
         workload, device, *rest = keys
         variant = rest[-1]
         if variant == baseline:
             continue
-        where = "".join(f", {k} {v}" for k, v in zip(apart, rest[:-1], strict=True))
+        where = "".join(f", {k} {v}" for k, v in zip(apart, rest[:-2], strict=True))
+        row = part.iloc[0]
+        where += "".join(f", {k}={row[k]}" for k in swept if row[k] is not None)
         heading = f"{workload} on {device}{where}, {variant}{_fidelity(part, baseline)}"
         sentences = tuple(_phase_sentence(row, table, baseline) for _, row in part.iterrows())
         found.append(VariantConclusion(heading, sentences))
@@ -80,12 +89,11 @@ def _fidelity(part: pd.DataFrame, baseline: str) -> str:
 def _phase_sentence(row: pd.Series, table: pd.DataFrame, baseline: str) -> str:
     """`decode: 0.60x fp32 energy per token [0.55, 0.66], a saving of 40 % beyond the noise`."""
     phase, unit = row["phase"], row["unit"]
-    base = table[
-        (table["variant"] == baseline)
-        & (table["workload"] == row["workload"])
-        & (table["phase"] == phase)
-        & (table["device"] == row["device"])
-    ]
+    same = (table["variant"] == baseline) & (table["phase"] == phase)
+    for key in ("workload", "device", "node", "params"):  # the row's own baseline cell
+        if key in table:
+            same &= table[key] == row[key]
+    base = table[same]
     if not row["cell_valid"]:
         return f"{phase}: INVALID, no conclusion ({_first_reason(row)})"
     if base.empty:

@@ -4,13 +4,14 @@ A measured cell takes its two settled idle baselines (`idle_s` each, at least), 
 least `min_window_s` per phase and repetition, and a few seconds to build the model, warm up and
 score fidelity. That guess is what the ETA starts from; each cell that finishes rescales the
 guess for the rest by how long the finished cells really took against their guesses, so a slow
-machine's ETA grows after the first cell instead of staying optimistic to the end.
+machine's ETA grows after the first cell instead of staying optimistic to the end. The cells of a
+sweep that run interleaved in one child (one idle baseline for all) are timed as one entry.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from greenbench.protocol import ProtocolSettings
@@ -20,8 +21,15 @@ CELL_OVERHEAD_S = 5.0  # building the model, warmup, fidelity: beyond the protoc
 
 def cell_estimate_s(protocol: ProtocolSettings, phases: int) -> float:
     """A measured cell's expected seconds, from the protocol settings alone."""
-    windows = phases * protocol.repetitions
-    return CELL_OVERHEAD_S + 2 * protocol.idle_s + windows * protocol.min_window_s
+    return group_estimate_s(protocol, [phases])
+
+
+def group_estimate_s(protocol: ProtocolSettings, phases: Sequence[int]) -> float:
+    """Cells run in one child (a sweep: each builds its model, they share the idle
+    baselines), given each cell's phase count."""
+    windows = sum(phases) * protocol.repetitions
+    overhead = CELL_OVERHEAD_S * len(phases)
+    return overhead + 2 * protocol.idle_s + windows * protocol.min_window_s
 
 
 @dataclass
@@ -37,10 +45,15 @@ class RunEta:
 
     def plan(self, cells: dict[str, int]) -> None:
         """The cells still to run, each with its phase count."""
-        self._guess = {cell: cell_estimate_s(self.protocol, n) for cell, n in cells.items()}
+        self.plan_groups({cell: [n] for cell, n in cells.items()})
+
+    def plan_groups(self, groups: Mapping[str, Sequence[int]]) -> None:
+        """What is still to run, each entry (a cell, or a sweep's cells in one child, named by
+        one id) with its cells' phase counts."""
+        self._guess = {key: group_estimate_s(self.protocol, n) for key, n in groups.items()}
 
     def started(self, cell: str) -> None:
-        self._started[cell] = self.clock()
+        self._started.setdefault(cell, self.clock())  # a group's cells start together
 
     def finished(self, cell: str, measured: bool) -> None:
         """A cell is done; a measured one teaches the scale, a skipped or failed one does not

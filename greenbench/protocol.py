@@ -58,6 +58,10 @@ class ProtocolSettings:
     # slowly) at least cooldown_max_s
     settle_max_s: float = 20.0
     warmup_max_s: float = 20.0  # longest warmup past `warmup_calls` while call times settle
+    # the cells of a sweep (one workload, variant and device; several parameter values) run in
+    # one child, their windows interleaved under one idle baseline; false: one child per value
+    # (a large value that may run out of memory then costs only its own cell)
+    interleave_sweeps: bool = True
 
 
 class Cooldown(Protocol):

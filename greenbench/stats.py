@@ -12,6 +12,7 @@ import pandas as pd
 
 from greenbench.energy.meter import COMPONENTS
 from greenbench.records import TOKEN_LATENCY_COLUMNS
+from greenbench.sweep import param_value, varying_params
 from greenbench.tasks import ordered_phases
 from greenbench.variants import variant_order
 
@@ -214,12 +215,44 @@ def phase_order(phase: str) -> tuple[int, str]:
     return (PHASE_ORDER.index(phase) if phase in PHASE_ORDER else len(PHASE_ORDER), phase)
 
 
-def in_catalogue_order(frame: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
-    """`frame` sorted by `keys`, phases and variants in catalogue order (fp32 first)."""
+def in_catalogue_order(
+    frame: pd.DataFrame, keys: Sequence[str], numeric: Sequence[str] = ()
+) -> pd.DataFrame:
+    """`frame` sorted by `keys`, phases and variants in catalogue order (fp32 first); the
+    `numeric` keys (swept parameters) by value, rows without one last."""
     order = {"phase": phase_order, "variant": variant_order}
-    return frame.sort_values(
-        list(keys), key=lambda col: col.map(order[col.name]) if col.name in order else col
-    ).reset_index(drop=True)
+
+    def key(col: pd.Series) -> pd.Series:
+        if col.name in order:
+            return col.map(order[col.name])
+        if col.name in numeric:
+            return pd.to_numeric(col, errors="coerce")
+        return col
+
+    return frame.sort_values(list(keys), key=key).reset_index(drop=True)
+
+
+def param_columns(
+    frame: pd.DataFrame, within: Sequence[str] = ("workload",)
+) -> tuple[pd.DataFrame, list[str]]:
+    """`frame` with a column per workload parameter whose value differs between its rows of
+    one `within` group (a sweep's `batch`), read from `params`; and those columns' names.
+    Tables show these instead of the params JSON; a row without the parameter holds None."""
+    if "params" not in frame or frame.empty:
+        return frame, []
+    groups = frame[list(within)].astype(str).agg("/".join, axis=1)
+    names = [
+        k
+        for k in varying_params(zip(groups, frame["params"], strict=True))
+        if k not in frame.columns
+    ]
+    if not names:
+        return frame, []
+    out = frame.copy()
+    for name in names:
+        values = [param_value(p, name) for p in frame["params"]]
+        out[name] = pd.Series(values, index=frame.index, dtype=object)  # 4 stays 4, not 4.0
+    return out, names
 
 
 def valid_mask(frame: pd.DataFrame) -> pd.Series:

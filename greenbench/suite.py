@@ -24,6 +24,7 @@ from greenbench.checkpoints import CheckpointError
 from greenbench.errors import SuiteError
 from greenbench.protocol import ProtocolSettings
 from greenbench.python_workload import PythonWorkloadError
+from greenbench.sweep import comma_sweep, expand, sweep_problem
 from greenbench.variants import get_variant
 from greenbench.workloads import OPTIONAL_PARAMS, PRESETS, get_preset
 
@@ -55,10 +56,14 @@ class Suite:
     expected_duration: str = ""  # how long a run takes where it was timed, e.g. "3 min"
 
     def cells(self) -> list[Cell]:
-        return [
-            Cell(w, v, d, get_preset(w).resolve_params(self.params.get(w, {})))
-            for w, v, d in itertools.product(self.workloads, self.variants, self.devices)
-        ]
+        """Workload x variant x device, and per swept value (sweep.expand) innermost, so the
+        cells of one sweep are neighbours."""
+        cells = []
+        for w, v, d in itertools.product(self.workloads, self.variants, self.devices):
+            preset = get_preset(w)
+            for overrides, swept in expand(self.params.get(w, {}), preset.defaults):
+                cells.append(Cell(w, v, d, preset.resolve_params(overrides), swept))
+        return cells
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -219,6 +224,11 @@ def _protocol(value: Any, fail: Any) -> ProtocolSettings:
     for key, raw in value.items():
         if key not in PROTOCOL_FIELDS:
             raise fail(f"protocol.{key}", f"unknown key; allowed: {', '.join(PROTOCOL_FIELDS)}")
+        if key in PROTOCOL_SWITCHES:
+            if not isinstance(raw, bool):
+                raise fail(f"protocol.{key}", f"must be true or false, got {raw!r}")
+            settings[key] = raw
+            continue
         settings[key] = _protocol_value(key, raw, fail)
     return ProtocolSettings(**settings)
 
@@ -270,6 +280,10 @@ PROTOCOL_BOUNDS: dict[str, Bounds] = {
 }
 
 
+# the ProtocolSettings fields that are switches, not numbers
+PROTOCOL_SWITCHES = ("interleave_sweeps",)
+
+
 def _protocol_value(key: str, raw: Any, fail: Any) -> int | float:
     bounds = PROTOCOL_BOUNDS[key]
     problem = bounds.problem(raw)
@@ -296,8 +310,15 @@ def _params(value: Any, fail: Any) -> dict[str, dict[str, Any]]:
             raise fail(f"params.{workload}", e.args[0]) from None
         if not isinstance(overrides, Mapping):
             raise fail(f"params.{workload}", "must be a table of parameter = value")
+        names = preset.param_names()
+        for key, raw in overrides.items():
+            # an unknown key is named as such by resolve_params below, list or not
+            problem = sweep_problem(key, raw, preset.defaults) if key in names else None
+            if problem:
+                raise fail(f"params.{workload}", problem)
         try:
-            preset.resolve_params(overrides)
+            for plain, _ in expand(overrides, preset.defaults):  # every value of a sweep
+                preset.resolve_params(plain)
         except ValueError as e:
             raise fail(f"params.{workload}", str(e)) from None
         params[workload] = dict(overrides)
@@ -361,12 +382,14 @@ class RunOverrides:
     zone: str | None = _option(
         "--zone", "zone", str, "grid zone for carbon, ISO country code (default GB)"
     )
-    params: Sequence[str] | None = _option(
+    # from Python also {workload: {key: value}}, a value a list to sweep
+    params: Sequence[str] | Mapping[str, Mapping[str, Any]] | None = _option(
         "--param",
         "params",
         str,
         "set a workload parameter: KEY=VALUE for every named workload that has KEY, or "
-        "WORKLOAD.KEY=VALUE for one; VALUE is a TOML value (a bare word is a string); repeat",
+        "WORKLOAD.KEY=VALUE for one; VALUE is a TOML value (a bare word is a string), or a "
+        "comma list of numbers to sweep (batch=1,4,16: a cell per value); repeat",
         repeatable=True,
     )
 
@@ -404,7 +427,7 @@ def apply_overrides(suite: Suite, overrides: RunOverrides) -> Suite:
         if option.key is None or value is None:
             continue
         if name == "params":
-            data["params"] = apply_params(data, [parse_param(text) for text in value])
+            data["params"] = apply_params(data, param_settings(value))
             continue
         *tables, key = option.key.split(".")
         target = data
@@ -437,19 +460,21 @@ def parse_param(text: str) -> ParamSetting:
     """`KEY=VALUE` or `WORKLOAD.KEY=VALUE` (the key follows the last dot: workload names such as
     slm-1.7b hold dots); VALUE read as TOML, a bare word as a string. SuiteError naming --param.
 
-    A comma list (`batch=1,4,16`) would be a sweep; it is refused until sweeps exist.
+    A comma list of numbers (`batch=1,4,16`) is a sweep: the value is their list.
     """
     name, sep, raw = text.partition("=")
     target, _, key = name.strip().rpartition(".")
     raw = raw.strip()
     if not sep or not key or not raw:
         raise SuiteError(PARAM_FLAG, None, f"'{text}' is not KEY=VALUE; write e.g. batch=4")
-    if "," in raw and raw[0] not in "\"'[{":
+    try:
+        swept = comma_sweep(raw)
+    except ValueError as e:
         raise SuiteError(
-            PARAM_FLAG,
-            None,
-            f"'{text}': sweeps over several values are not supported yet; give one value",
-        )
+            PARAM_FLAG, None, f'\'{text}\': {e}; a list value is TOML: KEY=["a", "b"]'
+        ) from None
+    if swept is not None:
+        return ParamSetting(target or None, key.strip(), swept)
     try:
         value = tomllib.loads(f"value = {raw}")["value"]
     except tomllib.TOMLDecodeError:
@@ -459,6 +484,20 @@ def parse_param(text: str) -> ParamSetting:
             ) from None
         value = raw  # a bare word: weights=random, device paths
     return ParamSetting(target or None, key.strip(), value)
+
+
+def param_settings(value: Sequence[str] | Mapping[str, Mapping[str, Any]]) -> list[ParamSetting]:
+    """`--param` texts, or from Python a {workload: {key: value}} mapping, as settings."""
+    if isinstance(value, Mapping):
+        settings = []
+        for workload, overrides in value.items():
+            if not isinstance(overrides, Mapping):
+                raise SuiteError(
+                    "params", None, f"{workload}: must be a dict of parameter -> value"
+                )
+            settings += [ParamSetting(workload, k, v) for k, v in overrides.items()]
+        return settings
+    return [parse_param(text) for text in ([value] if isinstance(value, str) else value)]
 
 
 def _has_param(workload: str, key: str) -> bool:

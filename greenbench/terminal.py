@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -45,8 +45,15 @@ from greenbench.latency_view import RESPONSE_LATENCY, latency_header, phase_late
 from greenbench.protocol import RELIABLE_WINDOW_S
 from greenbench.records import Record
 from greenbench.response_energy import RESPONSE, with_responses
-from greenbench.stats import SUMMARY_KEYS, in_catalogue_order, phase_order, summarize_frame
+from greenbench.stats import (
+    SUMMARY_KEYS,
+    in_catalogue_order,
+    param_columns,
+    phase_order,
+    summarize_frame,
+)
 from greenbench.suite import Cell
+from greenbench.sweep import sweeps_text
 from greenbench.variants import variant_order
 
 if TYPE_CHECKING:
@@ -90,16 +97,33 @@ def print_left_out(count: int, console: Console) -> None:
         )
 
 
+def param_text(value: Any) -> str:
+    """A swept parameter's value in a table: 4, 0.5; `-` for a row without it."""
+    if value is None or (isinstance(value, float) and value != value):
+        return "-"
+    return str(value)
+
+
+def cell_name(row: pd.Series, swept: Sequence[str]) -> str:
+    """`slm-135m/fp32/cpu batch=4`: a summary row's cell, with its swept values."""
+    values = " ".join(f"{k}={param_text(row[k])}" for k in swept if param_text(row[k]) != "-")
+    return f"{row['workload']}/{row['variant']}/{row['device']} {values}".strip()
+
+
 def results_tables(frame: pd.DataFrame) -> list[Table]:
-    """One table per phase, rows per workload x variant x device; invalid cells (greenbench
-    check's verdict) in red, marked INVALID, their first reasons under the table."""
+    """One table per phase, rows per workload x variant x device (and swept parameter value,
+    a column each); invalid cells (greenbench check's verdict) in red, marked INVALID, their
+    first reasons under the table."""
     summary = with_responses(with_group_verdicts(summarize_frame(frame), frame), SUMMARY_KEYS)
     if summary.empty:
         return []
+    summary, swept = param_columns(summary)
     tables = []
     for phase in sorted(summary["phase"].unique(), key=phase_order):
         part = in_catalogue_order(
-            summary[summary["phase"] == phase], ["workload", "variant", "device"]
+            summary[summary["phase"] == phase],
+            ["workload", *swept, "variant", "device"],
+            numeric=swept,
         )
         unit = part["unit"].iloc[0]
         factor, scale = energy_scale(part["j_per_unit"])
@@ -107,8 +131,8 @@ def results_tables(frame: pd.DataFrame) -> list[Table]:
         table, same_methods = methods_table(
             f"{phase}: energy per {unit}{derived}, net of idle", part["methods"]
         )
-        for header in ("workload", "variant", "device", "n"):
-            table.add_column(header)
+        for header in ("workload", *swept, "variant", "device", "n"):
+            table.add_column(header, justify="right" if header in swept else "left")
         table.add_column(f"{scale}/{unit} ± CI95", justify="right")
         table.add_column("CV", justify="right")
         table.add_column(f"{unit}s/s", justify="right")
@@ -144,6 +168,7 @@ def results_tables(frame: pd.DataFrame) -> list[Table]:
             mark = ESTIMATE_MARK if row["estimated"] else ""
             cells = [
                 row["workload"],
+                *(param_text(row[k]) for k in swept),
                 row["variant"],
                 row["device"],
                 window_count(row["n"], row.get("invalid", 0)),
@@ -175,7 +200,7 @@ def results_tables(frame: pd.DataFrame) -> list[Table]:
         caption_invalid(
             table,
             [
-                (f"{r['workload']}/{r['variant']}/{r['device']}", r["cell_reasons"])
+                (cell_name(r, swept), r["cell_reasons"])
                 for _, r in part[~part["cell_valid"]].iterrows()
             ],
         )
@@ -373,6 +398,17 @@ def window_order(cell: Cell, repetitions: int) -> list[tuple[str, int]]:
     return [(phase, rep) for rep in range(1, repetitions + 1) for phase in cell.phases]
 
 
+def group_window_order(cells: Sequence[Cell], repetitions: int) -> list[tuple[str, str, int]]:
+    """(cell id, phase, repetition) of cells run in one child (a sweep), in the order the
+    protocol measures them: each repetition across every cell's phases in turn."""
+    return [
+        (cell.cell_id, phase, rep)
+        for rep in range(1, repetitions + 1)
+        for cell in cells
+        for phase in cell.phases
+    ]
+
+
 class RichReporter:
     """Progress bar over measured windows: the window being measured, windows done of the
     total, and the time left; one line per finished cell."""
@@ -394,17 +430,28 @@ class RichReporter:
         self.task: Any = None
         self.run_id: str | None = None  # known once the run's folder exists: for --resume
         self.repetitions = 1
+        # cells run in one child (a sweep) -> their windows in order; each cell's group
+        self.orders: dict[str, list[tuple[str, str, int]]] = {}
+        self.group_of: dict[str, str] = {}
 
     def run_started(
         self, run_id: str, path: Path, cells: list[Cell], windows: int, plan: RunPlan
     ) -> None:
         self.run_id = run_id
         self.repetitions = plan.protocol.repetitions
+        groups = plan.groups or tuple((cell,) for cell in plan.measured)
+        for group in groups:
+            key = group[0].cell_id
+            self.orders[key] = group_window_order(group, self.repetitions)
+            self.group_of.update((cell.cell_id, key) for cell in group)
         eta = RunEta(plan.protocol, self.clock)
-        eta.plan({cell.cell_id: len(cell.phases) for cell in plan.measured})
+        eta.plan_groups({group[0].cell_id: [len(c.phases) for c in group] for group in groups})
         self.eta_column.eta = eta
+        sweeps = sweeps_text(cells)
         self.console.print(
             f"run {run_id}: {len(cells)} cell(s), {windows} measured window(s), results in {path}"
+            + (f"; sweeps: {sweeps}" if sweeps else ""),
+            markup=False,
         )
         self.progress.start()
         self.task = self.progress.add_task("starting", total=max(windows, 1))
@@ -413,33 +460,41 @@ class RichReporter:
     def description(self) -> str:
         return str(self.progress.tasks[0].description) if self.progress.tasks else ""
 
+    def _order(self, cell: Cell) -> list[tuple[str, str, int]]:
+        """The windows of the child `cell` runs in (its sweep's, or its own), in order."""
+        key = self.group_of.get(cell.cell_id)
+        return self.orders[key] if key else group_window_order([cell], self.repetitions)
+
     def cell_started(self, cell: Cell) -> None:
+        key = self.group_of.get(cell.cell_id, cell.cell_id)
         if self.eta_column.eta is not None:
-            self.eta_column.eta.started(cell.cell_id)
-        self.progress.update(self.task, description=f"{cell.cell_id}: starting")
+            self.eta_column.eta.started(key)
+        if key == cell.cell_id:  # a sweep's line names its first cell
+            self.progress.update(self.task, description=f"{cell.cell_id}: starting")
 
     def cell_event(self, cell: Cell, event: dict[str, Any]) -> None:
         if event.get("type") == "stage" and event["stage"] == "measuring":
-            phase, rep = window_order(cell, self.repetitions)[0]
+            first, phase, rep = self._order(cell)[0]
             now = f"idle baseline and warmup, then {phase} {rep}/{self.repetitions}"
-            self.progress.update(self.task, description=f"{cell.cell_id}: {now}")
+            self.progress.update(self.task, description=f"{first}: {now}")
         elif event.get("type") == "stage":
             self.progress.update(self.task, description=f"{cell.cell_id}: {event['stage']}")
         elif event.get("type") == "window":  # one finished: name the one measured now
-            order = window_order(cell, self.repetitions)
-            done = (event["phase"], event["repetition"])
+            order = self._order(cell)
+            done = (cell.cell_id, event["phase"], event["repetition"])
             following = order.index(done) + 1 if done in order else len(order)
             if following < len(order):
-                phase, rep = order[following]
-                now = f"measuring {phase} {rep}/{self.repetitions}"
+                following_cell, phase, rep = order[following]
+                now = f"{following_cell}: measuring {phase} {rep}/{self.repetitions}"
             else:
-                now = "idle after the windows"
-            self.progress.update(self.task, advance=1, description=f"{cell.cell_id}: {now}")
+                now = f"{cell.cell_id}: idle after the windows"
+            self.progress.update(self.task, advance=1, description=now)
 
     def cell_finished(self, cell: Cell, records: list[Record]) -> None:
         status = records[0]["status"] if records else "failed"
         if self.eta_column.eta is not None:
-            self.eta_column.eta.finished(cell.cell_id, measured=status == "ok")
+            key = self.group_of.get(cell.cell_id, cell.cell_id)
+            self.eta_column.eta.finished(key, measured=status == "ok")
         style = {"ok": "green", "failed": "red", "skipped": "dim"}.get(status, "")
         self.console.print(f"{status:>7} {cell.cell_id}", style=style, markup=False)
 

@@ -84,15 +84,20 @@ class WorkloadPreset:
             "checkpoint_dtype": checkpoint.dtype if checkpoint else None,
         }
 
-    def resolve_params(self, overrides: Mapping[str, Any]) -> dict[str, Any]:
-        """Defaults updated by `overrides`; raises ValueError naming the bad key."""
-        params = dict(self.defaults)
+    def param_names(self) -> list[str]:
+        """Every parameter it takes: its defaults' and the optional ones."""
         optional = [*OPTIONAL_PARAMS, *self.kind.input_params]
         if self.checkpoint:
             optional.append("task")  # confirms the task read from config.json
+        return [*self.defaults, *optional]
+
+    def resolve_params(self, overrides: Mapping[str, Any]) -> dict[str, Any]:
+        """Defaults updated by `overrides`; raises ValueError naming the bad key."""
+        params = dict(self.defaults)
+        names = self.param_names()
         for key, value in overrides.items():
-            if key not in self.defaults and key not in optional:
-                known = ", ".join(sorted([*self.defaults, *optional]))
+            if key not in names:
+                known = ", ".join(sorted(names))
                 raise ValueError(f"unknown parameter '{key}' for {self.name} (known: {known})")
             params[key] = self._check_param(key, value)
         limit = self._positions_limit()

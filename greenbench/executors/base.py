@@ -1,6 +1,6 @@
 """What every executor shares: the Executor protocol, and the parts of running a cell that do
 not depend on where it runs (attempt numbering, context, the pre-start skip check, log path,
-and turning a cell that did not return records into its unfinished rows)."""
+sweep groups, and turning a cell that did not return records into its unfinished rows)."""
 
 from __future__ import annotations
 
@@ -76,10 +76,91 @@ class CellJob:
             return self.unfinished("failed", one_line(e), context)
 
 
-class Executor(Protocol):
-    """Where cells run. Yields each cell with its records as it finishes, in finishing order."""
+@dataclass(frozen=True)
+class JobGroup:
+    """Jobs that run in one child: the cells of one sweep (same workload, variant and device),
+    their windows interleaved under one idle baseline (runner.run_group); or one job alone."""
 
-    def run(self, jobs: Sequence[CellJob], progress: CellProgress) -> Outcomes: ...
+    jobs: tuple[CellJob, ...]
+
+    @property
+    def runnable(self) -> tuple[CellJob, ...]:
+        return tuple(job for job in self.jobs if not job.skip)
+
+    @property
+    def lead(self) -> CellJob:
+        """The job whose device, log and progress line stand for the group's child."""
+        return (self.runnable or self.jobs)[0]
+
+    @property
+    def timeout_s(self) -> float:
+        """The sum of its runnable cells' timeouts: they run one after another, interleaved."""
+        return sum(job.timeout_s for job in self.runnable)
+
+    def spec(self) -> dict[str, Any]:
+        """The child's spec: one cell's, or `{"group": [each cell's]}`."""
+        runnable = self.runnable
+        if len(runnable) == 1:
+            return runnable[0].spec()
+        return {"group": [job.spec() for job in runnable]}
+
+    def cell_of(self, event: Mapping[str, Any]) -> Cell:
+        """The cell an event from the child is about: the one it names, else the lead's."""
+        named = event.get("cell_id")
+        return next((j.cell for j in self.runnable if j.cell.cell_id == named), self.lead.cell)
+
+    def outcomes(
+        self, attempt: Callable[[], Records], context: Mapping[str, Any] | None = None
+    ) -> list[tuple[Cell, Records]]:
+        """Each cell with its records: those skipped before starting, then the runnable
+        cells' records from `attempt()` split by cell; all of them failed (or skipped) with
+        the reason when it returned none. `context`: what a node set, as in records_or_reason."""
+        found = [(job.cell, job.skipped()) for job in self.jobs if job.skip]
+        runnable = self.runnable
+        if not runnable:
+            return found
+        if len(runnable) == 1:
+            return [*found, (runnable[0].cell, runnable[0].records_or_reason(attempt, context))]
+        try:
+            records = attempt()
+        except CellSkipped as e:
+            return [*found, *((j.cell, j.unfinished("skipped", str(e), context)) for j in runnable)]
+        except (CellFailed, OSError) as e:
+            reason = str(e) if isinstance(e, CellFailed) else one_line(e)
+            return [*found, *((j.cell, j.unfinished("failed", reason, context)) for j in runnable)]
+        for job in runnable:
+            own = [r for r in records if r.get("cell_id") == job.cell.cell_id]
+            if not own:
+                own = job.unfinished(
+                    "failed", "the sweep's child returned no records for this cell", context
+                )
+            found.append((job.cell, own))
+        return found
+
+
+def group_jobs(jobs: Sequence[CellJob], interleave: bool = True) -> list[JobGroup]:
+    """The jobs in groups that each run in one child: a sweep's cells (same workload,
+    variant and device, each with swept parameters) together, at the first one's place, when
+    `interleave`; every other job alone."""
+    if not interleave:
+        return [JobGroup((job,)) for job in jobs]
+    groups: dict[Any, list[CellJob]] = {}
+    for index, job in enumerate(jobs):
+        key = job.cell.group_key if job.cell.swept else index
+        groups.setdefault(key, []).append(job)
+    return [JobGroup(tuple(members)) for members in groups.values()]
+
+
+def as_groups(jobs: Sequence[CellJob | JobGroup]) -> list[JobGroup]:
+    """Jobs as groups: a bare CellJob runs alone."""
+    return [job if isinstance(job, JobGroup) else JobGroup((job,)) for job in jobs]
+
+
+class Executor(Protocol):
+    """Where cells run. Yields each cell with its records as it finishes, in finishing order;
+    the cells of a JobGroup together, when its child ends."""
+
+    def run(self, jobs: Sequence[CellJob | JobGroup], progress: CellProgress) -> Outcomes: ...
 
 
 def log_path(log_dir: Path, cell_id: str, attempt: int) -> Path:

@@ -1,4 +1,5 @@
-"""Run cells one after another, each in its own child process, with a timeout."""
+"""Run cells one after another, each in its own child process (a sweep group's cells in one),
+with a timeout."""
 
 from __future__ import annotations
 
@@ -17,7 +18,15 @@ from pathlib import Path
 from typing import Any
 
 import greenbench
-from greenbench.executors.base import CellFailed, CellJob, CellProgress, Outcomes, Records
+from greenbench.executors.base import (
+    CellFailed,
+    CellJob,
+    CellProgress,
+    JobGroup,
+    Outcomes,
+    Records,
+    as_groups,
+)
 from greenbench.runner import CellSkipped
 
 __all__ = ["CellFailed", "LocalExecutor", "run_in_child"]
@@ -28,21 +37,20 @@ OnEvent = Callable[[dict[str, Any]], None]
 class LocalExecutor:
     """One cell after another, each in a child process of this machine."""
 
-    def run(self, jobs: Sequence[CellJob], progress: CellProgress) -> Outcomes:
-        for job in jobs:
-            progress.cell_started(job.cell)
-            yield job.cell, self._records(job, progress)
+    def run(self, jobs: Sequence[CellJob | JobGroup], progress: CellProgress) -> Outcomes:
+        for group in as_groups(jobs):
+            for job in group.jobs:
+                progress.cell_started(job.cell)
+            yield from self._outcomes(group, progress)
 
     @staticmethod
-    def _records(job: CellJob, progress: CellProgress) -> Records:
-        if job.skip:
-            return job.skipped()
-
+    def _outcomes(group: JobGroup, progress: CellProgress) -> Outcomes:
         def on_event(event: dict[str, Any]) -> None:
-            progress.cell_event(job.cell, event)
+            progress.cell_event(group.cell_of(event), event)
 
-        return job.records_or_reason(
-            lambda: run_in_child(job.spec(), job.log_path, job.timeout_s, on_event)
+        lead = group.lead
+        yield from group.outcomes(
+            lambda: run_in_child(group.spec(), lead.log_path, group.timeout_s, on_event)
         )
 
 

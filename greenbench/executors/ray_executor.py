@@ -24,7 +24,15 @@ from typing import Any
 
 from greenbench.backends import backend_for
 from greenbench.errors import GreenbenchError
-from greenbench.executors.base import CellFailed, CellJob, CellProgress, Outcomes, Records
+from greenbench.executors.base import (
+    CellFailed,
+    CellJob,
+    CellProgress,
+    JobGroup,
+    Outcomes,
+    Records,
+    as_groups,
+)
 from greenbench.executors.local import run_in_child
 from greenbench.runner import CellSkipped
 
@@ -77,7 +85,10 @@ def task_options(device: str) -> dict[str, Any]:
 
 
 def node_spec(spec: dict[str, Any]) -> dict[str, Any]:
-    """The spec as this node runs it: its own zone if it sets one, its GPU as cuda:0."""
+    """The spec as this node runs it: its own zone if it sets one, its GPU as cuda:0; a sweep
+    group's every cell so."""
+    if "group" in spec:
+        return {"group": [node_spec(member) for member in spec["group"]]}
     spec = {**spec, "cell": dict(spec["cell"]), "context": dict(spec["context"])}
     zone = os.environ.get("GREENBENCH_ZONE")
     if zone:
@@ -95,13 +106,24 @@ def run_on_node(
     Path(pid_file).parent.mkdir(parents=True, exist_ok=True)
     Path(pid_file).write_text(str(os.getpid()))  # where the cell runs, for people and tests
     spec = node_spec(spec)
+    context = node_context(spec)
     try:
         records = run_in_child(spec, Path(log_path), timeout_s, lambda event: None)
-        return {"records": records, "context": spec["context"]}
+        return {"records": records, "context": context}
     except CellSkipped as e:
-        return {"skipped": str(e), "context": spec["context"]}
+        return {"skipped": str(e), "context": context}
     except CellFailed as e:
-        return {"failed": str(e), "context": spec["context"]}
+        return {"failed": str(e), "context": context}
+
+
+def node_context(spec: dict[str, Any]) -> dict[str, Any]:
+    """The columns the node set (its name, its zone): a cell's whole context, or for a sweep
+    group only those, which every cell of it shares."""
+    if "group" in spec:
+        first = spec["group"][0]["context"]
+        return {key: first[key] for key in ("node", "zone")}
+    context: dict[str, Any] = spec["context"]
+    return context
 
 
 class RayExecutor:
@@ -111,38 +133,41 @@ class RayExecutor:
         import_ray()  # says how to install Ray before anything is written
         self.address = address
 
-    def run(self, jobs: Sequence[CellJob], progress: CellProgress) -> Outcomes:
+    def run(self, jobs: Sequence[CellJob | JobGroup], progress: CellProgress) -> Outcomes:
         runnable = []
-        for job in jobs:
-            if job.skip:
-                yield job.cell, job.skipped()
-            else:
-                runnable.append(job)
+        for group in as_groups(jobs):
+            for job in group.jobs:
+                if job.skip:
+                    yield job.cell, job.skipped()
+            if group.runnable:
+                runnable.append(JobGroup(group.runnable))
         ray = connect(self.address)
         remote = ray.remote(run_on_node)
-        pending: dict[Any, CellJob] = {}
-        for job in runnable:
-            progress.cell_started(job.cell)
-            pid_file = str(job.log_path.with_suffix(".worker.pid"))
-            ref = remote.options(**task_options(job.cell.device)).remote(
-                job.spec(), str(job.log_path), job.timeout_s, pid_file
+        pending: dict[Any, JobGroup] = {}
+        for group in runnable:  # a sweep group is one task, its cells in one child
+            for job in group.jobs:
+                progress.cell_started(job.cell)
+            lead = group.lead
+            pid_file = str(lead.log_path.with_suffix(".worker.pid"))
+            ref = remote.options(**task_options(lead.cell.device)).remote(
+                group.spec(), str(lead.log_path), group.timeout_s, pid_file
             )
-            pending[ref] = job
+            pending[ref] = group
         while pending:
             done, _ = ray.wait(list(pending), num_returns=1)
-            job = pending.pop(done[0])
+            group = pending.pop(done[0])
             outcome = _outcome(ray, done[0])
             for record in outcome.get("records", []):
                 progress.cell_event(
-                    job.cell,
+                    group.cell_of(record),
                     {
                         "type": "window",
                         "phase": record["phase"],
                         "repetition": record["repetition"],
+                        "cell_id": record.get("cell_id"),
                     },
                 )
-            records = job.records_or_reason(partial(_records, outcome), outcome.get("context"))
-            yield job.cell, records
+            yield from group.outcomes(partial(_records, outcome), outcome.get("context"))
 
 
 def _outcome(ray: Any, ref: Any) -> dict[str, Any]:
