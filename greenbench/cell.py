@@ -17,10 +17,12 @@ class Cell:
     variant: str
     device: str
     params: Mapping[str, Any]
+    power_limit_w: int | None = None  # a CUDA GPU's power limit for the cell (None: as it is)
 
     @property
     def cell_id(self) -> str:
-        return f"{self.workload}/{self.variant}/{self.device}"
+        limit = f"@{self.power_limit_w}W" if self.power_limit_w is not None else ""
+        return f"{self.workload}/{self.variant}/{self.device}{limit}"
 
     @property
     def phases(self) -> tuple[str, ...]:

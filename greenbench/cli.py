@@ -19,6 +19,7 @@ from rich.table import Table
 import greenbench
 from greenbench import cli_carbon
 from greenbench.backends import list_devices, variant_devices
+from greenbench.energy.power_limit import restore_left_limits
 from greenbench.errors import GreenbenchError, GreenbenchWarning
 from greenbench.executors import DEFAULT_EXECUTOR, EXECUTORS
 from greenbench.exit_codes import EXIT_FAILED_CELLS, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
@@ -56,8 +57,10 @@ axes (--by):
   run       one run against another of the same cells (a change of code, machine or
             settings): greenbench compare results/RUN_A results/RUN_B --by run
             --baseline RUN_A
---baseline: the value of --by the ratios are taken against (default: fp32 for variant,
-else the first in sorted order).
+  power_limit_w  one GPU power limit (W, run --power-limit) against another of the same cells
+--baseline: the value of --by the ratios are taken against (default: fp32 for variant; for
+power_limit_w the cells without a set limit, else the highest limit; else the first in sorted
+order).
 """
 
 
@@ -361,7 +364,7 @@ def interrupted_hint(run_id: str | None, out: str) -> str:
 
 
 def cmd_devices(args: argparse.Namespace, console: Console) -> int:
-
+    restore_left_limits()  # GPU power limits a killed run left set: each said as a warning
     table = Table(title="devices", title_justify="left")
     for header in ("--device", "present", "what", "energy measured by"):
         table.add_column(header)
@@ -457,7 +460,7 @@ def cmd_compare(args: argparse.Namespace, console: Console) -> int:
     # machines and workload parameters are columns only where they tell rows apart
     apart = [
         k
-        for k in ("node", "params")
+        for k in ("node", "params", "power_limit_w")
         if k in table_data and table_data.groupby(identity)[k].nunique().max() > 1
     ]
     keys = [*identity, *apart]

@@ -51,6 +51,7 @@ def cell_context(
         "tokens_per_unit": preset.kind.tokens_per_unit(cell.params),
         "zone": zone,
         "node": socket.gethostname(),
+        "power_limit_w": cell.power_limit_w,  # the one set: measured rows carry the one read back
     }
 
 
@@ -62,6 +63,7 @@ def cell_spec(cell: Cell, protocol: ProtocolSettings, context: Mapping[str, Any]
             "variant": cell.variant,
             "device": cell.device,
             "params": dict(cell.params),
+            "power_limit_w": cell.power_limit_w,
         },
         "protocol": dataclasses.asdict(protocol),
         "context": dict(context),
