@@ -46,10 +46,11 @@ def conclusions(frame: pd.DataFrame, baseline: str = DEFAULT_BASELINE) -> list[V
         return []
     table = compare(ok, "variant", baseline, include_invalid=True)
     found = []
-    # machines and parameter sets are named only where one workload ran with several
+    # machines, parameter sets and GPU power limits are named only where one workload ran
+    # with several
     apart = [
         k
-        for k in ("node", "params")
+        for k in ("node", "params", "power_limit_w")
         if k in table and table.groupby(["workload", "device"])[k].nunique().max() > 1
     ]
     for keys, part in table.groupby(["workload", "device", *apart, "variant"], sort=False):

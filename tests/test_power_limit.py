@@ -30,6 +30,7 @@ from greenbench import cli
 from greenbench.check import verdicts
 from greenbench.cli import main
 from greenbench.compare import compare
+from greenbench.conclusion import conclusions
 from greenbench.energy import power_limit
 from greenbench.errors import GreenbenchError, GreenbenchWarning, SuiteError
 from greenbench.executors import local
@@ -328,3 +329,34 @@ def test_clocks_a_set_limit_holds_down_are_not_called_throttling():
 
     assert "the SM clock fell from 1980 to 1500 MHz under load" in reasons(None)[0]
     assert reasons(250) == ()  # the driver lowers clocks to hold the limit: what was asked
+
+
+def test_an_unreadable_state_file_is_a_warning_for_a_run_and_skips_a_limited_cell(gpu, tmp_path):
+    state = power_limit.state_path()
+    state.parent.mkdir(parents=True)
+    state.write_text("{not json")
+    with pytest.warns(GreenbenchWarning, match="cannot read greenbench's record of the GPU power"):
+        assert power_limit.restore_left_limits() == 0
+    with pytest.raises(CellSkipped, match="remove the file"):
+        run_cell(tmp_path, "ok")
+    assert gpu.limits_set == [] and state.read_text() == "{not json"  # nothing lost
+
+
+def test_the_runs_conclusion_names_the_limit_of_each_variant_it_compares():
+    def at(limit, variant, values):
+        rows = _rows(limit, values)
+        return [{**r, "variant": variant, "cell_id": f"w/{variant}/cuda:0@{limit}W"} for r in rows]
+
+    data = pd.DataFrame(
+        at(250, "fp32", [1.0, 1.01]) + at(250, "bf16", [0.5, 0.51])
+        + at(300, "fp32", [1.0, 1.01]) + at(300, "bf16", [0.7, 0.71])
+    ).reindex(columns=COLUMNS)  # fmt: skip
+    found = conclusions(data)
+    assert [c.heading for c in found] == [
+        "w on cuda:0, power_limit_w 250, bf16",
+        "w on cuda:0, power_limit_w 300, bf16",
+    ]
+    assert [c.phases[0].split(" [")[0] for c in found] == [
+        "forward: 0.50x fp32 energy per image",
+        "forward: 0.70x fp32 energy per image",
+    ]  # each against fp32 at its own limit

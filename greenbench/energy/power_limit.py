@@ -163,8 +163,8 @@ def restore_left_limits(nvml: Any | None = None, path: Path | None = None) -> in
     path = path or state_path()
     if not path.exists():
         return 0
-    nvml = gpu_meter._pynvml() if nvml is None else nvml
     try:
+        nvml = gpu_meter._pynvml() if nvml is None else nvml
         nvml.nvmlInit()
     except Exception as e:  # noqa: BLE001 - no NVML now: try again next time
         warnings.warn(
@@ -177,6 +177,9 @@ def restore_left_limits(nvml: Any | None = None, path: Path | None = None) -> in
         return 0
     try:
         return _restore_left(nvml, path)
+    except GreenbenchError as e:  # an unreadable state file: said, without stopping a run
+        warnings.warn(GreenbenchWarning(str(e)), stacklevel=2)
+        return 0
     except nvml.NVMLError as e:
         warnings.warn(
             GreenbenchWarning(
