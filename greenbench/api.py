@@ -17,6 +17,7 @@ from greenbench.backends import skip_reason as backend_skip_reason
 from greenbench.carbon.accounting import RunCarbon
 from greenbench.carbon.green import build_sources, carbon_store
 from greenbench.carbon.sources.chain import Source
+from greenbench.energy.power_limit import check_limits, restore_left_limits
 from greenbench.environment import collect_environment
 from greenbench.errors import GreenbenchError
 from greenbench.executors import DEFAULT_EXECUTOR, make_executor
@@ -102,6 +103,7 @@ def run(
     min_window_s: float | None = None,
     zone: str | None = None,
     params: Sequence[str] | Mapping[str, Mapping[str, Any]] | None = None,
+    power_limit_w: Sequence[int | str] | int | None = None,
     out: str | os.PathLike = "results",
     resume: str | None = None,
     reporter: Reporter | None = None,
@@ -117,6 +119,8 @@ def run(
     the cells as Ray tasks on the cluster at `address` (or a local one). `params` are
     `--param` settings: "batch=4" for every workload with a batch, "resnet50.batch=4" for one,
     "batch=1,4" to sweep; or a {workload: {key: value}} dict, a list value to sweep.
+    `power_limit_w` (W, one or a list) runs every CUDA cell once per GPU power limit, set
+    through NVML around the cell and restored after it (needs root).
 
     `workload` (one) or `workloads` also take Python workloads as objects: a greenbench.Workload
     or the module-level factory returning one (workload_factories.workload_name says how the
@@ -136,6 +140,7 @@ def run(
         min_window_s=min_window_s,
         zone=zone,
         params=params,
+        power_limit_w=power_limit_w,
     )
     cells_executor = make_executor(executor, address)  # a bad name or no Ray: nothing written
     resolved, resumed = _resolve(overrides, out, resume)
@@ -184,6 +189,8 @@ def _resolve(
         resolved = Suite.from_dict(meta["suite"], source=str(store.path / "run.json"))
     for device in resolved.devices:
         check_available(device)
+    check_limits(resolved.devices, resolved.power_limit_w)  # out of a GPU's range: said now
+    restore_left_limits()  # what a killed greenbench left set on this machine's GPUs
     return resolved, store
 
 

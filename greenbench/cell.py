@@ -25,21 +25,25 @@ class Cell:
     device: str
     params: Mapping[str, Any]
     swept: tuple[str, ...] = ()
+    power_limit_w: int | None = None  # a CUDA GPU's power limit for the cell (None: as it is)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "swept", tuple(self.swept))  # a list from a JSON spec
 
     @property
     def cell_id(self) -> str:
-        """`workload/variant/device`, then `/key=value` per swept parameter: a cell that is
-        not swept keeps the id it always had, so older runs resume."""
-        base = f"{self.workload}/{self.variant}/{self.device}"
+        """`workload/variant/device`, `@300W` with a GPU power limit, then `/key=value` per
+        swept parameter: a cell that is neither keeps the id it always had, so older runs
+        resume."""
+        limit = f"@{self.power_limit_w}W" if self.power_limit_w is not None else ""
+        base = f"{self.workload}/{self.variant}/{self.device}{limit}"
         return f"{base}/{swept_suffix(self.params, self.swept)}" if self.swept else base
 
     @property
-    def group_key(self) -> tuple[str, str, str]:
-        """The cells of one sweep share it: they may run interleaved, in one child."""
-        return (self.workload, self.variant, self.device)
+    def group_key(self) -> tuple[str, str, str, int | None]:
+        """The cells of one sweep share it: they may run interleaved, in one child (under one
+        GPU power limit, which the parent sets around the child)."""
+        return (self.workload, self.variant, self.device, self.power_limit_w)
 
     @property
     def label(self) -> str:

@@ -9,7 +9,8 @@ A cell is valid when all of these hold; each one that fails is a reason in its v
 - J per unit varies at most MAX_CV over its windows;
 - no other process computed on a measured GPU;
 - no window's GPU trace shows the SM clock fall more than THROTTLE_DROP below its highest
-  value while the GPU was busy (thermal or power throttling);
+  value while the GPU was busy (thermal or power throttling; not judged in cells run under a
+  set power limit, whose clocks the driver moves to hold it: that is what was asked for);
 - every method label is one greenbench knows (energy.methods).
 
 `compare` and the report's ratio views leave invalid cells out unless asked (leave_out_invalid);
@@ -29,7 +30,7 @@ import pandas as pd
 from greenbench.energy.meter import COMPONENTS
 from greenbench.energy.methods import METHODS
 from greenbench.protocol import RELIABLE_WINDOW_S
-from greenbench.stats import SUMMARY_KEYS, summarize
+from greenbench.stats import SUMMARY_KEYS, as_keys, summarize
 
 MIN_VALID_WINDOWS = 2  # fewer give no interval
 MAX_CV = 0.10
@@ -57,6 +58,7 @@ RULE_COLUMNS = [
     "energy_per_unit_j",
     "gpu_foreign_pids",
     "gpu_trace",
+    "power_limit_w",
     *(f"method_{c}" for c in COMPONENTS),
 ]
 
@@ -110,10 +112,8 @@ def group_verdicts(frame: pd.DataFrame, keys: Sequence[str] = SUMMARY_KEYS) -> p
     """One row per group of `ok` records, keyed as stats.summarize_frame keys its rows (missing
     keys read ""), with `cell_valid` (every cell of the group valid) and `cell_reasons` (a tuple:
     the invalid cells' reasons, each led by its run where the group holds several runs)."""
-    judged = _judged(frame)
+    judged = as_keys(_judged(frame), keys)
     ok = judged.loc[judged["status"] == "ok", [*dict.fromkeys([*keys, *CELL]), "cell_reasons"]]
-    present = [k for k in keys if k in ok]
-    ok[present] = ok[present].astype(object).fillna("")
     cells = ok.drop_duplicates(CELL)
     rows = []
     for group, part in cells.groupby(list(keys), sort=False, dropna=False):
@@ -183,7 +183,8 @@ def _reasons(part: dict[str, list[Any]]) -> list[str]:
     pids = sorted({p for text in _present(part["gpu_foreign_pids"]) for p in json.loads(text)})
     if pids:
         reasons.append(f"other processes computed on the measured GPU (pids {pids})")
-    reasons += _throttling(part)
+    if not _present(part.get("power_limit_w", [])):
+        reasons += _throttling(part)
     labels = {m for c in COMPONENTS for m in _present(part[f"method_{c}"])}
     reasons += [f"unknown method label '{m}'" for m in sorted(labels - set(METHODS))]
     return reasons

@@ -20,6 +20,7 @@ import greenbench
 from greenbench import cli_carbon
 from greenbench.backends import list_devices, variant_devices
 from greenbench.cli_history import add_history_parser
+from greenbench.energy.power_limit import restore_left_limits
 from greenbench.errors import GreenbenchError, GreenbenchWarning
 from greenbench.executors import DEFAULT_EXECUTOR, EXECUTORS
 from greenbench.exit_codes import EXIT_FAILED_CELLS, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
@@ -63,8 +64,10 @@ axes (--by):
   PARAM     a workload parameter a sweep varied (batch, prompt_tokens, ...): each value
             against the baseline value of the same workload, phase, variant and device:
             greenbench compare --by batch --baseline 1
---baseline: the value of --by the ratios are taken against (default: fp32 for variant,
-the smallest value for a parameter, else the first in sorted order).
+  power_limit_w  one GPU power limit (W, run --power-limit) against another of the same cells
+--baseline: the value of --by the ratios are taken against (default: fp32 for variant, the
+smallest value for a parameter; for power_limit_w the cells without a set limit, else the
+highest limit; else the first in sorted order).
 """
 
 
@@ -390,7 +393,7 @@ def interrupted_hint(run_id: str | None, out: str) -> str:
 
 
 def cmd_devices(args: argparse.Namespace, console: Console) -> int:
-
+    restore_left_limits()  # GPU power limits a killed run left set: each said as a warning
     table = Table(title="devices", title_justify="left")
     for header in ("--device", "present", "what", "energy measured by"):
         table.add_column(header)
@@ -501,7 +504,7 @@ def cmd_compare(args: argparse.Namespace, console: Console) -> int:
     # machines are columns only where they tell rows apart; parameters by the values that do
     apart = [
         k
-        for k in ("node",)
+        for k in ("node", "power_limit_w")
         if k in table_data and table_data.groupby(identity)[k].nunique().max() > 1
     ]
     table_data, swept = param_columns(table_data)

@@ -28,6 +28,8 @@ AXIS_COLUMN = "axis_column"  # the result's attrs key: the column holding the --
 def default_baseline(axis: str, values: list[str]) -> str:
     if axis == "variant" and "fp32" in values:
         return "fp32"
+    if axis == "power_limit_w":  # the GPU as it was (no limit set), else its highest limit
+        return "" if "" in values else max(values, key=float)
     return sorted(values)[0]
 
 

@@ -48,11 +48,11 @@ def conclusions(frame: pd.DataFrame, baseline: str = DEFAULT_BASELINE) -> list[V
         return []
     table = compare(ok, "variant", baseline, include_invalid=True)
     found = []
-    # machines are named only where one workload ran on several; parameters by the values
-    # that differ (a sweep's batch=4), one heading per value
+    # machines and GPU power limits are named only where one workload ran on several;
+    # parameters by the values that differ (a sweep's batch=4), one heading per value
     apart = [
         k
-        for k in ("node",)
+        for k in ("node", "power_limit_w")
         if k in table and table.groupby(["workload", "device"])[k].nunique().max() > 1
     ]
     table, swept = param_columns(table)

@@ -157,6 +157,11 @@ class Record(TypedDict, total=False):
     # 0 if NVML's 1 s moving average) and other processes on the GPU
     gpu_trace: str | None
     gpu_foreign_pids: str | None
+    # CUDA cells with a power limit (suite power_limit_w, part of the cell's key): the limit in
+    # force, in W, as NVML read it back once set (the requested one on skipped and failed
+    # rows), and the GPU's default; None where no limit was set
+    power_limit_w: float | None
+    power_limit_default_w: float | None
     # How the cell ended.
     status: Status
     error: str | None
@@ -168,7 +173,13 @@ COLUMNS: list[str] = list(Record.__annotations__)
 SLOW_CALL_RATIO = 5.0
 SLOW_CALL_SHARE = 0.10
 # what `greenbench compare --by` groups by -> the record column holding it
-COMPARE_AXES = {"variant": "variant", "device": "device", "workload": "workload", "run": "run_id"}
+COMPARE_AXES = {
+    "variant": "variant",
+    "device": "device",
+    "workload": "workload",
+    "run": "run_id",
+    "power_limit_w": "power_limit_w",
+}
 
 
 @dataclass(frozen=True)

@@ -53,6 +53,7 @@ def cell_context(
         "tokens_per_unit": preset.kind.tokens_per_unit(cell.params),
         "zone": zone,
         "node": socket.gethostname(),
+        "power_limit_w": cell.power_limit_w,  # the one set: measured rows carry the one read back
     }
 
 
@@ -65,6 +66,7 @@ def cell_spec(cell: Cell, protocol: ProtocolSettings, context: Mapping[str, Any]
             "device": cell.device,
             "params": dict(cell.params),
             "swept": list(cell.swept),
+            "power_limit_w": cell.power_limit_w,
         },
         "protocol": dataclasses.asdict(protocol),
         "context": dict(context),

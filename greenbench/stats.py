@@ -7,6 +7,7 @@ import functools
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
 
@@ -202,8 +203,9 @@ def ratio(a: Summary, b: Summary) -> Ratio:
 
 
 # a summary row is one workload x phase x variant x device on one machine with one set of
-# workload parameters: rows from two machines or two batch sizes are never pooled
-SUMMARY_KEYS = ["workload", "phase", "variant", "device", "node", "params"]
+# workload parameters and one GPU power limit: rows from two machines, two batch sizes or two
+# power limits are never pooled
+SUMMARY_KEYS = ["workload", "phase", "variant", "device", "node", "params", "power_limit_w"]
 # the same, across machines: what a run is compared with another run (maybe elsewhere) by
 CELL_KEYS = [k for k in SUMMARY_KEYS if k != "node"]
 PHASE_ORDER = ordered_phases()
@@ -215,12 +217,19 @@ def phase_order(phase: str) -> tuple[int, str]:
     return (PHASE_ORDER.index(phase) if phase in PHASE_ORDER else len(PHASE_ORDER), phase)
 
 
+def limit_order(text: str) -> tuple[int, float]:
+    """Sort key of a summary's power_limit_w: the GPU as it was (no limit set) first, then
+    the limits in watts (250 before 1000)."""
+    return (0, 0.0) if text == "" else (1, float(text))
+
+
 def in_catalogue_order(
     frame: pd.DataFrame, keys: Sequence[str], numeric: Sequence[str] = ()
 ) -> pd.DataFrame:
-    """`frame` sorted by `keys`, phases and variants in catalogue order (fp32 first); the
-    `numeric` keys (swept parameters) by value, rows without one last."""
-    order = {"phase": phase_order, "variant": variant_order}
+    """`frame` sorted by `keys`, phases and variants in catalogue order (fp32 first), power
+    limits as limit_order; the `numeric` keys (swept parameters) by value, rows without one
+    last."""
+    order = {"phase": phase_order, "variant": variant_order, "power_limit_w": limit_order}
 
     def key(col: pd.Series) -> pd.Series:
         if col.name in order:
@@ -262,6 +271,32 @@ def valid_mask(frame: pd.DataFrame) -> pd.Series:
     return frame["valid"].ne(False)
 
 
+def key_text(value: Any) -> Any:
+    """A group key as summaries hold it: missing is "", a number its text (300, not the 300.0
+    of a column with missing values), text as it is."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
+def as_keys(frame: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
+    """A copy of `frame` with its `keys` columns as key_text: older or synthetic records may
+    lack node, params or power_limit_w, an empty key, not a lost group."""
+    out = frame.copy()
+    for key in keys:
+        if key not in out:
+            out[key] = ""
+        elif pd.api.types.is_numeric_dtype(out[key]):  # power_limit_w: numbers as their text
+            out[key] = out[key].astype(object).map(key_text)
+        else:
+            out[key] = out[key].astype(object).fillna("")
+    return out
+
+
 def summarize_frame(frame: pd.DataFrame, keys: Sequence[str] = SUMMARY_KEYS) -> pd.DataFrame:
     """One row per group of `ok` records: J/unit (net) mean, CI95, CV and the other means.
 
@@ -269,10 +304,7 @@ def summarize_frame(frame: pd.DataFrame, keys: Sequence[str] = SUMMARY_KEYS) -> 
     that went backwards) cannot be right, so it must not pull a mean or a ratio. A group whose
     windows are all invalid keeps its row, with n = 0 and no figures; `invalid` counts them.
     """
-    ok = frame[frame["status"] == "ok"].copy()
-    present = [k for k in keys if k in ok]
-    # older or synthetic records may lack node or params: an empty key, not a lost group
-    ok[present] = ok[present].astype(object).fillna("")
+    ok = as_keys(frame[frame["status"] == "ok"], keys)
     rows = []
     for group, cell in ok.groupby(list(keys), sort=True, dropna=False):
         part = cell[valid_mask(cell)]

@@ -21,6 +21,7 @@ from greenbench.backends import parse_device
 from greenbench.carbon.zones import ZONE_ENV, default_zone, resolve_zone
 from greenbench.cell import Cell
 from greenbench.checkpoints import CheckpointError
+from greenbench.energy.power_limit import is_cuda
 from greenbench.errors import SuiteError
 from greenbench.protocol import ProtocolSettings
 from greenbench.python_workload import PythonWorkloadError
@@ -39,6 +40,7 @@ SUITE_KEYS = (
     "protocol",
     "params",
     "expected_duration",
+    "power_limit_w",
 )
 PROTOCOL_FIELDS = {f.name: f for f in dataclasses.fields(ProtocolSettings)}
 
@@ -54,15 +56,18 @@ class Suite:
     zone: str = field(default_factory=default_zone)
     description: str = ""
     expected_duration: str = ""  # how long a run takes where it was timed, e.g. "3 min"
+    power_limit_w: tuple[int, ...] = ()  # GPU power limits: one CUDA cell per limit
 
     def cells(self) -> list[Cell]:
-        """Workload x variant x device, and per swept value (sweep.expand) innermost, so the
-        cells of one sweep are neighbours."""
+        """Workload x variant x device (x GPU power limit, CUDA devices only), and per swept
+        value (sweep.expand) innermost, so the cells of one sweep are neighbours."""
         cells = []
         for w, v, d in itertools.product(self.workloads, self.variants, self.devices):
             preset = get_preset(w)
-            for overrides, swept in expand(self.params.get(w, {}), preset.defaults):
-                cells.append(Cell(w, v, d, preset.resolve_params(overrides), swept))
+            limits = self.power_limit_w if is_cuda(d) and self.power_limit_w else (None,)
+            for limit in limits:
+                for overrides, swept in expand(self.params.get(w, {}), preset.defaults):
+                    cells.append(Cell(w, v, d, preset.resolve_params(overrides), swept, limit))
         return cells
 
     def to_dict(self) -> dict[str, Any]:
@@ -151,6 +156,7 @@ def parse_suite(data: Mapping[str, Any], source: str) -> Suite:
     protocol = _protocol(data.get("protocol", {}), fail)
     params = _params(data.get("params", {}), fail)
     zone = _zone(data, fail)
+    power_limits = _power_limits(data.get("power_limit_w", []), devices, fail)
 
     return Suite(
         name=name,
@@ -162,6 +168,7 @@ def parse_suite(data: Mapping[str, Any], source: str) -> Suite:
         zone=zone,
         description=description,
         expected_duration=expected_duration,
+        power_limit_w=power_limits,
     )
 
 
@@ -181,6 +188,25 @@ def _zone(data: Mapping[str, Any], fail: Any) -> str:
         return resolve_zone(zone).code
     except ValueError as e:
         raise fail("zone", str(e)) from None
+
+
+def _power_limits(value: Any, devices: Sequence[str], fail: Any) -> tuple[int, ...]:
+    """The GPU power limits to run CUDA cells at: whole watts, each its own cell."""
+    values = value if isinstance(value, list) else [value]
+    for raw in values:
+        problem = POWER_LIMIT_BOUNDS.problem(raw)
+        if problem is not None:
+            raise fail(
+                "power_limit_w",
+                f"{problem}; give watts, e.g. power_limit_w = 300 or [250, 300, 350]",
+            )
+    if values and not any(is_cuda(d) for d in devices):
+        raise fail(
+            "power_limit_w",
+            f"sets an NVIDIA GPU's power limit, but the devices ({', '.join(devices)}) hold no "
+            'CUDA device: add one (devices = ["cuda:0"]) or drop power_limit_w',
+        )
+    return tuple(dict.fromkeys(int(v) for v in values))
 
 
 def _check_workload(name: str) -> str:
@@ -282,6 +308,8 @@ PROTOCOL_BOUNDS: dict[str, Bounds] = {
 
 # the ProtocolSettings fields that are switches, not numbers
 PROTOCOL_SWITCHES = ("interleave_sweeps",)
+
+POWER_LIMIT_BOUNDS = Bounds(whole=True, low=1, high=5000)  # W; above: a typo (mW?), not a GPU
 
 
 def _protocol_value(key: str, raw: Any, fail: Any) -> int | float:
@@ -392,6 +420,14 @@ class RunOverrides:
         "comma list of numbers to sweep (batch=1,4,16: a cell per value); repeat",
         repeatable=True,
     )
+    power_limit_w: Sequence[str | int] | str | int | None = _option(
+        "--power-limit",
+        "power_limit_w",
+        str,
+        "GPU power limit in W for the CUDA cells, set through NVML and restored after each "
+        "(needs root); each limit is its own cell; repeat or comma-list: 250,300,350",
+        repeatable=True,
+    )
 
     @staticmethod
     def options() -> dict[str, RunOption]:
@@ -429,6 +465,9 @@ def apply_overrides(suite: Suite, overrides: RunOverrides) -> Suite:
         if name == "params":
             data["params"] = apply_params(data, param_settings(value))
             continue
+        if name == "power_limit_w":
+            data["power_limit_w"] = power_limits_given(value)
+            continue
         *tables, key = option.key.split(".")
         target = data
         for table in tables:
@@ -444,6 +483,24 @@ def apply_overrides(suite: Suite, overrides: RunOverrides) -> Suite:
 
 
 PARAM_FLAG = "--param"
+
+
+def power_limits_given(value: Sequence[str | int] | str | int) -> list[int]:
+    """`--power-limit 250,300` (repeatable) or greenbench.run's power_limit_w=[250, 300] as
+    watts; parse_suite checks their range."""
+    items = [value] if isinstance(value, str | int) else list(value)
+    limits = []
+    for item in items:
+        for part in [item] if isinstance(item, int) else split_values([item]) or []:
+            try:
+                limits.append(part if isinstance(part, int) else int(part))
+            except ValueError:
+                raise SuiteError(
+                    "--power-limit",
+                    None,
+                    f"'{part}' is not a whole number of watts; write e.g. --power-limit 250,300",
+                ) from None
+    return limits
 
 
 @dataclass(frozen=True)

@@ -114,3 +114,12 @@ idle_s = 0.2
 settle_max_s = 0.5  # a busy test machine's idle never settles: do not wait for it
 warmup_max_s = 0.5
 """
+
+
+@pytest.fixture(autouse=True)
+def _power_limit_state(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """greenbench's record of the GPU power limits it set (energy/power_limit.py) lives in the
+    test session's temporary folder, never in the user's state folder."""
+    monkeypatch.setenv("GREENBENCH_STATE_DIR", str(tmp_path_factory.getbasetemp() / "state"))

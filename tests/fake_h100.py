@@ -34,6 +34,15 @@ Degraded cases, switched on a FakeH100 at any time:
 - `gpu.pids = [...]`: the PIDs NVML lists, e.g. host PIDs when greenbench runs in a container
   (build the container's /proc with `fake_proc`).
 
+Power management, as NVML keeps it (mW; a set limit stays set until someone sets another, as
+on a real GPU after the process that set it exits): `gpu.power_limit_mw` is the limit in force,
+within `min_limit_mw..max_limit_mw` (H100 SXM: 200..700 W, default 700 W), and the true power
+never exceeds it (the driver lowers clocks); every set is appended to `gpu.limits_set`.
+- `power_limit_permission=False`: setting a limit raises NVML_ERROR_NO_PERMISSION (not root);
+- `power_limit_supported=False`: setting or asking the constraints raises
+  NVML_ERROR_NOT_SUPPORTED (some boards and vGPUs);
+- a limit outside the constraints raises NVML_ERROR_INVALID_ARGUMENT.
+
 Ground truth, for asserting greenbench's figures:
 - `gpu.energy_j`: true energy since the clock started, in J (exact, no counter steps);
 - `gpu.energy_between(t0, t1)`: true energy of an interval of clock time;
@@ -141,6 +150,8 @@ class FakeH100:
         busy_mhz: float = 1980.0,
         throttle_c: float = 87.0,
         throttle_mhz: float = 1500.0,
+        default_limit_w: float = 700.0,
+        min_limit_w: float = 200.0,
     ) -> None:
         self.clock, self.name, self.bus_id = clock, name, bus_id
         self.uuid = f"GPU-{_uuid('gpu' + serial)}"
@@ -161,6 +172,13 @@ class FakeH100:
         self.pids: list[int] = [os.getpid()]  # greenbench's own process, computing on it
         self._fail_counter_reads = 0
         self.sensors_fail_until = -1.0  # power, utilization... reads fail until this clock time
+        self.power_limit_permission = True
+        self.power_limit_supported = True
+        # power management, in mW as NVML has it
+        self.default_limit_mw = self.max_limit_mw = int(default_limit_w * 1000)
+        self.power_limit_mw = self.default_limit_mw
+        self.min_limit_mw = int(min_limit_w * 1000)
+        self.limits_set: list[int] = []
         # state
         self.energy_j = 0.0
         self._boot_mj = 86_400_000_000  # the counter counts from the driver's load
@@ -180,7 +198,7 @@ class FakeH100:
     def power_w(self) -> float:
         """True power now."""
         leakage = self.leakage_w_per_c * (self.temperature_c - self.resting_c)
-        return self.idle_w + leakage + self.load * self.dynamic_w
+        return min(self.idle_w + leakage + self.load * self.dynamic_w, self.power_limit_mw / 1000)
 
     def _physics(self, dt: float) -> None:
         power = self.power_w
@@ -246,9 +264,18 @@ class FakePynvml:
     NVML_FI_DEV_POWER_INSTANT = 186
     NVML_SUCCESS = 0
     NVML_DEVICE_MIG_ENABLE = 1
+    NVML_ERROR_INVALID_ARGUMENT = 2
+    NVML_ERROR_NOT_SUPPORTED = 3
+    NVML_ERROR_NO_PERMISSION = 4
 
     class NVMLError(Exception):
-        pass
+        """pynvml's: raised with a return code (`value`, and its text) or, here, a message."""
+
+        TEXT = {2: "Invalid Argument", 3: "Not Supported", 4: "Insufficient Permissions"}
+
+        def __init__(self, value: int | str) -> None:
+            self.value = value if isinstance(value, int) else None
+            super().__init__(self.TEXT.get(value, str(value)) if isinstance(value, int) else value)
 
     def __init__(self, gpus: Sequence[FakeH100]) -> None:
         self.gpus = list(gpus)
@@ -347,6 +374,32 @@ class FakePynvml:
     def nvmlDeviceGetComputeRunningProcesses(self, handle: Any) -> list[Any]:
         gpu = self._gpu(handle)
         return [SimpleNamespace(pid=pid, usedGpuMemory=2**30) for pid in gpu.pids]
+
+    def nvmlDeviceGetPowerManagementLimit(self, handle: Any) -> int:
+        return self._gpu(handle).power_limit_mw
+
+    def nvmlDeviceGetEnforcedPowerLimit(self, handle: Any) -> int:
+        return self._gpu(handle).power_limit_mw
+
+    def nvmlDeviceGetPowerManagementDefaultLimit(self, handle: Any) -> int:
+        return self._gpu(handle).default_limit_mw
+
+    def nvmlDeviceGetPowerManagementLimitConstraints(self, handle: Any) -> list[int]:
+        gpu = self._gpu(handle)
+        if not gpu.power_limit_supported:
+            raise self.NVMLError(self.NVML_ERROR_NOT_SUPPORTED)
+        return [gpu.min_limit_mw, gpu.max_limit_mw]
+
+    def nvmlDeviceSetPowerManagementLimit(self, handle: Any, limit_mw: int) -> None:
+        gpu = self._gpu(handle)
+        if not gpu.power_limit_supported:
+            raise self.NVMLError(self.NVML_ERROR_NOT_SUPPORTED)
+        if not gpu.power_limit_permission:
+            raise self.NVMLError(self.NVML_ERROR_NO_PERMISSION)
+        if not gpu.min_limit_mw <= limit_mw <= gpu.max_limit_mw:
+            raise self.NVMLError(self.NVML_ERROR_INVALID_ARGUMENT)
+        gpu.power_limit_mw = int(limit_mw)
+        gpu.limits_set.append(int(limit_mw))
 
 
 def install(

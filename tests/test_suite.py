@@ -182,6 +182,7 @@ BAD_VALUES = [
     ({"min_window_s": 0}, "--min-window"),
     ({"zone": "Atlantis"}, "--zone"),
     ({"params": ["batch=0"]}, "--param"),
+    ({"power_limit_w": ["0"]}, "--power-limit"),
 ]
 
 

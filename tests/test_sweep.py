@@ -172,6 +172,25 @@ def test_a_sweeps_cells_form_one_group_per_variant_and_device(tmp_path):
     assert all(len(g.jobs) == 1 for g in group_jobs(jobs, interleave=False))
 
 
+def test_a_sweep_under_gpu_power_limits_groups_per_limit(tmp_path):
+    """The parent sets one limit around a child, so a group never mixes limits."""
+    suite = Suite(
+        "limits",
+        ("slm-tiny",),
+        devices=("cuda:0",),
+        params={"slm-tiny": {"batch": [1, 2]}},
+        power_limit_w=(250, 300),
+        zone="GB",
+    )
+    groups = group_jobs(planned(tmp_path, suite))
+    assert [[j.cell.cell_id for j in g.jobs] for g in groups] == [
+        ["slm-tiny/fp32/cuda:0@250W/batch=1", "slm-tiny/fp32/cuda:0@250W/batch=2"],
+        ["slm-tiny/fp32/cuda:0@300W/batch=1", "slm-tiny/fp32/cuda:0@300W/batch=2"],
+    ]
+    specs = groups[1].spec()["group"]
+    assert [s["cell"]["power_limit_w"] for s in specs] == [300, 300]
+
+
 def test_a_groups_records_are_split_per_cell_and_a_failure_fails_every_cell(tmp_path):
     group = group_jobs(planned(tmp_path))[0]
     ids = [j.cell.cell_id for j in group.jobs]

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import greenbench
+from greenbench.energy.power_limit import PowerLimitSkip, cell_power_limit, with_power_limit
 from greenbench.executors.base import (
     CellFailed,
     CellJob,
@@ -60,8 +61,22 @@ def run_in_child(
     """The cell's records, from a fresh `python -m greenbench.runner` process.
 
     Raises CellFailed with the reason when the child raises, is killed or times out, and
-    CellSkipped when the child finds the device cannot run the cell's variant.
+    CellSkipped when the child finds the device cannot run the cell's variant, or when the
+    cell's GPU power limit cannot be set (it is set here, around the child, and restored
+    however the child ends: energy/power_limit.py).
     """
+    cell = spec["group"][0]["cell"] if "group" in spec else spec["cell"]  # one limit a group
+    try:
+        with cell_power_limit(cell["device"], cell.get("power_limit_w")) as limit:
+            records = _run_child(spec, log_path, timeout_s, on_event)
+    except PowerLimitSkip as e:
+        raise CellSkipped(str(e)) from None
+    return with_power_limit(records, limit)
+
+
+def _run_child(
+    spec: dict[str, Any], log_path: Path, timeout_s: float, on_event: OnEvent
+) -> Records:
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
         json.dump(spec, f)
@@ -71,6 +86,11 @@ def run_in_child(
             return _supervise(spec_path, log, log_path, timeout_s, on_event)
     finally:
         os.unlink(spec_path)
+
+
+def child_command(spec_path: str) -> list[str]:
+    """The cell's child: `python -m greenbench.runner SPEC` (tests start stand-ins here)."""
+    return [sys.executable, "-m", "greenbench.runner", spec_path]
 
 
 def _child_env() -> dict[str, str]:
@@ -86,7 +106,7 @@ def _supervise(
     spec_path: str, log: Any, log_path: Path, timeout_s: float, on_event: OnEvent
 ) -> Records:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "greenbench.runner", spec_path],
+        child_command(spec_path),
         stdout=subprocess.PIPE,
         stderr=log,
         stdin=subprocess.DEVNULL,

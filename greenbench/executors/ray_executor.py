@@ -11,6 +11,12 @@ than CPU and CUDA `onnxruntime-PROVIDER` (lower case). CPU cells need nothing mo
 
 A task that dies with its worker or node fails only its cell (Ray does not retry it: a rerun
 would be a new measurement); `greenbench run --resume` reruns it.
+
+A cell's GPU power limit (`power_limit_w`) is set and restored on the node, by the worker around
+its child, exactly as the local executor does (run_in_child): a child that fails, times out or
+is killed gets the original limit back from the worker. A worker killed itself leaves it in the
+node's state file, and the next power-limited cell (or greenbench run, or `greenbench devices`)
+on that node restores it.
 """
 
 from __future__ import annotations
