@@ -209,6 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve = actions.add_parser("serve", help="run the scheduler until Ctrl-C")
     serve.set_defaults(func=cli_carbon.cmd_schedule_serve)
     add_out(serve, "results folder holding the schedule")
+    cli_exports.add_metrics_options(serve)
 
     export = cli_exports.add_export_parser(sub)
     imports = sub.add_parser(

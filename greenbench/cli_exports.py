@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 
@@ -24,6 +25,30 @@ def add_export_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParse
         "-o", "--output", help="file to write (default RUN_ID plus the format's suffix, here)"
     )
     return export
+
+
+def add_metrics_options(serve: argparse.ArgumentParser) -> None:
+    """`schedule serve`'s /metrics endpoint (prometheus-client), off unless a port is given."""
+    serve.add_argument(
+        "--metrics-port",
+        type=int,
+        help="also serve the latest run's figures at /metrics on this port (e.g. 9464)",
+    )
+    serve.add_argument(
+        "--metrics-host", default="127.0.0.1", help="address of /metrics (127.0.0.1)"
+    )
+
+
+def start_metrics(args: argparse.Namespace, console: Console) -> Any:
+    """The /metrics server `schedule serve` asked for, or None."""
+    if getattr(args, "metrics_port", None) is None:
+        return None
+    from greenbench.exports.metrics_server import start_metrics_server
+
+    server = start_metrics_server(args.out, args.metrics_host, args.metrics_port)
+    host, port = server.server_address[:2]
+    console.print(f"metrics: http://{host}:{port}/metrics (the latest run's figures)")
+    return server
 
 
 def cmd_export(args: argparse.Namespace, console: Console) -> int:

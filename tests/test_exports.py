@@ -3,6 +3,8 @@ BoAmps' published schema, pandas), and nothing from run.json but what is meant t
 
 import io
 import json
+import socket
+import urllib.request
 from pathlib import Path
 
 import jsonschema
@@ -12,10 +14,13 @@ from prometheus_client.parser import text_string_to_metric_families
 from referencing import Registry
 from referencing.jsonschema import DRAFT4
 
+from greenbench import cli_exports
 from greenbench.cli import main
 from greenbench.cli_exports import FORMAT_NAMES
+from greenbench.errors import GreenbenchError
 from greenbench.exit_codes import EXIT_OK, EXIT_USAGE
 from greenbench.exports import FORMATS, ai_energy_score, boamps, load_run, openmetrics
+from greenbench.exports.metrics_server import start_metrics_server
 from greenbench.exports.run_data import cell_figures
 from greenbench.records import COLUMNS
 from greenbench.report.sample import synthetic_frame
@@ -198,3 +203,55 @@ def test_cli_bad_run_or_output_is_a_one_line_error(tmp_path, capsys):
                  "-o", str(tmp_path)])  # fmt: skip
     assert code == EXIT_USAGE
     assert "is a folder; give a file name" in capsys.readouterr().err
+
+
+def scrape(server) -> dict:
+    host, port = server.server_address[:2]
+    with urllib.request.urlopen(f"http://{host}:{port}/metrics", timeout=10) as reply:
+        text = reply.read().decode()
+    return {f.name: f for f in text_string_to_metric_families(text)}
+
+
+def test_metrics_endpoint_serves_the_latest_finished_run_on_loopback(tmp_path):
+    server = start_metrics_server(tmp_path, "127.0.0.1", 0)  # an ephemeral port
+    try:
+        assert server.server_address[0] == "127.0.0.1"
+        assert scrape(server)["greenbench_energy_per_unit_joules"].samples == []  # no run yet
+        finished = make_run(tmp_path)
+        RunStore.create(tmp_path, {"status": "running"})  # newer, still being written
+        samples = scrape(server)["greenbench_energy_per_unit_joules"].samples
+        assert {s.labels["run_id"] for s in samples} == {finished.run_id}
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_schedule_serve_metrics_port_serves_while_the_scheduler_runs(tmp_path, monkeypatch):
+    store = make_run(tmp_path)
+    seen = {}
+
+    def fake_serve(out):  # the scheduler's loop: scrape once, then Ctrl-C
+        seen["families"] = scrape(fake_serve.server)
+        raise KeyboardInterrupt
+
+    real_start = cli_exports.start_metrics
+
+    def start(args, console):
+        fake_serve.server = real_start(args, console)
+        return fake_serve.server
+
+    monkeypatch.setattr("greenbench.schedule.serve", fake_serve)
+    monkeypatch.setattr(cli_exports, "start_metrics", start)
+    code = main(["schedule", "serve", "--out", str(tmp_path), "--metrics-port", "0"])
+    assert code == EXIT_OK
+    samples = seen["families"]["greenbench_throughput_units_per_second"].samples
+    assert {s.labels["run_id"] for s in samples} == {store.run_id}
+
+
+def test_a_busy_metrics_port_is_a_one_line_error(tmp_path):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        with pytest.raises(GreenbenchError, match=f"--metrics-port {port}: already in use"):
+            start_metrics_server(tmp_path, "127.0.0.1", port)
