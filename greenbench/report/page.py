@@ -238,7 +238,9 @@ def sections(
     The ratio views (trade-off, comparison) and the frontier leave invalid cells out unless
     `include_invalid`; the others draw them faded, with the reasons in the hover."""
     kept, left_out = data.valid_cells(safe, include_invalid)
-    ratio_summary = summary if include_invalid else data.cell_summary(kept)
+    # with nothing left out the kept cells are all the cells: their summary is `summary` (the
+    # per-cell summary is the report's costliest step on a year of history)
+    ratio_summary = summary if include_invalid or not left_out else data.cell_summary(kept)
     shown = not summary.empty and not summary["cell_valid"].all()  # invalid cells drawn faded
     faded = {
         "energy": " Faded bars with a red outline: cells greenbench check judges invalid (the "
