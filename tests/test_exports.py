@@ -255,3 +255,17 @@ def test_a_busy_metrics_port_is_a_one_line_error(tmp_path):
         port = busy.getsockname()[1]
         with pytest.raises(GreenbenchError, match=f"--metrics-port {port}: already in use"):
             start_metrics_server(tmp_path, "127.0.0.1", port)
+
+
+def test_ai_energy_score_on_a_gpu_counts_the_gpu_alone_gross_and_net(run):
+    records = run.records.copy()
+    records["device"] = "cuda"
+    records["energy_gpu_j"] = 36.0 * records["calls"]  # 36 J a call, 6 J of it idle
+    records["idle_power_gpu_w"] = 6.0 * records["calls"] / records["duration_s"]
+    result = ai_energy_score.score(type(run)(run.run_id, run.path, records, run.meta))
+    cnn = next(c for c in result["cells"] if c["workload"] == "cnn")
+    lm = next(c for c in result["cells"] if c["workload"] == "lm")
+    assert cnn["energy_counted"] == "gpu" and lm["energy_counted"] == "gpu"
+    assert cnn["wh_per_1k_queries"] == pytest.approx(36.0 * 1000 / 3600)
+    assert cnn["wh_per_1k_queries_net"] == pytest.approx(30.0 * 1000 / 3600)
+    assert lm["wh_per_1k_queries"] == pytest.approx(2 * 36.0 * 1000 / 3600)  # prefill + decode

@@ -34,8 +34,8 @@ DIFFERENCES = [
     "counter, and the figure is the CPU and RAM energy (RAPL, or CodeCarbon's estimate where "
     "`method` is estimated): not comparable with the leaderboard's.",
     "Gross against net: they subtract no idle baseline, so `wh_per_1k_queries` is gross "
-    "(idle draw included), as theirs; `wh_per_1k_queries_net` subtracts the idle baseline, as "
-    "greenbench's J/unit figures do.",
+    "(idle draw included), as theirs; `wh_per_1k_queries_net` subtracts the idle baseline of "
+    "the same components (the GPU's alone on a GPU), as greenbench's J/unit figures do.",
     "Phases: theirs sum preprocess, prefill and decode; ours sum prefill and decode "
     "(tokenisation and image preprocessing are not measured).",
     "Precision and runs: they use FP16 for text generation and FP32 otherwise, the mean of 10 "
@@ -81,7 +81,7 @@ def _figure(cell: pd.DataFrame, task: str) -> dict[str, Any] | str:
     rows = [by_phase[p] for p in phases]
     on_gpu = all(finite(r["energy_gpu_j"]) for r in rows)
     gross = sum(_per_call(r, "energy_gpu_j" if on_gpu else "energy_j") for r in rows)
-    net = sum(_per_call(r, "net_energy_j") for r in rows)
+    net = sum(_per_call(r, "net_energy_gpu_j" if on_gpu else "net_energy_j") for r in rows)
     if not (gross == gross and net == net):  # NaN: no valid window
         return "no valid window: greenbench check says why"
     first = rows[0]
@@ -102,8 +102,7 @@ def _figure(cell: pd.DataFrame, task: str) -> dict[str, Any] | str:
 
 
 def _per_call(row: pd.Series, column: str) -> float:
-    """Energy of one call (one query at batch 1); the GPU share of the net figure is not
-    split out, so the net one is the whole machine's."""
+    """Energy of one call: one query at batch 1."""
     value, calls = finite(row.get(column)), finite(row.get("calls"))
     if value is None or not calls:
         return float("nan")

@@ -67,9 +67,12 @@ def cell_figures(records: pd.DataFrame) -> pd.DataFrame:
         return summary
     ok = records[records["status"] == "ok"].copy()
     ok[SUMMARY_KEYS] = ok[SUMMARY_KEYS].astype(object).fillna("")
-    valid = ok[ok["valid"].ne(False)]
+    valid = ok[ok["valid"].ne(False)].copy()
+    gpu_idle_j = pd.to_numeric(valid["idle_power_gpu_w"]) * pd.to_numeric(valid["duration_s"])
+    valid["net_energy_gpu_j"] = pd.to_numeric(valid["energy_gpu_j"]) - gpu_idle_j
     means = valid.groupby(SUMMARY_KEYS, sort=True)[
-        ["net_energy_j", "energy_j", "emissions_g", "call_p90_s", "energy_gpu_j", "calls"]
+        ["net_energy_j", "energy_j", "emissions_g", "call_p90_s", "energy_gpu_j"]
+        + ["net_energy_gpu_j", "calls"]
     ].mean()
     firsts = ok.groupby(SUMMARY_KEYS, sort=True)[["task", "checkpoint", "architecture"]].first()
     merged = summary.merge(means.reset_index(), on=SUMMARY_KEYS, how="left")
