@@ -57,7 +57,8 @@ def records_frame(files: Sequence[Path], use_cache: bool = True) -> pd.DataFrame
     if not use_cache:
         return pd.DataFrame([r for f in files for r in read_records_file(f)])
     parts = [run_part(Path(f)) for f in files]
-    tables = [p.table for p in parts]
+    # a run without usable rows (just created, or all skipped) adds nothing to either frame
+    tables = [p.table for p in parts if p.table is not None or p.rows != []]
     frame = _frame(tables) if tables and all(t is not None for t in tables) else None
     if frame is not None:
         return frame

@@ -128,3 +128,15 @@ def test_a_changed_run_json_invalidates_the_cache(tmp_path):
         cache._read_cache(cache.cache_path(store.records_path), cache._key(store.records_path))
         is None
     )
+
+
+def test_a_run_without_records_does_not_keep_the_others_from_their_caches(tmp_path, monkeypatch):
+    results(tmp_path, runs=2)
+    RunStore.create(tmp_path, {"status": "failed"})  # an empty records.jsonl
+    plain = load_results(tmp_path, use_cache=False)
+    load_results(tmp_path)
+    joined = []
+    real = cache._frame
+    monkeypatch.setattr(cache, "_frame", lambda tables: joined.append(len(tables)) or real(tables))
+    pd.testing.assert_frame_equal(load_results(tmp_path), plain)
+    assert joined == [2]  # the two runs' caches joined in Arrow, the empty run left out
