@@ -51,13 +51,15 @@ def make_run(tmp_path) -> RunStore:
     }
     store = RunStore.create(tmp_path, meta)
     frame = synthetic_frame(
-        {"lm": ["prefill", "decode"], "cnn": ["forward"]}, ["fp32", "int8"], repetitions=2
+        {"lm": ["prefill", "decode"], "resnet18": ["forward"], "detr-tiny": ["forward"]},
+        ["fp32", "int8"],
+        repetitions=2,
     )
     rows = []
     for r in frame.to_dict("records"):
         r = {k: (None if isinstance(v, float) and v != v else v) for k, v in r.items()}
         r["run_id"] = store.run_id
-        r["task"] = "lm-inference" if r["workload"] == "lm" else "vision-inference"
+        r["task"] = "inference"
         r["params"] = json.dumps(LM if r["workload"] == "lm" else {"batch": 1})
         rows.append(r)
         if r["workload"] == "lm":  # the same cell at batch 4
@@ -84,13 +86,15 @@ def test_openmetrics_parses_back_with_labels_and_the_cells_figures(run):
     assert "net of the idle baseline" in family.documentation
     assert "method=estimated" in family.documentation
     cells = cell_figures(run.records)
-    assert len(family.samples) == len(cells) == 2 * 2 * 2 + 2  # lm: phases x variants x batches
+    assert len(family.samples) == len(cells) == 2 * 2 * 2 + 2 + 2  # lm: phases x variants x batches
     sample = next(
-        s for s in family.samples if s.labels["workload"] == "cnn" and s.labels["variant"] == "int8"
+        s
+        for s in family.samples
+        if s.labels["workload"] == "resnet18" and s.labels["variant"] == "int8"
     )
     assert set(sample.labels) == set(openmetrics.LABELS)
     assert sample.labels["run_id"] == run.run_id and sample.labels["method"] == "measured"
-    expected = cells[(cells["workload"] == "cnn") & (cells["variant"] == "int8")]["j_per_unit"]
+    expected = cells[(cells["workload"] == "resnet18") & (cells["variant"] == "int8")]["j_per_unit"]
     assert sample.value == pytest.approx(float(expected.iloc[0]))
     low = families["greenbench_energy_per_unit_ci95_low_joules"].samples[0].value
     high = families["greenbench_energy_per_unit_ci95_high_joules"].samples[0].value
@@ -124,8 +128,10 @@ def test_boamps_reports_validate_against_the_published_schema(run):
     validator = boamps_validator()
     for report in reports:
         validator.validate(report)
-    cnn = next(r for r in reports if "cnn forward int8" in r["task"]["taskDescription"])
-    windows = run.records[(run.records["workload"] == "cnn") & (run.records["variant"] == "int8")]
+    cnn = next(r for r in reports if "resnet18 forward int8" in r["task"]["taskDescription"])
+    windows = run.records[
+        (run.records["workload"] == "resnet18") & (run.records["variant"] == "int8")
+    ]
     assert [m["powerConsumption"] for m in cnn["measures"]] == pytest.approx(
         list(windows["energy_j"] / 3.6e6)
     )
@@ -142,7 +148,12 @@ def test_boamps_reports_validate_against_the_published_schema(run):
 def test_ai_energy_score_is_wh_per_1000_batch_1_queries_with_the_differences(run):
     result = ai_energy_score.score(run)
     tasks = {(c["workload"], c["variant"]): c for c in result["cells"]}
-    assert set(tasks) == {("lm", "fp32"), ("lm", "int8"), ("cnn", "fp32"), ("cnn", "int8")}
+    assert set(tasks) == {
+        ("lm", "fp32"),
+        ("lm", "int8"),
+        ("resnet18", "fp32"),
+        ("resnet18", "int8"),
+    }
     lm = tasks[("lm", "fp32")]
     assert lm["task"] == "text_generation" and lm["prompt_tokens"] == 8
     windows = run.records[
@@ -157,7 +168,7 @@ def test_ai_energy_score_is_wh_per_1000_batch_1_queries_with_the_differences(run
     assert lm["wh_per_1k_queries"] == pytest.approx(per_query_j * 1000 / 3600)
     assert lm["wh_per_1k_queries_net"] < lm["wh_per_1k_queries"]
     assert lm["energy_counted"].startswith("cpu+ram") and lm["weights"] == "random"
-    assert tasks[("cnn", "int8")]["task"] == "image_classification"
+    assert tasks[("resnet18", "int8")]["task"] == "image_classification"
     (left,) = {c["reason"] for c in result["left_out"]}
     assert left == "batch 4: the score is at batch 1" and len(result["left_out"]) == 2
     assert any("idle" in d for d in result["differences"])
@@ -263,7 +274,7 @@ def test_ai_energy_score_on_a_gpu_counts_the_gpu_alone_gross_and_net(run):
     records["energy_gpu_j"] = 36.0 * records["calls"]  # 36 J a call, 6 J of it idle
     records["idle_power_gpu_w"] = 6.0 * records["calls"] / records["duration_s"]
     result = ai_energy_score.score(type(run)(run.run_id, run.path, records, run.meta))
-    cnn = next(c for c in result["cells"] if c["workload"] == "cnn")
+    cnn = next(c for c in result["cells"] if c["workload"] == "resnet18")
     lm = next(c for c in result["cells"] if c["workload"] == "lm")
     assert cnn["energy_counted"] == "gpu" and lm["energy_counted"] == "gpu"
     assert cnn["wh_per_1k_queries"] == pytest.approx(36.0 * 1000 / 3600)

@@ -16,9 +16,10 @@ from typing import Any
 import pandas as pd
 
 from greenbench.exports.run_data import RunData, cell_figures, finite, params_of
+from greenbench.workloads import PRESETS
 
 METHODOLOGY = "https://huggingface.github.io/AIEnergyScore/#methodology"
-# greenbench's workload task -> the AI Energy Score task it is placed beside
+# greenbench's workload kind -> the AI Energy Score task it is placed beside
 TASKS = {"lm-inference": "text_generation", "vision-inference": "image_classification"}
 J_PER_WH = 3600.0
 DIFFERENCES = [
@@ -47,16 +48,18 @@ def score(run: RunData) -> dict[str, Any]:
     cells = cell_figures(run.records)
     scored, left_out = [], []
     if not cells.empty:
-        cells = cells[cells["task"].isin(TASKS)]
         keys = ["workload", "variant", "device", "node", "params"]
         for _, cell in cells.groupby(keys, sort=True):
             first = cell.iloc[0]
             name = {k: str(first[k]) for k in ("workload", "variant", "device", "node")}
+            task = TASKS.get(kind_of(str(first["workload"]), set(cell["phase"])) or "")
+            if task is None:
+                continue  # not a task the leaderboard scores in this export
             batch = params_of(first["params"]).get("batch")
             if batch != 1:
                 left_out.append({**name, "reason": f"batch {batch}: the score is at batch 1"})
                 continue
-            figure = _figure(cell, TASKS[str(first["task"])])
+            figure = _figure(cell, task)
             if isinstance(figure, str):
                 left_out.append({**name, "reason": figure})
                 continue
@@ -69,6 +72,16 @@ def score(run: RunData) -> dict[str, Any]:
         "left_out": left_out,
         "differences": DIFFERENCES,
     }
+
+
+def kind_of(workload: str, phases: set[str]) -> str | None:
+    """The workload kind of a cell: its preset's, else lm-inference for a cell measuring
+    prefill or decode (no other kind does); None where records do not say (an hf: image
+    checkpoint may classify or detect)."""
+    preset = PRESETS.get(workload)
+    if preset is not None:
+        return preset.kind.name
+    return "lm-inference" if phases & {"prefill", "decode"} else None
 
 
 def _figure(cell: pd.DataFrame, task: str) -> dict[str, Any] | str:
