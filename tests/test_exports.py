@@ -68,10 +68,11 @@ def make_run(tmp_path) -> RunStore:
     return store
 
 
-@pytest.fixture
-def run(tmp_path):
-    store = make_run(tmp_path)
-    return load_run(tmp_path, store.run_id)
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """One run for the tests that only read it."""
+    root = tmp_path_factory.mktemp("results")
+    return load_run(root, make_run(root).run_id)
 
 
 def test_the_cli_names_every_format():
@@ -137,6 +138,7 @@ def test_boamps_reports_validate_against_the_published_schema(run):
     )
     assert cnn["measures"][0]["cpuTrackingMode"] == "rapl"
     assert cnn["task"]["taskStage"] == "inference" and cnn["task"]["nbRequest"] == 10
+    assert cnn["task"]["taskFamily"] == "vision-inference"
     assert cnn["environment"] == {"country": "GB", "powerSourceCarbonIntensity": 200.0}
     assert {c["componentType"] for c in cnn["infrastructure"]["components"]} == {
         "cpu",

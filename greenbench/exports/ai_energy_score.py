@@ -15,8 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from greenbench.exports.run_data import RunData, cell_figures, finite, params_of
-from greenbench.workloads import PRESETS
+from greenbench.exports.run_data import RunData, cell_figures, finite, kind_of, params_of
 
 METHODOLOGY = "https://huggingface.github.io/AIEnergyScore/#methodology"
 # greenbench's workload kind -> the AI Energy Score task it is placed beside
@@ -72,16 +71,6 @@ def score(run: RunData) -> dict[str, Any]:
         "left_out": left_out,
         "differences": DIFFERENCES,
     }
-
-
-def kind_of(workload: str, phases: set[str]) -> str | None:
-    """The workload kind of a cell: its preset's, else lm-inference for a cell measuring
-    prefill or decode (no other kind does); None where records do not say (an hf: image
-    checkpoint may classify or detect)."""
-    preset = PRESETS.get(workload)
-    if preset is not None:
-        return preset.kind.name
-    return "lm-inference" if phases & {"prefill", "decode"} else None
 
 
 def _figure(cell: pd.DataFrame, task: str) -> dict[str, Any] | str:

@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 
 from greenbench.energy.meter import KWH_TO_J
-from greenbench.exports.run_data import RunData, finite, params_of
+from greenbench.exports.run_data import RunData, finite, kind_of, params_of
 from greenbench.stats import SUMMARY_KEYS
 
 FORMAT_URI = "https://github.com/Boavizta/BoAmps/tree/main/model"
@@ -91,7 +91,9 @@ def _task(run: RunData, cell: dict[str, Any], first: pd.Series) -> dict[str, Any
         dataset["nbInput"] = units
     task: dict[str, Any] = {
         "taskStage": "training" if training else "inference",
-        "taskFamily": str(first.get("task") or cell["workload"]),
+        # the workload kind (lm-inference, vision-training, ...), else the task column
+        "taskFamily": kind_of(str(cell["workload"]), {str(cell["phase"])})
+        or str(first.get("task") or cell["workload"]),
         "algorithms": [algorithm],
         "dataset": [dataset],
         "taskDescription": (

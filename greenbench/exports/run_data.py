@@ -14,6 +14,7 @@ from greenbench.errors import GreenbenchError
 from greenbench.results import load_results
 from greenbench.stats import SUMMARY_KEYS, summarize_frame
 from greenbench.store import RunStore
+from greenbench.workloads import PRESETS
 
 # the run.json environment fields an export may carry; anything else stays on this machine
 PUBLIC_ENVIRONMENT = ("os", "python", "cpu_model", "cpu_count", "ram_gb", "gpus", "gpu_driver")
@@ -95,3 +96,13 @@ def finite(value: Any) -> float | None:
     except (TypeError, ValueError):
         return None
     return number if math.isfinite(number) else None
+
+
+def kind_of(workload: str, phases: set[str]) -> str | None:
+    """The workload kind of a cell: its preset's, else lm-inference for a cell measuring
+    prefill or decode (no other kind does); None where records do not say (an hf: image
+    checkpoint may classify or detect)."""
+    preset = PRESETS.get(workload)
+    if preset is not None:
+        return preset.kind.name
+    return "lm-inference" if phases & {"prefill", "decode"} else None
