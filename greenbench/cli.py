@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 import greenbench
-from greenbench import cli_carbon
+from greenbench import cli_carbon, cli_exports
 from greenbench.backends import list_devices, variant_devices
 from greenbench.cli_history import add_history_parser
 from greenbench.energy.power_limit import restore_left_limits
@@ -237,9 +237,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve = actions.add_parser("serve", help="run the scheduler until Ctrl-C")
     serve.set_defaults(func=cli_carbon.cmd_schedule_serve)
     add_out(serve, "results folder holding the schedule")
+    cli_exports.add_metrics_options(serve)
 
     history = add_history_parser(sub)
-
+    export = cli_exports.add_export_parser(sub)
     imports = sub.add_parser(
         "import-pytest-benchmark",
         help="turn a --benchmark-json file of energy_benchmark tests into greenbench records",
@@ -247,6 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
     imports.set_defaults(func=cmd_import_pytest_benchmark)
     imports.add_argument("file", help="the JSON file pytest --benchmark-json wrote")
     add_out(imports)
+    add_out(export, "results folder holding RUN")
     for command in (by_axis, check, report, history):
         add_out(command, "results folder read when no paths are given")
     add_out(backtest, "accepted as by every command; backtest writes nothing")

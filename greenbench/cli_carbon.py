@@ -11,6 +11,7 @@ import time
 from rich.console import Console
 from rich.table import Table
 
+from greenbench import cli_exports
 from greenbench.carbon.backtest import backtest, parse_forecast
 from greenbench.carbon.green import estimate_duration, plan_green, wait_until
 from greenbench.carbon.sources.chain import NoUsableSource
@@ -124,9 +125,15 @@ def cmd_schedule_remove(args: argparse.Namespace, console: Console) -> int:
 def cmd_schedule_serve(args: argparse.Namespace, console: Console) -> int:
     from greenbench.schedule import serve  # APScheduler: schedule actions only
 
+    metrics = cli_exports.start_metrics(args, console)  # a busy port fails before serving
     console.print(f"serving the schedules in {args.out}/ (Ctrl-C stops)")
-    with contextlib.suppress(KeyboardInterrupt):
-        serve(args.out)
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            serve(args.out)
+    finally:
+        if metrics is not None:
+            metrics.shutdown()
+            metrics.server_close()
     return EXIT_OK
 
 

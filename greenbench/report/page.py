@@ -292,7 +292,9 @@ def sections(
     latency target (`cut`) the energy, frontier and sweep views draw only the cells meeting
     it."""
     kept, left_out = data.valid_cells(safe, include_invalid)
-    ratio_summary = summary if include_invalid else data.cell_summary(kept)
+    # with nothing left out the kept cells are all the cells: their summary is `summary` (the
+    # per-cell summary is the report's costliest step on a year of history)
+    ratio_summary = summary if include_invalid or not left_out else data.cell_summary(kept)
     shown_summary = summary if cut is None else cut.kept
     only = _only_meeting(cut)
     shown = not summary.empty and not summary["cell_valid"].all()  # invalid cells drawn faded
