@@ -21,7 +21,7 @@ only real positions are scored (a causal model's logits there do not see the pad
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -150,11 +150,7 @@ def quality(model: Any, params: Params, device: str) -> Quality | None:
 def make_phases(model: Any, params: Params, device: str, autocast: Any = None) -> list[Phase]:
     import torch
 
-    batch, prompt_tokens, new_tokens = (
-        params["batch"],
-        params["prompt_tokens"],
-        params["new_tokens"],
-    )
+    new_tokens = params["new_tokens"]
     prompt = make_prompt(model, params, device)
 
     @torch.inference_mode()
@@ -178,14 +174,25 @@ def make_phases(model: Any, params: Params, device: str, autocast: Any = None) -
         cache.crop(-new_tokens)  # negative: drop the N decoded positions, keep the prompt
         return token
 
+    return lm_phases(params, prefill, decode, reset_decode)
+
+
+def lm_phases(
+    params: Params, prefill: Callable[[], Any], decode: Callable[[], Any], reset: Callable[[], None]
+) -> list[Phase]:
+    """The phases `params["phases"]` names, in that order, from the prefill and decode calls
+    (eager torch or graph runtime alike): J per prompt token and per generated token."""
+    batch, new_tokens = params["batch"], params["new_tokens"]
     phases = {
-        "prefill": Phase("prefill", "token", batch * prompt_tokens, prefill, token_latency=TTFT),
+        "prefill": Phase(
+            "prefill", "token", batch * params["prompt_tokens"], prefill, token_latency=TTFT
+        ),
         "decode": Phase(
             "decode",
             "token",
             batch * new_tokens,
             decode,
-            reset=reset_decode,
+            reset=reset,
             token_latency=TokenLatency("tpot", new_tokens),
         ),
     }
@@ -246,7 +253,7 @@ def export_graphs(
     import numpy as np
     import torch
 
-    batch, new_tokens = params["batch"], params["new_tokens"]
+    new_tokens = params["new_tokens"]
     prompt = make_prompt(model, params, "cpu")
     full, prefill_module, step_module = _graph_modules(model)
     layers = model.config.num_hidden_layers
@@ -287,25 +294,13 @@ def export_graphs(
             token, cache = out[0][:, -1].argmax(-1)[:, None].astype(np.int64), out[1:]
         return token
 
-    phases = {
-        "prefill": Phase(
-            "prefill", "token", batch * params["prompt_tokens"], prefill, token_latency=TTFT
-        ),
-        "decode": Phase(
-            "decode",
-            "token",
-            batch * new_tokens,
-            decode,
-            reset=reset_decode,
-            token_latency=TokenLatency("tpot", new_tokens),
-        ),
-    }
+    phases = lm_phases(params, prefill, decode, reset_decode)
     if texts is None:
         logits = torch.from_numpy(sessions["full"].run(None, prompt_feed)[0])
     else:
         outputs = [sessions["full"].run(None, {"input_ids": b.numpy()})[0] for b in texts.batches]
         logits = real_positions([torch.from_numpy(o) for o in outputs], texts.lengths)
-    return [phases[name] for name in params["phases"]], logits
+    return phases, logits
 
 
 KIND = WorkloadKind(
