@@ -20,7 +20,9 @@ from greenbench.backends import backend_for
 from greenbench.backends.base import Backend
 from greenbench.carbon.zones import resolve_zone
 from greenbench.energy.cpu_load import cpu_times
+from greenbench.environment import cpu_model
 from greenbench.errors import one_line
+from greenbench.footprint import Footprint, FootprintSettings, embodied_share
 from greenbench.protocol import ProtocolSettings, Window, run_protocol
 from greenbench.quiet import quiet_library_logs
 from greenbench.records import Record, measured_records
@@ -32,9 +34,16 @@ Emit = Callable[[dict[str, Any]], None]
 
 
 def cell_context(
-    cell: Cell, run_id: str, attempt: int, suite_name: str, zone: str
+    cell: Cell,
+    run_id: str,
+    attempt: int,
+    suite_name: str,
+    zone: str,
+    footprint: FootprintSettings | None = None,
 ) -> dict[str, Any]:
-    """The columns that identify a cell's rows, for measured and unfinished rows alike."""
+    """The columns that identify a cell's rows, for measured and unfinished rows alike, and
+    the suite's footprint settings (under "footprint": not a column, build_record drops it)."""
+    footprint = footprint or FootprintSettings()
     preset = get_preset(cell.workload)
     return {
         "run_id": run_id,
@@ -51,6 +60,8 @@ def cell_context(
         "tokens_per_unit": preset.kind.tokens_per_unit(cell.params),
         "zone": zone,
         "node": socket.gethostname(),
+        "pue": footprint.pue,
+        "footprint": footprint.to_dict(),
     }
 
 
@@ -112,7 +123,24 @@ def run_cell(spec: Mapping[str, Any], emit: Emit) -> list[Record]:
     finally:
         meter.close()
     columns = {"parameters": parameters, **prepared.record_columns()}
-    return measured_records(context, result, columns)
+    return measured_records(context, result, columns, cell_footprint(context, cell.device))
+
+
+def cell_footprint(context: Mapping[str, Any], device: str) -> Footprint:
+    """The cell's footprint settings and its hardware's embodied emissions per hour."""
+    settings = FootprintSettings.from_dict(context.get("footprint"))
+    embodied = embodied_share(settings, device, cpu_model(), gpu_name(device), os.cpu_count() or 1)
+    return Footprint(settings, embodied)
+
+
+def gpu_name(device: str) -> str | None:
+    """The accelerator's name as the driver reports it (torch, already loaded by the cell)."""
+    if not device.startswith("cuda"):
+        return None
+    import torch
+
+    index = int(device.partition(":")[2] or 0)
+    return str(torch.cuda.get_device_name(index))
 
 
 def memory_skip_reason(cell: Cell, backend: Backend, parameters: int | None = None) -> str | None:

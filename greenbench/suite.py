@@ -22,6 +22,7 @@ from greenbench.carbon.zones import ZONE_ENV, default_zone, resolve_zone
 from greenbench.cell import Cell
 from greenbench.checkpoints import CheckpointError
 from greenbench.errors import SuiteError
+from greenbench.footprint import FootprintSettings, parse_footprint
 from greenbench.protocol import ProtocolSettings
 from greenbench.python_workload import PythonWorkloadError
 from greenbench.variants import get_variant
@@ -38,6 +39,7 @@ SUITE_KEYS = (
     "protocol",
     "params",
     "expected_duration",
+    "footprint",
 )
 PROTOCOL_FIELDS = {f.name: f for f in dataclasses.fields(ProtocolSettings)}
 
@@ -53,6 +55,7 @@ class Suite:
     zone: str = field(default_factory=default_zone)
     description: str = ""
     expected_duration: str = ""  # how long a run takes where it was timed, e.g. "3 min"
+    footprint: FootprintSettings = field(default_factory=FootprintSettings)  # PUE, WUE, hardware
 
     def cells(self) -> list[Cell]:
         return [
@@ -146,6 +149,7 @@ def parse_suite(data: Mapping[str, Any], source: str) -> Suite:
     protocol = _protocol(data.get("protocol", {}), fail)
     params = _params(data.get("params", {}), fail)
     zone = _zone(data, fail)
+    footprint = parse_footprint(data.get("footprint", {}), fail)
 
     return Suite(
         name=name,
@@ -157,6 +161,7 @@ def parse_suite(data: Mapping[str, Any], source: str) -> Suite:
         zone=zone,
         description=description,
         expected_duration=expected_duration,
+        footprint=footprint,
     )
 
 

@@ -1,0 +1,169 @@
+import json
+
+import pytest
+
+from greenbench.errors import SuiteError
+from greenbench.footprint import (
+    DEFAULT_WUE_L_PER_KWH,
+    Embodied,
+    EmbodiedClass,
+    Footprint,
+    FootprintSettings,
+    embodied_classes,
+    embodied_share,
+    hardware_class,
+    parse_footprint,
+)
+from greenbench.records import WindowFacts, build_record, window_figures
+from greenbench.results import load_results
+from greenbench.runner import cell_context
+from greenbench.suite import Cell, parse_suite
+
+FOOTPRINT_COLUMNS = [
+    "pue",
+    "facility_energy_j",
+    "embodied_g",
+    "embodied_per_unit_g",
+    "embodied_source",
+    "water_l",
+    "water_per_unit_l",
+    "water_source",
+]
+GPU = EmbodiedClass("gpu_x", "GPU X", 876.0, 1.0, "device", "Boavizta test", "https://x", "2026")
+VCPU = EmbodiedClass("vcpu_x", "vCPU X", 8.76, 1.0, "vcpu", "Boavizta test", "https://y", "2026")
+
+
+def facts(footprint, **changes):
+    base = dict(
+        unit="token",
+        unit_count=10,
+        calls=2,
+        duration_s=3600.0,
+        energy_j=3.6e6,  # 1 kWh
+        idle_power_w=100.0,
+        methods={"gpu": "nvml"},
+        carbon_intensity_g_per_kwh=300.0,
+        carbon_source="file",
+        footprint=footprint,
+    )
+    return WindowFacts(**{**base, **changes})
+
+
+def test_embodied_and_water_arithmetic_on_a_fake_window():
+    embodied = embodied_share(
+        FootprintSettings(hardware="gpu_x"), "cuda:0", "", None, 4, {"gpu_x": GPU}
+    )
+    assert embodied.g_per_hour == pytest.approx(876_000 / 8760)  # 100 g/h
+    footprint = Footprint(FootprintSettings(pue=1.5, wue_l_per_kwh=2.0), embodied)
+    figures = window_figures(facts(footprint, duration_s=1800.0))
+    assert figures["energy_j"] == 3.6e6  # the measured figure untouched
+    assert figures["emissions_g"] == pytest.approx(300.0)  # operational: energy only, no PUE
+    assert figures["pue"] == 1.5 and figures["facility_energy_j"] == pytest.approx(5.4e6)
+    assert figures["embodied_g"] == pytest.approx(50.0)  # half an hour at 100 g/h
+    assert figures["embodied_per_unit_g"] == pytest.approx(5.0)
+    assert figures["water_l"] == pytest.approx(3.0)  # 1.5 kWh x 2 L/kWh
+    assert figures["water_per_unit_l"] == pytest.approx(0.3)
+    assert "estimate" in figures["embodied_source"] and "Boavizta" in figures["embodied_source"]
+    assert "estimate" in figures["water_source"] and "2 L/kWh" in figures["water_source"]
+
+
+def test_a_vm_is_charged_its_vcpus_share():
+    embodied = embodied_share(
+        FootprintSettings(), "cpu", "Intel Xeon", None, 8, {"server_vcpu": VCPU}
+    )
+    assert embodied.g_per_hour == pytest.approx(8 * 8760 / 8760)
+    assert embodied.source.startswith("estimate: 8 x vCPU X")
+
+
+def test_defaults_pue_1_facility_equals_energy_and_default_wue_is_cited():
+    footprint = Footprint(FootprintSettings(), Embodied(None, "none"))
+    figures = window_figures(facts(footprint))
+    assert figures["pue"] == 1.0 and figures["facility_energy_j"] == figures["energy_j"]
+    assert figures["water_l"] == pytest.approx(DEFAULT_WUE_L_PER_KWH)
+    assert "LBNL" in figures["water_source"]
+
+
+def test_unknown_hardware_gives_no_embodied_figure_and_says_why():
+    assert hardware_class("cuda:0", "AMD EPYC", "NVIDIA GeForce RTX 4090") is None
+    embodied = embodied_share(
+        FootprintSettings(), "cuda:0", "AMD EPYC", "NVIDIA GeForce RTX 4090", 16
+    )
+    assert embodied.g_per_hour is None
+    assert "RTX 4090" in embodied.source and "set [footprint] hardware" in embodied.source
+    figures = window_figures(facts(Footprint(FootprintSettings(), embodied)))
+    assert figures["embodied_g"] is None and figures["embodied_per_unit_g"] is None
+    assert figures["embodied_source"] == embodied.source
+
+
+@pytest.mark.parametrize(
+    ("device", "cpu", "gpu", "expected"),
+    [
+        ("cuda:0", "", "NVIDIA H200", "nvidia_h200"),
+        ("cuda:1", "", "NVIDIA H100 80GB HBM3", "nvidia_h100"),
+        ("cuda:0", "", "NVIDIA A100-SXM4-80GB", "nvidia_a100"),
+        ("cuda:0", "", "AMD Instinct MI300X", "amd_mi300"),
+        ("cpu", "Apple M2 Pro", None, "apple_m"),
+        ("cpu", "Intel(R) Xeon(R)", None, "server_vcpu"),
+    ],
+)
+def test_hardware_classes_are_detected_and_shipped(device, cpu, gpu, expected):
+    assert hardware_class(device, cpu, gpu) == expected
+    row = embodied_classes()[expected]
+    assert row.embodied_kg > 0 and row.lifetime_years > 0 and row.url.startswith("https://")
+
+
+def test_producers_without_a_footprint_leave_the_columns_none():
+    record = build_record(window_figures(facts(None)))
+    assert all(record[c] is None for c in FOOTPRINT_COLUMNS)  # type: ignore[literal-required]
+
+
+def test_settings_parse_and_travel_in_the_cell_context():
+    suite = parse_suite(
+        {
+            "workloads": ["slm-tiny"],
+            "footprint": {"pue": 1.2, "wue_l_per_kwh": 0.5, "hardware": "laptop"},
+        },
+        "s.toml",
+    )
+    assert suite.footprint == FootprintSettings(pue=1.2, wue_l_per_kwh=0.5, hardware="laptop")
+    assert parse_suite(suite.to_dict(), "run.json").footprint == suite.footprint
+    context = cell_context(Cell("slm-tiny", "fp32", "cpu", {}), "r", 1, "s", "GB", suite.footprint)
+    assert (
+        context["pue"] == 1.2
+        and json.loads(json.dumps(context["footprint"]))["hardware"] == "laptop"
+    )
+    assert "footprint" not in build_record(context)  # settings, not a column
+
+
+@pytest.mark.parametrize(
+    ("table", "key", "words"),
+    [
+        ({"pue": 0.9}, "footprint.pue", "between 1 and 5"),
+        ({"pue": "high"}, "footprint.pue", "a number"),
+        ({"wue_l_per_kwh": -1}, "footprint.wue_l_per_kwh", "between 0"),
+        ({"hardware": "toaster"}, "footprint.hardware", "one of server_vcpu"),
+        ({"pu": 1.1}, "footprint.pu", "unknown key"),
+    ],
+)
+def test_bad_settings_are_one_line_errors_naming_the_key(table, key, words):
+    with pytest.raises(SuiteError) as e:
+        parse_footprint(table, lambda k, p: SuiteError("s.toml", k, p))
+    assert e.value.key == key and words in e.value.problem and "\n" not in str(e.value)
+
+
+def test_a_footprint_that_is_not_a_table_is_refused():
+    with pytest.raises(SuiteError, match="must be a table"):
+        parse_suite({"workloads": ["slm-tiny"], "footprint": 1.2}, "s.toml")
+
+
+def test_old_records_without_the_columns_still_load(tmp_path):
+    context = cell_context(Cell("slm-tiny", "fp32", "cpu", {}), "r", 1, "s", "GB")
+    where = {"phase": "inference", "repetition": 0}
+    row = build_record(context, where, window_figures(facts(None, energy_j=5.0)))
+    old = {c: v for c, v in row.items() if c not in FOOTPRINT_COLUMNS}
+    run = tmp_path / "r"
+    run.mkdir()
+    (run / "records.jsonl").write_text(json.dumps(old) + "\n")
+    frame = load_results(tmp_path)
+    assert len(frame) == 1 and frame["energy_j"][0] == 5.0
+    assert frame[FOOTPRINT_COLUMNS].isna().all(axis=None)
