@@ -1,5 +1,6 @@
 import json
 
+import pandas as pd
 import pytest
 
 from greenbench.errors import SuiteError
@@ -11,13 +12,18 @@ from greenbench.footprint import (
     FootprintSettings,
     embodied_classes,
     embodied_share,
+    footprint_columns,
     hardware_class,
     parse_footprint,
 )
 from greenbench.records import WindowFacts, build_record, window_figures
+from greenbench.report import figures
+from greenbench.report.page import build_report
+from greenbench.report.sample import synthetic_frame
 from greenbench.results import load_results
 from greenbench.runner import cell_context
 from greenbench.suite import Cell, parse_suite
+from greenbench.terminal import footprint_line
 
 FOOTPRINT_COLUMNS = [
     "pue",
@@ -167,3 +173,52 @@ def test_old_records_without_the_columns_still_load(tmp_path):
     frame = load_results(tmp_path)
     assert len(frame) == 1 and frame["energy_j"][0] == 5.0
     assert frame[FOOTPRINT_COLUMNS].isna().all(axis=None)
+
+
+def test_the_terminal_line_gives_embodied_and_water_per_unit_with_sources():
+    footprint = Footprint(
+        FootprintSettings(pue=1.5, wue_l_per_kwh=2.0), Embodied(100.0, "estimate: GPU X, Boavizta")
+    )
+    where = {"cell_id": "m/fp32/cuda", "status": "ok", "phase": "inference", "repetition": 0}
+    rows = [build_record(where, window_figures(facts(footprint, duration_s=1800.0)))]
+    rows.append(build_record({**where, "cell_id": "old"}, window_figures(facts(None))))
+    line = footprint_line(pd.DataFrame(rows))
+    assert line is not None and line.startswith("footprint (estimate, PUE 1.5")
+    assert "m/fp32/cuda 5 gCO2e embodied, 0.3 L water per token" in line
+    assert "old" not in line  # rows without a footprint are left out
+    assert "Boavizta" in line and "2 L/kWh" in line
+    assert footprint_line(pd.DataFrame(rows[1:])) is None
+
+
+def with_footprint(frame, footprint):
+    """Synthetic records given the footprint columns their windows would have."""
+    rows = [
+        {
+            **row,
+            **footprint_columns(footprint, row["energy_j"], row["duration_s"], row["unit_count"]),
+        }
+        for row in frame.to_dict("records")
+    ]
+    return pd.DataFrame(rows)
+
+
+def test_the_report_stacks_embodied_on_operational_and_gives_water_with_sources():
+    footprint = Footprint(
+        FootprintSettings(pue=1.2), Embodied(36.0, "estimate: <GPU X>, Boavizta test")
+    )
+    frame = with_footprint(synthetic_frame({"cnn": ["forward"]}, ["fp32"], runs=2), footprint)
+    fig = figures.carbon_over_time(frame)
+    embodied = [t for t in fig.data if "embodied" in (t.name or "")]
+    assert len(embodied) == 1 and "estimate" in embodied[0].name
+    assert list(embodied[0].y) == pytest.approx([36.0 * 15 / 3600] * 2)  # 3 windows of 5 s
+    assert fig.layout.barmode == "stack"
+    page = build_report(frame, ["x"])
+    assert "embodied share stacked on top" in page
+    assert "water cnn/fp32/cpu" in page and "&lt;GPU X&gt;" in page and "LBNL" in page
+
+
+def test_the_report_without_footprint_columns_draws_no_embodied_bar():
+    frame = synthetic_frame({"cnn": ["forward"]}, ["fp32"])
+    fig = figures.carbon_over_time(frame.drop(columns=FOOTPRINT_COLUMNS))
+    assert not [t for t in fig.data if "embodied" in (t.name or "")]
+    assert "Estimates, not part" not in build_report(frame, ["x"])
