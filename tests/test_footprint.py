@@ -1,8 +1,10 @@
 import json
+import shutil
 
 import pandas as pd
 import pytest
 
+from greenbench.cli import main
 from greenbench.errors import SuiteError
 from greenbench.footprint import (
     DEFAULT_WUE_L_PER_KWH,
@@ -22,6 +24,7 @@ from greenbench.report.page import build_report
 from greenbench.report.sample import synthetic_frame
 from greenbench.results import load_results
 from greenbench.runner import cell_context
+from greenbench.store import RunStore
 from greenbench.suite import Cell, parse_suite
 from greenbench.terminal import footprint_line
 
@@ -47,7 +50,7 @@ def facts(footprint, **changes):
         duration_s=3600.0,
         energy_j=3.6e6,  # 1 kWh
         idle_power_w=100.0,
-        methods={"gpu": "nvml"},
+        methods={"cpu": "rapl"},
         carbon_intensity_g_per_kwh=300.0,
         carbon_source="file",
         footprint=footprint,
@@ -222,3 +225,31 @@ def test_the_report_without_footprint_columns_draws_no_embodied_bar():
     fig = figures.carbon_over_time(frame.drop(columns=FOOTPRINT_COLUMNS))
     assert not [t for t in fig.data if "embodied" in (t.name or "")]
     assert "Estimates, not part" not in build_report(frame, ["x"])
+
+
+def test_compare_shows_embodied_and_water_per_unit_as_labelled_estimates(tmp_path, capsys):
+    store = RunStore.create(tmp_path, {"status": "complete"})
+    footprint = Footprint(FootprintSettings(), Embodied(3600.0, "estimate: test"))
+    for variant in ("fp32", "bf16"):
+        context = cell_context(Cell("slm-tiny", variant, "cpu", {}), store.run_id, 1, "s", "GB")
+        store.append(
+            build_record(
+                context,
+                {"phase": "decode", "repetition": r},
+                window_figures(facts(footprint, duration_s=10.0, unit_count=100)),
+            )
+            for r in (1, 2)
+        )
+    assert main(["compare", str(store.path)]) == 0
+    out = capsys.readouterr().out
+    assert "emb./unit" in out and "water/unit" in out
+    assert "0.1 " in out  # 3600 g/h x 10 s / 100 units
+    assert "footprint estimates, not measured" in out
+    shutil.rmtree(store.path)
+    store = RunStore.create(tmp_path, {"status": "complete"})
+    context = cell_context(Cell("slm-tiny", "fp32", "cpu", {}), store.run_id, 1, "s", "GB")
+    store.append(
+        [build_record(context, {"phase": "decode", "repetition": 1}, window_figures(facts(None)))]
+    )
+    assert main(["compare", str(store.path)]) == 0
+    assert "water/unit" not in capsys.readouterr().out
