@@ -536,8 +536,10 @@ def cmd_compare(args: argparse.Namespace, console: Console) -> int:
         for header, key, show in (
             ("J/token", "j_per_token", fmt),
             ("cos", "fidelity_cosine", fmt_cosine),
+            ("gCO2e emb./unit ~", "embodied_g_per_unit", fmt),  # estimates: footprint.py
+            ("L water/unit ~", "water_l_per_unit", fmt),
         )
-        if table_data[key].notna().any()
+        if key in table_data and table_data[key].notna().any()
     ]
     for header, _, _ in extras:
         table.add_column(header, justify="right")
@@ -596,6 +598,12 @@ def cmd_compare(args: argparse.Namespace, console: Console) -> int:
         )
     if table_data["estimated"].any():
         console.print(f"{ESTIMATE_MARK} estimate: modelled, not read from a counter")
+    if any(key in ("embodied_g_per_unit", "water_l_per_unit") for _, key, _ in extras):
+        console.print(
+            "~ footprint estimates, not measured: embodied from Boavizta's data, water from a "
+            "WUE factor (sources in the records' embodied_source and water_source)",
+            markup=False,
+        )
     print_left_out(left_out, console)
     return EXIT_OK
 

@@ -19,6 +19,7 @@ from typing import Any, Literal, TypedDict, cast
 from greenbench.energy.cpu_load import MAX_FOREIGN_CPU_SHARE
 from greenbench.energy.meter import COMPONENTS, KWH_TO_J
 from greenbench.energy.methods import CONSTANT_POWER, estimates_net
+from greenbench.footprint import Footprint, footprint_columns
 from greenbench.protocol import (
     IDLE_DRIFT_MAX,
     IDLE_STABLE_W,
@@ -162,6 +163,17 @@ class Record(TypedDict, total=False):
     # rows), and the GPU's default; None where no limit was set
     power_limit_w: float | None
     power_limit_default_w: float | None
+    # The footprint beyond the measured electricity (footprint.py), every figure an estimate
+    # with its source, none folded into energy_j or emissions_g: the suite's PUE, the energy x
+    # PUE, the hardware's embodied emissions for the window's hours, water from a WUE factor
+    pue: float | None
+    facility_energy_j: float | None
+    embodied_g: float | None
+    embodied_per_unit_g: float | None
+    embodied_source: str | None
+    water_l: float | None
+    water_per_unit_l: float | None
+    water_source: str | None
     # How the cell ended.
     status: Status
     error: str | None
@@ -212,9 +224,12 @@ class WindowFacts:
     call_times_s: tuple[float, ...] = ()
     warmup: Warmup | None = None
     token_latency: TokenLatency | None = None  # what the call times say per token (LMs)
+    footprint: Footprint | None = None  # None: no footprint columns (e.g. imported files)
 
     @classmethod
-    def of(cls, window: Window, idle: IdleBaseline) -> WindowFacts:
+    def of(
+        cls, window: Window, idle: IdleBaseline, footprint: Footprint | None = None
+    ) -> WindowFacts:
         """The facts of one protocol window, with its cell's idle baseline."""
         m = window.measurement
         return cls(
@@ -240,6 +255,7 @@ class WindowFacts:
             call_times_s=window.call_times_s,
             warmup=window.warmup,
             token_latency=window.token_latency,
+            footprint=footprint,
         )
 
     def measured_components(self) -> list[str]:
@@ -428,6 +444,7 @@ def window_figures(facts: WindowFacts) -> Record:
         "gpu_foreign_pids": json.dumps(facts.gpu_foreign_pids) if facts.gpu_foreign_pids else None,
         "method_note": facts.method_note,
         **_call_and_idle_columns(facts),
+        **footprint_columns(facts.footprint, gross, facts.duration_s, facts.unit_count),
     }
     for c in COMPONENTS:
         figures[f"energy_{c}_j"] = by_component.get(c)
@@ -469,6 +486,7 @@ def window_record(
     result: ProtocolResult,
     window: Window,
     extra: Mapping[str, Any] | None = None,
+    footprint: Footprint | None = None,
 ) -> Record:
     """One measured row; `extra` holds per-cell values such as fidelity."""
     where = {
@@ -477,7 +495,7 @@ def window_record(
         "window_start": window_start(window.started_at),
         "cooldown_s": window.cooldown_s,
     }
-    figures = window_figures(WindowFacts.of(window, result.idle))
+    figures = window_figures(WindowFacts.of(window, result.idle, footprint))
     return build_record(context, where, figures, extra or {})
 
 
@@ -485,8 +503,9 @@ def measured_records(
     context: Mapping[str, Any],
     result: ProtocolResult,
     extra: Mapping[str, Any] | None = None,
+    footprint: Footprint | None = None,
 ) -> list[Record]:
-    return [window_record(context, result, w, extra) for w in result.windows]
+    return [window_record(context, result, w, extra, footprint) for w in result.windows]
 
 
 def unfinished_records(

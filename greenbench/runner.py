@@ -22,7 +22,9 @@ from greenbench.backends import backend_for
 from greenbench.backends.base import Backend
 from greenbench.carbon.zones import resolve_zone
 from greenbench.energy.cpu_load import cpu_times
+from greenbench.environment import cpu_model
 from greenbench.errors import one_line
+from greenbench.footprint import Footprint, FootprintSettings, embodied_share
 from greenbench.protocol import Phase, ProtocolResult, ProtocolSettings, Window, run_protocol
 from greenbench.quiet import quiet_library_logs
 from greenbench.records import Record, measured_records
@@ -34,9 +36,16 @@ Emit = Callable[[dict[str, Any]], None]
 
 
 def cell_context(
-    cell: Cell, run_id: str, attempt: int, suite_name: str, zone: str
+    cell: Cell,
+    run_id: str,
+    attempt: int,
+    suite_name: str,
+    zone: str,
+    footprint: FootprintSettings | None = None,
 ) -> dict[str, Any]:
-    """The columns that identify a cell's rows, for measured and unfinished rows alike."""
+    """The columns that identify a cell's rows, for measured and unfinished rows alike, and
+    the suite's footprint settings (under "footprint": not a column, build_record drops it)."""
+    footprint = footprint or FootprintSettings()
     preset = get_preset(cell.workload)
     return {
         "run_id": run_id,
@@ -54,6 +63,8 @@ def cell_context(
         "zone": zone,
         "node": socket.gethostname(),
         "power_limit_w": cell.power_limit_w,  # the one set: measured rows carry the one read back
+        "pue": footprint.pue,
+        "footprint": footprint.to_dict(),
     }
 
 
@@ -144,8 +155,27 @@ def run_group(specs: Sequence[Mapping[str, Any]], emit: Emit) -> list[Record]:
     records: list[Record] = []
     for index, (context, ready) in enumerate(zip(contexts, prepared, strict=True)):
         columns = {"parameters": parameters, **ready.record_columns()}
-        records += measured_records(context, _member_result(result, index, len(cells)), columns)
+        member = _member_result(result, index, len(cells))
+        footprint = cell_footprint(context, cells[index].device)
+        records += measured_records(context, member, columns, footprint)
     return records
+
+
+def cell_footprint(context: Mapping[str, Any], device: str) -> Footprint:
+    """The cell's footprint settings and its hardware's embodied emissions per hour."""
+    settings = FootprintSettings.from_dict(context.get("footprint"))
+    embodied = embodied_share(settings, device, cpu_model(), gpu_name(device), os.cpu_count() or 1)
+    return Footprint(settings, embodied)
+
+
+def gpu_name(device: str) -> str | None:
+    """The accelerator's name as the driver reports it (torch, already loaded by the cell)."""
+    if not device.startswith("cuda"):
+        return None
+    import torch
+
+    index = int(device.partition(":")[2] or 0)
+    return str(torch.cuda.get_device_name(index))
 
 
 def _group_phases(members: Sequence[Sequence[Phase]]) -> list[Phase]:

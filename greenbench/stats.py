@@ -342,6 +342,9 @@ def summarize_frame(frame: pd.DataFrame, keys: Sequence[str] = SUMMARY_KEYS) -> 
                 "throughput": _mean(cell, "throughput"),
                 "power_w": _mean(part, "power_w"),
                 "g_per_1k_units": _mean(part, "emissions_per_1k_units_g"),
+                # the footprint beyond electricity: estimates (footprint.py), NaN where not recorded
+                "embodied_g_per_unit": _mean(part, "embodied_per_unit_g"),
+                "water_l_per_unit": _mean(part, "water_per_unit_l"),
                 "methods": " ".join(methods),
                 "estimated": bool(cell["estimated"].astype(bool).any()),
                 "reliable": bool(cell["reliable"].astype(bool).all()),

@@ -23,6 +23,7 @@ from greenbench.cell import Cell
 from greenbench.checkpoints import CheckpointError
 from greenbench.energy.power_limit import is_cuda
 from greenbench.errors import SuiteError
+from greenbench.footprint import FootprintSettings, parse_footprint
 from greenbench.protocol import ProtocolSettings
 from greenbench.python_workload import PythonWorkloadError
 from greenbench.sweep import comma_sweep, expand, sweep_problem
@@ -41,6 +42,7 @@ SUITE_KEYS = (
     "params",
     "expected_duration",
     "power_limit_w",
+    "footprint",
 )
 PROTOCOL_FIELDS = {f.name: f for f in dataclasses.fields(ProtocolSettings)}
 
@@ -57,6 +59,7 @@ class Suite:
     description: str = ""
     expected_duration: str = ""  # how long a run takes where it was timed, e.g. "3 min"
     power_limit_w: tuple[int, ...] = ()  # GPU power limits: one CUDA cell per limit
+    footprint: FootprintSettings = field(default_factory=FootprintSettings)  # PUE, WUE, hardware
 
     def cells(self) -> list[Cell]:
         """Workload x variant x device (x GPU power limit, CUDA devices only), and per swept
@@ -157,6 +160,7 @@ def parse_suite(data: Mapping[str, Any], source: str) -> Suite:
     params = _params(data.get("params", {}), fail)
     zone = _zone(data, fail)
     power_limits = _power_limits(data.get("power_limit_w", []), devices, fail)
+    footprint = parse_footprint(data.get("footprint", {}), fail)
 
     return Suite(
         name=name,
@@ -169,6 +173,7 @@ def parse_suite(data: Mapping[str, Any], source: str) -> Suite:
         description=description,
         expected_duration=expected_duration,
         power_limit_w=power_limits,
+        footprint=footprint,
     )
 
 

@@ -235,6 +235,7 @@ def print_results(frame: pd.DataFrame, console: Console) -> None:
             style="yellow",
         )
     print_series_emissions(ok, console)
+    print_footprint(ok, console)
     print_partial_quantization(ok, console)
     print_foreign_processes(ok, console)
     print_method_notes(ok, console)
@@ -365,6 +366,38 @@ def print_series_emissions(ok: pd.DataFrame, console: Console) -> None:
         f"{fmt(charged['emissions_g'].sum())} gCO2e at CodeCarbon's annual average",
         markup=False,
     )
+
+
+def footprint_line(ok: pd.DataFrame) -> str | None:
+    """Embodied emissions and water per unit of each cell (mean of its valid windows), with
+    their sources: estimates beside the measured figures, never part of them."""
+    if "water_per_unit_l" not in ok:
+        return None
+    rows = ok[ok["water_per_unit_l"].notna() & ok["valid"].ne(False)]
+    if rows.empty:
+        return None
+    cells = []
+    for cell_id, part in rows.groupby("cell_id", sort=False):
+        embodied = pd.to_numeric(part["embodied_per_unit_g"], errors="coerce").mean()
+        water = pd.to_numeric(part["water_per_unit_l"], errors="coerce").mean()
+        unit = part["unit"].iloc[0]
+        cells.append(f"{cell_id} {fmt(embodied)} gCO2e embodied, {fmt(water)} L water per {unit}")
+    pues = ", ".join(fmt(p) for p in rows["pue"].dropna().unique())
+    sources = "; ".join(
+        dict.fromkeys(
+            rows["embodied_source"].dropna().tolist() + rows["water_source"].dropna().tolist()
+        )
+    )
+    listed = "; ".join(cells)
+    return (
+        f"footprint (estimate, PUE {pues}, not in the energy figures): {listed}. Sources: {sources}"
+    )
+
+
+def print_footprint(ok: pd.DataFrame, console: Console) -> None:
+    line = footprint_line(ok)
+    if line:
+        _note(console, line, "dim")
 
 
 def print_unfinished(frame: pd.DataFrame, console: Console) -> None:

@@ -180,7 +180,7 @@ def plan_jobs(
     jobs = []
     for cell in cells:
         attempt = attempts.get(cell.cell_id, 0) + 1
-        context = cell_context(cell, run_id, attempt, suite.name, suite.zone)
+        context = cell_context(cell, run_id, attempt, suite.name, suite.zone, suite.footprint)
         path = log_path(log_dir, cell.cell_id, attempt)
         jobs.append(CellJob(cell, context, suite.protocol, path, skip_reason(cell)))
     return jobs

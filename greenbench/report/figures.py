@@ -612,6 +612,9 @@ def carbon_over_time(frame: pd.DataFrame) -> go.Figure | Missing:
         .sort_values("start")
         .reset_index()
     )
+    embodied = _embodied_by_run(ok)
+    runs["embodied_g"] = runs["run_id"].map(embodied)
+    runs["embodied_source"] = runs["run_id"].map(_first_by_run(ok, "embodied_source"))
     # one category per run, in time order: a date axis makes a lone run's bar span the chart
     when = runs["start"].dt.strftime("%Y-%m-%d %H:%M") + "<br>" + runs["run_id"].str[-4:]
     fig = make_subplots(specs=[[{"secondary_y": True}]])
@@ -628,6 +631,22 @@ def carbon_over_time(frame: pd.DataFrame) -> go.Figure | Missing:
         ),
         secondary_y=False,
     )
+    has_embodied = bool(runs["embodied_g"].notna().any())
+    if has_embodied:
+        fig.add_trace(
+            go.Bar(
+                x=when,
+                y=runs["embodied_g"],
+                name="embodied share of the hardware (gCO2e, estimate: Boavizta)",
+                customdata=runs[["run_id", "embodied_source"]].astype(str).values.tolist(),
+                hovertemplate="run %{customdata[0]}<br>%{y:.3s} gCO2e embodied (estimate)"
+                "<br>%{customdata[1]}<extra></extra>",
+                width=0.4 if len(runs) < 3 else None,
+                marker_color="#fdae6b",
+            ),
+            secondary_y=False,
+        )
+        fig.update_layout(barmode="stack")
     fig.add_trace(
         go.Scatter(
             x=when,
@@ -644,7 +663,7 @@ def carbon_over_time(frame: pd.DataFrame) -> go.Figure | Missing:
     )
     # headroom above the tallest bar and the highest intensity, so neither marker nor label
     # sits on the plot's edge
-    top_g = runs["emissions_g"].max()
+    top_g = (runs["emissions_g"] + runs["embodied_g"].fillna(0)).max()
     top_i = runs["intensity"].max()
     fig.update_yaxes(
         title_text="gCO2e",
@@ -661,6 +680,20 @@ def carbon_over_time(frame: pd.DataFrame) -> go.Figure | Missing:
     fig.update_xaxes(type="category")
     fig.update_layout(height=380, xaxis_title="run start (UTC) and run id")
     return fig
+
+
+def _embodied_by_run(ok: pd.DataFrame) -> pd.Series:
+    """Each run's embodied emissions (sum of its windows'); NaN for a run with none."""
+    if "embodied_g" not in ok:
+        return pd.Series(dtype=float)
+    values = pd.to_numeric(ok["embodied_g"], errors="coerce")
+    return values.groupby(ok["run_id"]).sum(min_count=1)
+
+
+def _first_by_run(ok: pd.DataFrame, column: str) -> pd.Series:
+    if column not in ok:
+        return pd.Series(dtype=object)
+    return ok.groupby("run_id")[column].first()
 
 
 def comparison(ratios: pd.DataFrame, baseline_name: str) -> go.Figure | Missing:

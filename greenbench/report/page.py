@@ -219,6 +219,26 @@ def left_out_note(count: int, views: str) -> str:
     )
 
 
+def footprint_note(safe: pd.DataFrame) -> str:
+    """Water per unit of each cell and the footprint's sources: estimates, labelled so, beside
+    the measured figures (cell ids and units come escaped; the sources are escaped here)."""
+    if "water_per_unit_l" not in safe:
+        return ""
+    ok = safe[(safe["status"] == "ok") & safe["water_per_unit_l"].notna()]
+    if ok.empty:
+        return ""
+    water = pd.to_numeric(ok["water_per_unit_l"], errors="coerce").groupby(ok["cell_id"]).mean()
+    units = ok.groupby("cell_id")["unit"].first()
+    cells = ", ".join(f"{cell} {fmt(v)} L per {units[cell]}" for cell, v in water.items())
+    listed = ok["embodied_source"].dropna().tolist() + ok["water_source"].dropna().tolist()
+    sources = "; ".join(escape(str(source)) for source in dict.fromkeys(listed))
+    pues = ", ".join(fmt(p) for p in ok["pue"].dropna().unique())
+    return (
+        f" Estimates, not part of the measured figures: water {cells} (PUE {pues}). "
+        f'<span class="why">Sources: {sources}</span>'
+    )
+
+
 def _empty_because_left_out(figure: Any, left_out: int) -> Any:
     """An empty view names every reason it is empty, the invalid cells left out included."""
     if not isinstance(figure, figures.Missing) or not left_out:
@@ -349,7 +369,9 @@ def sections(
         Section(
             "carbon",
             "Carbon",
-            "Emissions of the measured windows of each run, and the grid intensity used.",
+            "Emissions of the measured windows of each run (operational: the measured energy at "
+            "the grid intensity used), with the hardware's embodied share stacked on top where "
+            "it is known." + footprint_note(safe),
             figures.carbon_over_time(safe),
         ),
     ]
