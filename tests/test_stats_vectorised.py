@@ -217,3 +217,14 @@ def test_nightly_history_matches_the_loop_and_run_summaries(tmp_path):
     assert np.allclose(
         joined["j_per_unit_ci95"], joined["j_per_unit_ci95_runs"], rtol=1e-12, equal_nan=True
     )
+
+
+def test_run_summaries_take_a_cells_idle_samples_from_its_first_window_as_idle_error():
+    frame = synthetic_frame({"cnn": ["forward"]}, ["fp32"], repetitions=4)
+    frame["idle_power_se_w"] = 2.0
+    frame["idle_samples"] = [math.nan, 30.0, 30.0, 30.0]  # unknown in the first: df 1
+    keys = [*SUMMARY_KEYS, "run_id"]
+    (want,) = check(frame, keys).to_dict("records")
+    (got,) = run_summaries(frame, keys).to_dict("records")
+    assert want["j_per_unit_idle_df"] == pytest.approx(1.0)
+    assert got["j_per_unit_ci95"] == pytest.approx(want["j_per_unit_ci95"], rel=1e-12)
