@@ -16,13 +16,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from greenbench.drift import BASELINE_RUNS, DEFAULT_PCT, MIN_RUNS, judge
 from greenbench.errors import GreenbenchError
 from greenbench.results import load_results
-from greenbench.stats import SUMMARY_KEYS, Summary, in_catalogue_order, t975, valid_mask
+from greenbench.stats import SUMMARY_KEYS, in_catalogue_order, summarize_groups, valid_mask
 from greenbench.store import RUN_FILE, RunStore, find_record_files
 
 # what a marker watches: run.json's environment, and the zone the records were charged in
@@ -84,49 +83,23 @@ def environment_fields(meta: Mapping[str, Any]) -> dict[str, Any]:
 
 def run_summaries(ok: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     """keys, n, unit, j_per_unit, j_per_unit_ci95 per group of the `ok` records' valid windows:
-    the figures stats.summarize_frame gives (stats.summarize with stats.idle_error), computed
-    for all groups at once, since a year of nightly runs makes thousands of groups."""
-    valid = ok[valid_mask(ok)].copy()
+    the figures stats.summarize_frame gives, from the same all-groups-at-once core
+    (stats.summarize_groups), since a year of nightly runs makes thousands of groups."""
+    columns = [*keys, "n", "unit", "j_per_unit", "j_per_unit_ci95"]
+    valid = ok[valid_mask(ok)].reset_index(drop=True)
+    if valid.empty:
+        return pd.DataFrame(columns=columns)
     valid[keys] = valid[keys].astype(object).fillna("")
-    value = pd.to_numeric(valid["energy_per_unit_j"], errors="coerce")
-    valid = valid.assign(value=value.where(np.isfinite(value)))
-    per_window = (
-        pd.to_numeric(valid["idle_power_se_w"], errors="coerce")
-        * pd.to_numeric(valid["duration_s"], errors="coerce")
-        / pd.to_numeric(valid["unit_count"], errors="coerce")
-    )
-    valid = valid.assign(idle_term=per_window.fillna(0.0))
-    groups = valid.groupby(keys, sort=False, dropna=False)
-    figures = groups.agg(
-        n=("value", "count"), mean=("value", "mean"), std=("value", "std"), unit=("unit", "first"),
-        windows=("value", "size"),
-    )  # fmt: skip
-    # each cell's (one idle baseline's) share of the group's mean, and its degrees of freedom
-    cells = valid.groupby([*keys, "cell_id", "attempt"], sort=False, dropna=False).agg(
-        term=("idle_term", "sum"), samples=("idle_samples", "first")
-    )
-    cells = cells.reset_index().merge(figures["windows"].reset_index(), on=keys)
-    cells["term"] = cells["term"] / cells["windows"]
-    samples = pd.to_numeric(cells["samples"], errors="coerce")
-    cells["df"] = samples.where(np.isfinite(samples), 2.0) - 1
-    cells["variance"] = cells["term"] ** 2
-    cells["denominator"] = cells["term"] ** 4 / cells["df"]
-    idle = cells.groupby(keys, sort=False, dropna=False)[["variance", "denominator"]].sum()
-    figures = figures.join(idle)
-    rows = []
-    for group, row in figures.iterrows():
-        variance, denominator = float(row["variance"]), float(row["denominator"])
-        idle_se = math.sqrt(variance) if variance > 0 else 0.0
-        idle_df = variance**2 / denominator if variance > 0 and denominator else math.inf
-        summary = Summary(int(row["n"]), float(row["mean"]), float(row["std"]), math.nan,
-                          math.nan, idle_se, idle_df)  # fmt: skip
-        ci95 = t975(summary.df) * summary.se if summary.n >= 2 else math.nan
-        names = group if isinstance(group, tuple) else (group,)
-        rows.append(
-            {**dict(zip(keys, names, strict=True)), "n": summary.n, "unit": row["unit"],
-             "j_per_unit": summary.mean, "j_per_unit_ci95": ci95}
-        )  # fmt: skip
-    return pd.DataFrame(rows, columns=[*keys, "n", "unit", "j_per_unit", "j_per_unit_ci95"])
+    groups = pd.Series(valid.groupby(keys, sort=False, dropna=False).ngroup(), index=valid.index)
+    count = int(groups.max()) + 1
+    figures = summarize_groups(valid, groups, count)
+    first = ~groups.duplicated()
+    out = valid.loc[first, keys].set_axis(groups[first].to_numpy()).sort_index()
+    out["n"] = figures["n"]
+    out["unit"] = valid["unit"].groupby(groups).first().reindex(range(count))
+    out["j_per_unit"] = figures["mean"]
+    out["j_per_unit_ci95"] = figures["ci95"]
+    return out[columns].reset_index(drop=True)
 
 
 def trend_points(frame: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:

@@ -9,6 +9,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from greenbench.energy.meter import COMPONENTS
@@ -303,88 +304,164 @@ def summarize_frame(frame: pd.DataFrame, keys: Sequence[str] = SUMMARY_KEYS) -> 
     Energy figures come from the valid windows only: an invalid one (net energy <= 0, a counter
     that went backwards) cannot be right, so it must not pull a mean or a ratio. A group whose
     windows are all invalid keeps its row, with n = 0 and no figures; `invalid` counts them.
+    Every group is computed at once (groupby aggregations): the figures are summarize's and
+    idle_error's for each group alone, which stay the one-group reference.
     """
-    ok = as_keys(frame[frame["status"] == "ok"], keys)
-    rows = []
-    for group, cell in ok.groupby(list(keys), sort=True, dropna=False):
-        part = cell[valid_mask(cell)]
-        per_unit = summarize(part["energy_per_unit_j"], *idle_error(part))
-        methods = sorted(
-            {
-                f"{c}:{m}"
-                for c in COMPONENTS
-                for m in cell[f"method_{c}"].dropna().unique()
-                if m != "none"
-            }
-        )
-        rows.append(
-            {
-                **dict(zip(keys, group if isinstance(group, tuple) else (group,), strict=True)),
-                "n": per_unit.n,
-                "invalid": len(cell) - len(part),
-                "unit": cell["unit"].iloc[0],
-                "j_per_unit": per_unit.mean,
-                "j_per_unit_ci95": per_unit.ci95,
-                "j_per_unit_cv": per_unit.cv,
-                "j_per_unit_std": per_unit.std,
-                "j_per_unit_idle_se": per_unit.idle_se,
-                "j_per_unit_idle_df": per_unit.idle_df,
-                "gross_j_per_unit": _mean(part, "gross_energy_per_unit_j"),
-                "j_per_call": _mean(part, "energy_per_call_j"),
-                # text kinds: per token, from the tokens each sequence holds (NaN otherwise)
-                "j_per_token": per_unit.mean / _mean(cell, "tokens_per_unit"),
-                "fidelity_top1": _mean(cell, "fidelity_top1"),
-                "fidelity_kl": _mean(cell, "fidelity_kl"),
-                "quality_metric": _first(cell, "quality_metric"),
-                "quality": _mean(cell, "quality"),
-                "fidelity_cosine": _mean(cell, "fidelity_cosine"),
-                "quantized_share": _mean(cell, "quantized_share"),
-                "throughput": _mean(cell, "throughput"),
-                "power_w": _mean(part, "power_w"),
-                "g_per_1k_units": _mean(part, "emissions_per_1k_units_g"),
-                # the footprint beyond electricity: estimates (footprint.py), NaN where not recorded
-                "embodied_g_per_unit": _mean(part, "embodied_per_unit_g"),
-                "water_l_per_unit": _mean(part, "water_per_unit_l"),
-                "methods": " ".join(methods),
-                "estimated": bool(cell["estimated"].astype(bool).any()),
-                "reliable": bool(cell["reliable"].astype(bool).all()),
-                **{column: _median(part, column) for column in LATENCY_COLUMNS},
-            }
-        )
-    return pd.DataFrame(rows)
+    ok = as_keys(frame[frame["status"] == "ok"], keys).reset_index(drop=True)
+    if ok.empty:
+        return pd.DataFrame()
+    group = pd.Series(ok.groupby(list(keys), sort=True, dropna=False).ngroup(), index=ok.index)
+    count = int(group.max()) + 1
+    heads = ok.loc[~group.duplicated()].set_index(group[~group.duplicated()]).sort_index()
+    valid = valid_mask(ok)
+    part, part_group = ok[valid], group[valid]
+    per_unit = summarize_groups(part, part_group, count)
+    every = range(count)
+
+    def mean(rows: pd.DataFrame, by: pd.Series, column: str) -> pd.Series:
+        if column not in rows:
+            return pd.Series(math.nan, index=every)
+        values = pd.to_numeric(rows[column], errors="coerce").astype(float)
+        return values.groupby(by).mean().reindex(every)
+
+    def median(column: str) -> pd.Series:
+        # a cell's p90 is the median of its valid windows' p90s, not a pool of their calls:
+        # records keep each window's percentiles, not every call, and the windows are
+        # repetitions of one measurement, so their median is the typical window's figure,
+        # which one disturbed window (a stall, another process) does not move
+        if column not in part:
+            return pd.Series(math.nan, index=every)
+        values = pd.to_numeric(part[column], errors="coerce").astype(float)
+        return values.groupby(part_group).median().reindex(every)
+
+    out = heads[list(keys)].copy()
+    out["n"] = per_unit["n"]
+    windows = group.value_counts().reindex(every)
+    out["invalid"] = windows - part_group.value_counts().reindex(every, fill_value=0)
+    out["unit"] = heads["unit"]
+    out["j_per_unit"] = per_unit["mean"]
+    out["j_per_unit_ci95"] = per_unit["ci95"]
+    out["j_per_unit_cv"] = per_unit["cv"]
+    out["j_per_unit_std"] = per_unit["std"]
+    out["j_per_unit_idle_se"] = per_unit["idle_se"]
+    out["j_per_unit_idle_df"] = per_unit["idle_df"]
+    out["gross_j_per_unit"] = mean(part, part_group, "gross_energy_per_unit_j")
+    out["j_per_call"] = mean(part, part_group, "energy_per_call_j")
+    # text kinds: per token, from the tokens each sequence holds (NaN otherwise)
+    out["j_per_token"] = per_unit["mean"] / mean(ok, group, "tokens_per_unit")
+    for column in ("fidelity_top1", "fidelity_kl"):
+        out[column] = mean(ok, group, column)
+    out["quality_metric"] = _first_text(ok, group, "quality_metric", count)
+    for column in ("quality", "fidelity_cosine", "quantized_share", "throughput"):
+        out[column] = mean(ok, group, column)
+    out["power_w"] = mean(part, part_group, "power_w")
+    out["g_per_1k_units"] = mean(part, part_group, "emissions_per_1k_units_g")
+    # the footprint beyond electricity: estimates (footprint.py), NaN where not recorded
+    out["embodied_g_per_unit"] = mean(part, part_group, "embodied_per_unit_g")
+    out["water_l_per_unit"] = mean(part, part_group, "water_per_unit_l")
+    out["methods"] = _methods(ok, group, count)
+    out["estimated"] = ok["estimated"].astype(bool).groupby(group).any().reindex(every)
+    out["reliable"] = ok["reliable"].astype(bool).groupby(group).all().reindex(every)
+    for column in LATENCY_COLUMNS:
+        out[column] = median(column)
+    # columns from the plain values, so their dtypes are inferred as for rows built one by one
+    # (text columns as str, a column of None as object)
+    return pd.DataFrame({column: out[column].tolist() for column in out.columns})
+
+
+def summarize_groups(windows: pd.DataFrame, groups: pd.Series, count: int) -> pd.DataFrame:
+    """summarize(energy_per_unit_j, *idle_error(...)) of each group of `windows` at once:
+    n, mean, std, ci95, cv, idle_se, idle_df indexed by group number 0..count-1 (`groups`,
+    aligned with `windows`, numbers each window's group; a number without windows gets n = 0).
+    """
+    every = range(count)
+    raw = pd.to_numeric(windows["energy_per_unit_j"], errors="coerce").astype(float)
+    value = raw.where(np.isfinite(raw))
+    by = value.groupby(groups)
+    n = by.count().reindex(every, fill_value=0).astype(int)
+    mean = (by.sum() / by.count()).reindex(every)
+    deviation = (value - mean.reindex(groups.to_numpy()).to_numpy()) ** 2
+    std = np.sqrt(deviation.groupby(groups).sum().reindex(every) / (n - 1)).where(n >= 2)
+    idle_se, idle_df = _idle_errors(windows, groups, count)
+    idle_se = idle_se.where(n > 0, 0.0)  # no windows: summarize's Summary has no idle part
+    idle_df = idle_df.where(n > 0, math.inf)
+    cv = (std / mean.abs()).where((n >= 2) & (mean != 0))
+    spread, idle = std**2 / n, idle_se**2
+    se = np.sqrt(spread + idle)
+    denominator = spread**2 / (n - 1) + (idle**2 / idle_df).where(idle != 0, 0.0)
+    df = ((spread + idle) ** 2 / denominator).where(denominator != 0, n - 1.0)
+    ci95 = pd.Series([t975(d) for d in df], index=every) * se
+    return pd.DataFrame(
+        {"n": n, "mean": mean, "std": std, "ci95": ci95.where(n >= 2), "cv": cv,
+         "idle_se": idle_se, "idle_df": idle_df},
+        index=every,
+    )  # fmt: skip
+
+
+def _idle_errors(
+    windows: pd.DataFrame, groups: pd.Series, count: int
+) -> tuple[pd.Series, pd.Series]:
+    """idle_error of each group of `windows` at once: its idle_se and idle_df by number."""
+    every = range(count)
+    if "idle_power_se_w" not in windows or windows.empty:
+        return pd.Series(0.0, index=every), pd.Series(math.inf, index=every)
+    se = pd.to_numeric(windows["idle_power_se_w"], errors="coerce").astype(float)
+    units = pd.to_numeric(windows["unit_count"], errors="coerce").astype(float)
+    duration = pd.to_numeric(windows["duration_s"], errors="coerce").astype(float)
+    per_window = (se * duration / units).fillna(0.0)
+    samples = pd.to_numeric(
+        windows.get("idle_samples", pd.Series(math.nan, index=windows.index)), errors="coerce"
+    ).astype(float)
+    cell_keys = [windows[c] for c in _CELL_COLUMNS if c in windows]
+    cells = pd.Series(
+        windows.groupby([groups, *cell_keys], sort=False, dropna=False).ngroup().to_numpy(),
+        index=windows.index,
+    )
+    first = ~cells.duplicated()  # a cell's idle samples: its first window's, as idle_error
+    cell_group = groups[first].set_axis(cells[first].to_numpy()).sort_index()
+    m = samples[first].set_axis(cells[first].to_numpy()).sort_index()
+    windows_in_group = groups.value_counts()
+    term = per_window.groupby(cells).sum() / windows_in_group.reindex(cell_group).to_numpy()
+    # an idle of m samples gives m - 1 degrees of freedom; unknown m: the fewest, 2
+    df = m.where(np.isfinite(m), 2.0) - 1
+    variance = (term**2).groupby(cell_group).sum().reindex(every, fill_value=0.0)
+    denominator = (term**4 / df).groupby(cell_group).sum().reindex(every, fill_value=0.0)
+    idle_se = np.sqrt(variance).where(variance != 0, 0.0)
+    idle_df = (variance**2 / denominator).where((variance != 0) & (denominator != 0), math.inf)
+    return idle_se, idle_df
 
 
 # the latency percentiles a summary row carries, named as the record columns they summarise
 LATENCY_COLUMNS = ("call_p50_s", "call_p90_s", "call_p99_s", *TOKEN_LATENCY_COLUMNS)
 
 
-def _median(part: pd.DataFrame, column: str) -> float:
-    """The median over a group's windows of one window's latency percentile (NaN when absent).
-
-    A cell's p90 is the median of its windows' p90s, not a pool of their calls: records keep
-    each window's percentiles, not every call, and the windows are repetitions of one
-    measurement, so their median is the typical window's figure, which one disturbed window
-    (a stall, another process) does not move. Invalid windows are left out, as from the
-    energy figures.
-    """
-    if column not in part:
-        return math.nan
-    return float(pd.to_numeric(part[column], errors="coerce").median())
+def _first_text(rows: pd.DataFrame, groups: pd.Series, column: str, count: int) -> pd.Series:
+    """Each group's first non-null value of a text column that older records or some cells
+    lack, as text; None where there is none."""
+    texts: list[str | None] = [None] * count
+    if column in rows:
+        values = rows[column].dropna()
+        first = values[~groups[values.index].duplicated()]
+        for number, value in zip(groups[first.index], first, strict=True):
+            texts[number] = str(value)
+    return pd.Series(texts, index=range(count), dtype=object)
 
 
-def _first(part: pd.DataFrame, column: str) -> str | None:
-    """The first value of a text column that older records or some cells lack."""
-    if column not in part:
-        return None
-    values = part[column].dropna()
-    return str(values.iloc[0]) if len(values) else None
-
-
-def _mean(part: pd.DataFrame, column: str) -> float:
-    """Mean of a column that older records or some variants lack (NaN when absent)."""
-    if column not in part:
-        return math.nan
-    return float(pd.to_numeric(part[column], errors="coerce").mean())
+def _methods(rows: pd.DataFrame, groups: pd.Series, count: int) -> pd.Series:
+    """Each group's measuring methods, "component:method" sorted and space-joined ("none" left
+    out), over all its rows."""
+    pairs = []
+    for component in COMPONENTS:
+        method = rows[f"method_{component}"]
+        kept = method.notna() & (method != "none")
+        pairs.append(
+            pd.DataFrame(
+                {"group": groups[kept], "text": [f"{component}:{m}" for m in method[kept]]}
+            )
+        )
+    every = pd.concat(pairs).drop_duplicates().sort_values(["group", "text"])
+    joined = every.groupby("group")["text"].agg(" ".join)
+    return joined.reindex(range(count), fill_value="").astype(object)
 
 
 # the columns of a summarize_frame row that summary_of reads back
