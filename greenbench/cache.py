@@ -16,6 +16,7 @@ types, rows with different keys in one run) falls back to the rows.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
 import warnings
@@ -54,7 +55,7 @@ class Part:
 def records_frame(files: Sequence[Path], use_cache: bool = True) -> pd.DataFrame:
     """Every usable record of `files` as pandas would build it from the rows, through the
     per-run caches where they are fresh (and built where they are not)."""
-    if not use_cache:
+    if not use_cache or importlib.util.find_spec("pyarrow") is None:  # the cache is optional
         return pd.DataFrame([r for f in files for r in read_records_file(f)])
     parts = [run_part(Path(f)) for f in files]
     # a run without usable rows (just created, or all skipped) adds nothing to either frame

@@ -79,7 +79,8 @@ def latency_tables(ranking: LatencyRanking) -> list[Table]:
     for phase in sorted(kept["phase"].unique(), key=phase_order):
         part = kept[kept["phase"] == phase]
         unit = part["unit"].iloc[0]
-        derived = phase == RESPONSE and part.get("j_for_target", part["n"] * 0).notna().any()
+        with_target = "j_for_target" in part and part["j_for_target"].notna().any()
+        derived = phase == RESPONSE and with_target
         if derived:
             what = f"J for {int(part['target_tokens'].iloc[0])} generated tokens (derived)"
         elif phase == RESPONSE:

@@ -96,6 +96,20 @@ def test_a_read_only_results_folder_loads_without_a_cache_or_an_error(tmp_path, 
     assert caches(tmp_path) == [] and not list(tmp_path.glob("*/*.tmp"))
 
 
+def test_without_pyarrow_the_records_load_from_jsonl(tmp_path, monkeypatch):
+    """The cache is an optimisation: a machine without pyarrow (a lent GPU box) still loads."""
+    results(tmp_path, runs=2)
+    expected = load_results(tmp_path, use_cache=False)
+    for path in caches(tmp_path):
+        path.unlink()
+    real = cache.importlib.util.find_spec
+    monkeypatch.setattr(
+        cache.importlib.util, "find_spec", lambda name: None if name == "pyarrow" else real(name)
+    )
+    pd.testing.assert_frame_equal(load_results(tmp_path), expected)
+    assert caches(tmp_path) == []
+
+
 def test_skipped_lines_are_warned_about_on_every_load(tmp_path):
     (store,) = results(tmp_path, runs=1)
     with open(store.records_path, "ab") as f:

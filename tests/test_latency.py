@@ -275,6 +275,10 @@ def test_compare_latency_prints_the_ranking_and_what_was_dropped(tmp_path, capsy
     assert "dropped for latency: fp32 batch=16: prefill ttft_p90 300 ms misses" in out
     assert main(["compare", str(store.path), "--latency", "p95<1s"]) == 2
     assert "--latency: cannot read 'p95<1s'" in capsys.readouterr().err
+    # without --target-tokens the response rows rank by J per response (no target column)
+    assert main(["compare", str(store.path), "--latency", "ttft_p90<=260ms"]) == 0
+    out = capsys.readouterr().out
+    assert "response: meeting ttft_p90<=260ms, ranked by energy per response" in out
 
 
 def test_the_runs_tables_show_ttft_tpot_in_ms_and_a_derived_response_table():
