@@ -15,7 +15,7 @@ import pandas as pd
 
 from greenbench.compare import compare
 from greenbench.formatting import fmt_kl, fmt_pct, missing
-from greenbench.stats import param_columns
+from greenbench.stats import in_catalogue_order, param_columns
 
 DEFAULT_BASELINE = "fp32"
 
@@ -56,6 +56,8 @@ def conclusions(frame: pd.DataFrame, baseline: str = DEFAULT_BASELINE) -> list[V
         if k in table and table.groupby(["workload", "device"])[k].nunique().max() > 1
     ]
     table, swept = param_columns(table)
+    order = ["workload", "device", *apart, *swept, "variant", "phase"]
+    table = in_catalogue_order(table, order, numeric=swept)  # batch 1, 4, 16: not as text
     groups = table.groupby(
         ["workload", "device", *apart, "params", "variant"], sort=False, dropna=False
     )

@@ -524,6 +524,14 @@ def test_tables_and_the_conclusion_show_swept_values_not_json():
     assert found[1].phases[0].startswith("decode: 1.00x fp32")
 
 
+def test_the_conclusion_follows_the_swept_values_in_number_order():
+    frame = pd.concat(
+        [sweep_frame(), pd.DataFrame(sweep_rows("int8", 16, [0.2, 0.21, 0.19]))]
+    ).reindex(columns=COLUMNS)
+    headings = [c.heading for c in conclusions(frame.replace({"int8": "int8-dynamic"}))]
+    assert [h.split(", ")[1] for h in headings] == ["batch=1", "batch=4", "batch=16"]
+
+
 # end to end
 
 
