@@ -138,6 +138,15 @@ def test_without_the_privilege_the_cell_is_skipped_with_the_fix_and_nothing_runs
     assert not started and gpu.power_limit_mw == DEFAULT_MW and state_files(tmp_path) == []
 
 
+def test_a_rocm_torch_skips_a_power_limit_without_touching_nvml(gpu, tmp_path, monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.version, "hip", "6.2.41133-dd7f95766", raising=False)
+    with pytest.raises(CellSkipped, match="ROCm build \\(AMD GPU\\).*amd-smi"):
+        run_cell(tmp_path, "ok")
+    assert gpu.limits_set == [] and state_files(tmp_path) == []
+
+
 def test_a_board_that_cannot_set_a_limit_skips_the_cell_saying_so(gpu, tmp_path):
     gpu.power_limit_supported = False
     with pytest.raises(CellSkipped, match="does not let its power limit be set.*Not Supported"):

@@ -296,6 +296,15 @@ def cell_power_limit(
     if limit_w is None:
         yield None
         return
+    if nvml is None:
+        from greenbench.backends.rocm import is_rocm_torch  # torch: only when a limit is set
+
+        if is_rocm_torch():  # AMD GPUs: never NVML
+            raise PowerLimitSkip(
+                f"{device}: GPU power limits are set through NVML (NVIDIA GPUs) and this torch "
+                "is a ROCm build (AMD GPU): run without power_limit_w / --power-limit, or set "
+                "the limit with amd-smi beforehand"
+            )
     path = path or state_path()
     try:
         nvml = gpu_meter._pynvml() if nvml is None else nvml
