@@ -12,6 +12,7 @@ from greenbench.formatting import energy_scale, energy_text, fmt, fmt_ms, window
 from greenbench.latency_rank import ENERGY, ENERGY_CI, LatencyRanking
 from greenbench.response_energy import RESPONSE
 from greenbench.stats import phase_order
+from greenbench.sweep import varying_params
 
 IDENTITY = ("workload", "variant", "device", "node", "params")
 # the latency columns a table shows (ms), beside any column a target names: an LM response
@@ -36,8 +37,7 @@ def params_labels(params: pd.Series) -> dict[str, str]:
     """Each params JSON -> only the keys whose values differ between them: `batch=16`."""
     texts = list(dict.fromkeys(str(p) for p in params))
     parsed = [json.loads(p) if p.startswith("{") else {} for p in texts]
-    keys = dict.fromkeys(k for p in parsed for k in p)
-    differ = [k for k in keys if len({json.dumps(p.get(k)) for p in parsed}) > 1]
+    differ = varying_params((None, p) for p in parsed)
     return {
         t: " ".join(f"{k}={p.get(k)}" for k in differ) for t, p in zip(texts, parsed, strict=True)
     }

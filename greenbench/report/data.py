@@ -24,6 +24,7 @@ from greenbench.stats import (
     summarize_frame,
     summary_of,
 )
+from greenbench.sweep import varying_params
 from greenbench.variants import BASELINE
 
 LABEL_COLUMNS = [
@@ -110,8 +111,7 @@ def swept_values(summary: pd.DataFrame) -> pd.Series:
     params = summary["params"].map(cell_params)
     for _, rows in summary.groupby(SWEEP_GROUP, sort=False):
         found = params[rows.index]
-        keys = sorted({k for p in found for k in p})
-        swept = [k for k in keys if len({json.dumps(p.get(k), default=str) for p in found}) > 1]
+        swept = sorted(varying_params((None, p) for p in found))
         empty.update({i: {k: params[i].get(k) for k in swept} for i in rows.index})
     return pd.Series(empty, index=summary.index, dtype=object)
 
