@@ -15,6 +15,7 @@ import argparse
 import math
 
 from greenbench.check import leave_out_invalid, with_group_verdicts
+from greenbench.formatting import ESTIMATE_MARK
 from greenbench.response_energy import RESPONSE, with_responses
 from greenbench.results import load_results
 from greenbench.stats import SUMMARY_KEYS, in_catalogue_order, param_columns, summarize_frame
@@ -24,10 +25,12 @@ def _ms(seconds: float) -> str:
     return "-" if not math.isfinite(seconds) else f"{seconds * 1e3:.0f}"
 
 
-def _j(value: float, ci95: float) -> str:
+def _j(value: float, ci95: float, estimated: bool) -> str:
+    """`~0.65 ± 0.14`: `~` where the figure rests on a modelled component (records.estimated)."""
     if not math.isfinite(value):
         return "-"
-    return f"{value:.4g} ± {ci95:.2g}" if math.isfinite(ci95) else f"{value:.4g}"
+    mark = ESTIMATE_MARK if estimated else ""
+    return f"{mark}{value:.4g} ± {ci95:.2g}" if math.isfinite(ci95) else f"{mark}{value:.4g}"
 
 
 def main() -> None:
@@ -47,17 +50,24 @@ def main() -> None:
     heads += ["TTFT p90 ms", "TPOT p90 ms", "units/s", "valid"]
     print("| " + " | ".join(heads) + " |")
     print("|" + "---|" * len(heads))
+    any_estimate = False
     for _, row in summary.iterrows():
         unit = "response" if row["phase"] == RESPONSE else row["unit"]
         cells = [str(row["workload"]), *(str(row[k]) for k in swept), str(row["variant"])]
         cells += [f"{row['phase']} (J/{unit})", str(row.get("n", "-"))]
-        cells += [_j(row["j_per_unit"], row["j_per_unit_ci95"])]
+        estimated = bool(row.get("estimated", False))
+        any_estimate = any_estimate or estimated
+        cells += [_j(row["j_per_unit"], row["j_per_unit_ci95"], estimated)]
         cells += [_ms(row.get("call_p50_s", math.nan)), _ms(row.get("call_p90_s", math.nan))]
         cells += [_ms(row.get("ttft_p90_s", math.nan)), _ms(row.get("tpot_p90_s", math.nan))]
         throughput = row.get("throughput", math.nan)
         cells += ["-" if not math.isfinite(throughput) else f"{throughput:.3g}"]
         cells += ["yes" if row.get("cell_valid", True) else "no"]
         print("| " + " | ".join(cells) + " |")
+    if any_estimate:
+        methods = ", ".join(sorted(set(summary["methods"].dropna())))
+        print(f"\n{ESTIMATE_MARK} estimate: a component that varies with the work was modelled,")
+        print(f"not read from an energy counter (methods: {methods}).")
     if left_out:
         print(f"\n{left_out} invalid cell(s) left out (--include-invalid shows them).")
 
