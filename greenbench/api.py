@@ -104,6 +104,7 @@ def run(
     zone: str | None = None,
     params: Sequence[str] | Mapping[str, Mapping[str, Any]] | None = None,
     power_limit_w: Sequence[int | str] | int | None = None,
+    pue: float | None = None,
     out: str | os.PathLike = "results",
     resume: str | None = None,
     reporter: Reporter | None = None,
@@ -120,7 +121,8 @@ def run(
     `--param` settings: "batch=4" for every workload with a batch, "resnet50.batch=4" for one,
     "batch=1,4" to sweep; or a {workload: {key: value}} dict, a list value to sweep.
     `power_limit_w` (W, one or a list) runs every CUDA cell once per GPU power limit, set
-    through NVML around the cell and restored after it (needs root).
+    through NVML around the cell and restored after it (needs root). `pue` replaces the
+    suite's [footprint] pue.
 
     `workload` (one) or `workloads` also take Python workloads as objects: a greenbench.Workload
     or the module-level factory returning one (workload_factories.workload_name says how the
@@ -141,6 +143,7 @@ def run(
         zone=zone,
         params=params,
         power_limit_w=power_limit_w,
+        pue=pue,
     )
     cells_executor = make_executor(executor, address)  # a bad name or no Ray: nothing written
     resolved, resumed = _resolve(overrides, out, resume)

@@ -433,6 +433,13 @@ class RunOverrides:
         "(needs root); each limit is its own cell; repeat or comma-list: 250,300,350",
         repeatable=True,
     )
+    pue: float | None = _option(
+        "--pue",
+        "footprint.pue",
+        float,
+        "the facility's power usage effectiveness (1.0 to 5.0, default 1.0): recorded, and "
+        "the facility-energy and water columns use it; never folded into measured energy",
+    )
 
     @staticmethod
     def options() -> dict[str, RunOption]:

@@ -47,7 +47,7 @@ def test_every_run_option_is_a_keyword_of_greenbench_run_and_named_by_the_resume
             assert FLAG_FOR_KEY[option.key] == option.flag
     assert message == (
         "--resume reruns the run's own suite; drop --suite, --workload, --variant, "
-        "--device, --repetitions, --min-window, --zone, --param and --power-limit"
+        "--device, --repetitions, --min-window, --zone, --param, --power-limit and --pue"
     )
 
 

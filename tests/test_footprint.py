@@ -4,7 +4,7 @@ import shutil
 import pandas as pd
 import pytest
 
-from greenbench.cli import main
+from greenbench.cli import build_parser, main
 from greenbench.errors import SuiteError
 from greenbench.footprint import (
     DEFAULT_WUE_L_PER_KWH,
@@ -25,7 +25,7 @@ from greenbench.report.sample import synthetic_frame
 from greenbench.results import load_results
 from greenbench.runner import cell_context
 from greenbench.store import RunStore
-from greenbench.suite import Cell, parse_suite
+from greenbench.suite import Cell, RunOverrides, parse_suite, resolve_suite
 from greenbench.terminal import footprint_line
 
 FOOTPRINT_COLUMNS = [
@@ -253,3 +253,17 @@ def test_compare_shows_embodied_and_water_per_unit_as_labelled_estimates(tmp_pat
     )
     assert main(["compare", str(store.path)]) == 0
     assert "water/unit" not in capsys.readouterr().out
+
+
+def test_pue_comes_from_the_flag_or_the_api_over_the_suites_and_a_bad_one_is_one_line(tmp_path):
+    suite = tmp_path / "s.toml"
+    suite.write_text('workloads = ["slm-tiny"]\n[footprint]\npue = 1.2\nhardware = "laptop"\n')
+    given = resolve_suite(RunOverrides(suite=str(suite), pue=1.4))
+    assert given.footprint == FootprintSettings(pue=1.4, hardware="laptop")  # the rest kept
+    assert resolve_suite(RunOverrides(suite=str(suite))).footprint.pue == 1.2
+    args = build_parser().parse_args(["run", "--suite", str(suite), "--pue", "1.6"])
+    assert resolve_suite(RunOverrides.from_args(args)).footprint.pue == 1.6
+    with pytest.raises(SuiteError) as e:
+        resolve_suite(RunOverrides(workloads=["slm-tiny"], pue=0.8))
+    assert str(e.value).startswith("--pue") and "between 1 and 5" in str(e.value)
+    assert "\n" not in str(e.value)

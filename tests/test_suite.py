@@ -183,6 +183,7 @@ BAD_VALUES = [
     ({"zone": "Atlantis"}, "--zone"),
     ({"params": ["batch=0"]}, "--param"),
     ({"power_limit_w": ["0"]}, "--power-limit"),
+    ({"pue": 0.5}, "--pue"),
 ]
 
 
