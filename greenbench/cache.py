@@ -83,7 +83,8 @@ def run_part(records: Path) -> Part:
     table = rows_table(rows)
     if table is not None and key is not None and not _running(records.parent):
         _write_cache(cache, table, key, messages)
-    return Part(table, rows)
+    # the table holds the rows: a year of history as dicts (~9 KB a row) would not fit in memory
+    return Part(table, rows if table is None else None)
 
 
 def rows_table(rows: list[dict[str, Any]]) -> Any:

@@ -207,21 +207,31 @@ def build_history(frame: pd.DataFrame, runs: pd.DataFrame, pct: float = DEFAULT_
     points = trend_points(frame, runs)
     changes = environment_changes(points)
     verdicts = judge_points(points, pct)
-    verdicts["recent_changes"] = [
-        recent_changes(points, changes, row) for _, row in verdicts.iterrows()
-    ]
+    verdicts["recent_changes"] = recent_changes(points, changes, verdicts)
     return History(points, verdicts, changes, run_carbon(frame, points), pct)
 
 
-def recent_changes(points: pd.DataFrame, changes: pd.DataFrame, verdict: pd.Series) -> str:
-    """The environment changes on a series' node within its baseline window and newest run
-    (what may explain a flag), as one line; "" when none."""
-    series = points
-    for key in SERIES_KEYS:
-        series = series[series[key] == verdict[key]]
-    window = set(series["run_id"].iloc[-BASELINE_RUNS:])  # the newest and the runs before it
-    mine = changes[(changes["node"] == verdict["node"]) & changes["run_id"].isin(window)]
-    return "; ".join(f"{c['what']} (run {c['run_id']})" for _, c in mine.iterrows())
+def recent_changes(
+    points: pd.DataFrame, changes: pd.DataFrame, verdicts: pd.DataFrame
+) -> list[str]:
+    """Per verdict row: the environment changes on its series' node within its baseline window
+    and newest run (what may explain a flag), as one line in the changes' order; "" when none.
+
+    All series at once (a merge): a year of nightly runs has thousands of series."""
+    if verdicts.empty or changes.empty or points.empty:
+        return [""] * len(verdicts)
+    # the newest run and the runs before it: points are in time order within a series
+    window = points.groupby(SERIES_KEYS, sort=False).tail(BASELINE_RUNS)[[*SERIES_KEYS, "run_id"]]
+    listed = changes.assign(order=range(len(changes)))[["node", "run_id", "order", "what"]]
+    hits = window.merge(listed, on=["node", "run_id"]).sort_values("order", kind="stable")
+    if hits.empty:
+        return [""] * len(verdicts)
+    hits["line"] = hits["what"] + " (run " + hits["run_id"].astype(str) + ")"
+    lines = hits.groupby(SERIES_KEYS, sort=False)["line"].agg("; ".join).rename("recent")
+    found = verdicts[SERIES_KEYS].merge(
+        lines.reset_index(), on=SERIES_KEYS, how="left"
+    )  # how="left" keeps the verdicts' order
+    return [str(v) if isinstance(v, str) else "" for v in found["recent"]]
 
 
 def load_history(

@@ -10,20 +10,23 @@ from __future__ import annotations
 
 import math
 
+import pandas as pd
 import pytest
 
 from greenbench import cli
-from greenbench.drift import MIN_RUNS, judge, noise_floor
+from greenbench.drift import BASELINE_RUNS, MIN_RUNS, judge, noise_floor
 from greenbench.exit_codes import EXIT_OK, EXIT_REGRESSION, EXIT_USAGE
-from greenbench.history import load_history, run_environments, run_summaries
-from greenbench.report.page import trends_section
+from greenbench.formatting import fmt_joules
+from greenbench.history import load_history, recent_changes, run_environments, run_summaries
+from greenbench.report.page import build_report, trends_section
 from greenbench.report.sample import (
     nightly_levels,
     sample_environment,
     synthetic_frame,
     write_nightly_runs,
 )
-from greenbench.report.trends import trends_figure
+from greenbench.report.trend_bins import within_budget
+from greenbench.report.trends import trends_explanation, trends_figure
 from greenbench.results import load_results
 from greenbench.stats import SUMMARY_KEYS, summarize_frame
 
@@ -112,11 +115,11 @@ def test_an_environment_change_is_a_marker_and_the_flag_a_ringed_point(nightly, 
     assert list(changes["run_id"]) == [nightly[1][UPGRADE].name]
     assert changes["what"].iloc[0] == "torch 2.5.1 -> 2.6.0"
     figure = trends_figure(history)
-    assert any(s.type == "line" for s in figure.layout.shapes)
-    markers = [t for t in figure.data if t.name == "environment change"]
-    assert markers and "torch 2.5.1 -&gt; 2.6.0" in markers[0].text[0]
-    (ring,) = [t for t in figure.data if t.name == "newest run: regression"]
-    assert list(ring.y) == [verdict_of(history, STEP)["j_per_unit"]]
+    assert any(s["type"] == "line" for s in figure.layout["shapes"])
+    markers = figure.traces("environment change")
+    assert markers and "torch 2.5.1 -&gt; 2.6.0" in markers[0]["text"][0]
+    (ring,) = figure.traces("newest run: regression")
+    assert ring["y"] == [pytest.approx(verdict_of(history, STEP)["j_per_unit"], rel=1e-5)]
 
 
 def test_fail_on_regression_exits_1_and_writes_the_markdown_summary(nightly, tmp_path, capsys):
@@ -175,3 +178,103 @@ def test_the_report_shows_trends_for_several_runs_only(nightly):
     several = trends_section(load_results(nightly[1][-3:]), run_environments(nightly[1]))
     assert several is not None and several.anchor == "trends"
     assert trends_section(load_results(nightly[1][0]), None) is None
+
+
+def _recent_changes_one_series(points, changes, verdict):
+    """The per-series rule recent_changes implements for every series at once (reference)."""
+    series = points
+    for key in SUMMARY_KEYS:
+        series = series[series[key] == verdict[key]]
+    window = set(series["run_id"].iloc[-BASELINE_RUNS:])
+    mine = changes[(changes["node"] == verdict["node"]) & changes["run_id"].isin(window)]
+    return "; ".join(f"{c['what']} (run {c['run_id']})" for _, c in mine.iterrows())
+
+
+def test_recent_changes_name_each_series_window_changes_on_its_own_node_only():
+    runs = [f"r{i:02d}" for i in range(14)]
+    rows = []
+    for node, variants in (("a", ["fp32", "bf16"]), ("b", ["fp32"])):
+        for variant in variants:
+            for i, run in enumerate(runs if variant == "fp32" else runs[:8]):
+                rows.append(
+                    {"workload": "lm", "phase": "decode", "variant": variant, "device": "cpu",
+                     "node": node, "params": "", "power_limit_w": "", "run_id": f"{node}{run}",
+                     "started_at": i}
+                )  # fmt: skip
+    points = pd.DataFrame(rows)
+    changes = pd.DataFrame(
+        [
+            {"node": "a", "run_id": "ar01", "started_at": 1, "what": "torch 1 -> 2"},  # too old
+            {"node": "a", "run_id": "ar06", "started_at": 6, "what": "driver 1 -> 2"},
+            {"node": "a", "run_id": "ar13", "started_at": 13, "what": "zone GB -> DE"},
+            {"node": "b", "run_id": "br12", "started_at": 12, "what": "cuda 12 -> 13"},
+        ]
+    )
+    verdicts = points.drop_duplicates(SUMMARY_KEYS)[SUMMARY_KEYS].reset_index(drop=True)
+    found = recent_changes(points, changes, verdicts)
+    expected = [_recent_changes_one_series(points, changes, v) for _, v in verdicts.iterrows()]
+    assert found == expected
+    assert found == [
+        "driver 1 -> 2 (run ar06); zone GB -> DE (run ar13)",  # a/fp32: runs 04-13
+        "torch 1 -> 2 (run ar01); driver 1 -> 2 (run ar06)",  # a/bf16 ran 00-07 only
+        "cuda 12 -> 13 (run br12)",  # node b sees none of node a's changes
+    ]
+    assert recent_changes(points, changes.iloc[:0], verdicts) == ["", "", ""]
+
+
+def test_past_the_point_budget_older_runs_are_binned_by_week_and_the_newest_stays_a_run(history):
+    """30 nights of 2 series is 60 points; under a budget of 20 each series keeps its newest
+    run with its CI and shows the runs before it as weekly medians with their range."""
+    shown = within_budget(history.points, budget=20)
+    assert shown.period == "week" and len(shown.points) <= 20
+    points = history.points
+    step = points[(points["phase"] == STEP[1]) & (points["variant"] == STEP[2])]
+    mine = shown.points[shown.points["phase"] == STEP[1]]
+    newest = mine.iloc[-1]
+    assert newest["run_id"] == step["run_id"].iloc[-1] and newest["runs"] == 1
+    assert newest["up"] == newest["down"] == pytest.approx(step["j_per_unit_ci95"].iloc[-1])
+    older = step.iloc[:-1]
+    weeks = older["started_at"].dt.tz_convert("UTC").dt.tz_localize(None).dt.to_period("W")
+    for (_, week), point in zip(older.groupby(weeks), mine.iloc[:-1].itertuples(), strict=True):
+        assert point.runs == len(week)
+        if len(week) == 1:  # that run, with its CI
+            assert point.run_id == week["run_id"].iloc[0]
+            assert point.up == pytest.approx(week["j_per_unit_ci95"].iloc[0])
+            continue
+        assert point.y == pytest.approx(week["j_per_unit"].median())
+        assert point.y - point.down == pytest.approx(week["j_per_unit"].min())
+        assert point.y + point.up == pytest.approx(week["j_per_unit"].max())
+    figure = trends_figure(history, shown)
+    assert figure.layout["annotations"][0]["text"].startswith("tiny-lm · prefill")
+    (line,) = [t for t in figure.data if t.get("meta") and t["xaxis"] == "x"]  # its one line
+    assert len(line["x"]) == len(mine)
+    several = [i for i, p in enumerate(mine.itertuples()) if p.runs > 1]
+    assert several and all("median" in line["text"][i] for i in several)
+    ci, run = fmt_joules(newest["up"]), newest["run_id"]
+    assert line["text"][-1] == f"± {ci} · run {run} · 3 window(s)"
+    assert line["error_y"]["arrayminus"] != line["error_y"]["array"]  # a bin's range
+    assert "binned by week" in trends_explanation(history, shown)
+    assert within_budget(history.points).period is None  # 60 points: every run drawn
+    assert "binned" not in trends_explanation(history, within_budget(history.points))
+
+
+def check_trends_in_browser(driver, page) -> None:
+    """In a headless Chromium driver already started (tests/test_report.py's browser test
+    calls this): the Trends view draws a line per variant and panel, and the variant filter
+    hides the other variants' lines whole."""
+    from selenium.webdriver.support.ui import Select
+
+    frame = synthetic_frame({"slm": ["prefill", "decode"]}, ["fp32", "bf16"], runs=3)
+    page.write_text(build_report(frame, ["synthetic"]))
+    driver.get(page.as_uri())
+    lines = (
+        "return document.querySelector('#trends ~ div.plot').data"
+        ".filter(t => t.meta && t.meta.filter).map(t => [t.name, t.x.length, t.visible])"
+    )
+    drawn = driver.execute_script(lines)
+    assert sorted(drawn) == sorted([[v, 3, None] for v in ("fp32", "bf16") for _ in "pd"])
+    Select(driver.find_element("css selector", 'select[data-filter="variant"]')).select_by_value(
+        "bf16"
+    )
+    shown = {(name, visible) for name, _, visible in driver.execute_script(lines)}
+    assert shown == {("fp32", False), ("bf16", True)}

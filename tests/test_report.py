@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from test_history import check_trends_in_browser
 from test_report_sweeps import check_sweep_views_in_browser
 
 from greenbench.cli import main
@@ -497,6 +498,7 @@ def test_page_opens_in_headless_chromium_without_errors(frame, tmp_path):
         assert points == [1]  # bf16 forward of that workload only
         assert driver.save_screenshot(str(tmp_path / "report.png"))  # the test's own folder
         check_sweep_views_in_browser(driver, tmp_path / "sweep.html")  # the same Chromium
+        check_trends_in_browser(driver, tmp_path / "trends.html")
         errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
         assert errors == []
     finally:

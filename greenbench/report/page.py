@@ -19,6 +19,8 @@ from greenbench.history import build_history
 from greenbench.report import data, figures, sweeps
 from greenbench.report.data import escape
 from greenbench.report.latency import LatencyCut, LatencyTarget, meeting
+from greenbench.report.raw_figure import RawFigure
+from greenbench.report.trend_bins import within_budget
 from greenbench.report.trends import trends_explanation, trends_figure
 
 PLOT_CONFIG = {"displaylogo": False, "responsive": True}
@@ -61,7 +63,8 @@ def _script_json(value: Any) -> str:
 def figure_html(fig: Any, div_id: str) -> str:
     if isinstance(fig, figures.Missing):
         return f'<p class="missing">Not shown: {escape(fig.reason)}.</p>'
-    spec = _plain(json.loads(fig.to_json()))
+    raw = isinstance(fig, RawFigure)
+    spec = _plain({"data": fig.data, "layout": fig.layout} if raw else json.loads(fig.to_json()))
     return (
         f'<div id="{div_id}" class="plot"></div><script>Plotly.newPlot("{div_id}", '
         f"{_script_json(spec['data'])}, {_script_json(spec['layout'])}, "
@@ -168,12 +171,15 @@ FILTER_SCRIPT = """
           var keys = Array.isArray(t.customdata) ? t.customdata.map(function (cd) {
             return Array.isArray(cd) ? cd.map(decode) : cd;
           }) : null;
-          return {keys: keys, x: t.x, y: t.y, customdata: t.customdata, text: t.text,
+          var whole = t.meta && t.meta.filter ? t.meta.filter.map(decode) : null;
+          return {keys: keys, whole: whole, x: t.x, y: t.y, customdata: t.customdata, text: t.text,
                   ey: t.error_y && t.error_y.array, eym: t.error_y && t.error_y.arrayminus,
                   ex: t.error_x && t.error_x.array, exm: t.error_x && t.error_x.arrayminus};
         });
       }
+      var whole = [], shown = [];  // traces the filters show or hide whole (meta.filter)
       originals[div.id].forEach(function (o, i) {
+        if (o.whole) { whole.push(i); shown.push(matches(o.whole, f)); return; }
         if (!o.keys) { return; }
         var keep = o.keys.map(function (cd) { return matches(cd, f); });
         var update = {x: [pick(o.x, keep)], y: [pick(o.y, keep)],
@@ -184,6 +190,7 @@ FILTER_SCRIPT = """
         if (o.exm) { update["error_x.arrayminus"] = [pick(o.exm, keep)]; }
         Plotly.restyle(div, update, [i]);
       });
+      if (whole.length) { Plotly.restyle(div, {visible: shown}, whole); }
     });
   }
   selects.forEach(function (s) { s.addEventListener("change", apply); });
@@ -405,8 +412,12 @@ def trends_section(safe: pd.DataFrame, runs: pd.DataFrame | None) -> Section | N
     if safe.empty or safe["run_id"].nunique() < 2:
         return None
     history = build_history(safe, runs if runs is not None else pd.DataFrame())
+    shown = within_budget(history.points)
     return Section(
-        "trends", "Trends across runs", trends_explanation(history), trends_figure(history)
+        "trends",
+        "Trends across runs",
+        trends_explanation(history, shown),
+        trends_figure(history, shown),
     )
 
 

@@ -1,23 +1,27 @@
 """The report's Trends view: each cell's J/unit over runs, per machine (greenbench.history).
 
 One panel per workload x phase (its unit), one line per variant x device x node with the runs'
-95% CIs; dashed vertical lines where a node's environment changed (the triangle's hover says
-what), the newest run ringed where drift.judge flags it, and the carbon of each run below.
+95% CIs (past report.trend_bins' budget, the older runs binned by day, week, ...); dashed
+vertical lines where a node's environment changed (the triangle's hover says what), the newest
+run ringed where drift.judge flags it, and the carbon of each run below.
 Inputs come from escaped records (report.data.escaped); run.json's values are escaped here.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pandas as pd
-import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from greenbench.drift import FLOOR_K
-from greenbench.history import History
+from greenbench.formatting import fmt_joules
+from greenbench.history import SERIES_KEYS, History
 from greenbench.report.data import escape
 from greenbench.report.figures import FILTER_KEYS, PALETTE, Missing
+from greenbench.report.raw_figure import RawFigure, epoch_ms, rounded
+from greenbench.report.trend_bins import TrendPoints, within_budget
 from greenbench.stats import phase_order
 
 FLAG_COLORS = {"regression": "#d62728", "improvement": "#2ca02c"}
@@ -46,17 +50,18 @@ def _line_names(points: pd.DataFrame) -> pd.Series:
     return names
 
 
-def trends_figure(history: History) -> go.Figure | Missing:
-    points = history.points
+def trends_figure(history: History, shown: TrendPoints | None = None) -> RawFigure | Missing:
+    """The view of `history`, drawing `shown` (default: its points within POINT_BUDGET)."""
     if history.runs < 2:
         return Missing("the records hold one run: the trends need several")
-    points = points.assign(line=_line_names(points))
+    shown = shown if shown is not None else within_budget(history.points)
+    points = shown.points.assign(line=_line_names(shown.points))
     colors = {n: PALETTE[i % len(PALETTE)] for i, n in enumerate(dict.fromkeys(points["line"]))}
     names = _panels(points)
     titles = [f"{w} · {p}: J per {u}, net of idle" for w, p, u in names]
     rows = len(names) + 1
     heights = [PANEL_HEIGHT] * len(names) + [CARBON_HEIGHT]
-    fig = make_subplots(
+    grid = make_subplots(
         rows=rows,
         cols=1,
         shared_xaxes=True,
@@ -64,146 +69,209 @@ def trends_figure(history: History) -> go.Figure | Missing:
         row_heights=heights,
         vertical_spacing=min(0.08, 0.3 / rows),
     )
+    fig = RawFigure(layout=json.loads(grid.to_json())["layout"])
     flagged = history.verdicts[history.verdicts["status"].isin(list(FLAG_COLORS))]
-    shown: set[str] = set()
-    for row, (workload, phase, unit) in enumerate(names, start=1):
-        part = points[
-            (points["workload"] == workload) & (points["phase"] == phase) & (points["unit"] == unit)
-        ]
-        for line, series in part.groupby("line", sort=False):
-            fig.add_trace(_line_trace(series, str(line), colors[str(line)], line not in shown),
-                          row=row, col=1)  # fmt: skip
-            shown.add(str(line))
-        for _, verdict in flagged.merge(part[["workload", "phase", "variant", "device", "node",
-                                              "params", "run_id", "line"]]).iterrows():  # fmt: skip
-            fig.add_trace(_flag_trace(verdict, unit, verdict["status"] not in shown),
-                          row=row, col=1)  # fmt: skip
-            shown.add(verdict["status"])
-        _add_changes(fig, history.changes, part, row, "environment change" not in shown)
-        if not history.changes.empty and part["node"].isin(history.changes["node"]).any():
-            shown.add("environment change")
-        fig.update_yaxes(title_text=f"J / {unit}", tickformat="~s", row=row, col=1)
+    panel_of = {key: row for row, key in enumerate(names, start=1)}
+    legend: set[str] = set()
+    drawn = _drawn(points)  # every point's figures as lists, computed once
+    for (workload, phase, unit), part in points.groupby(["workload", "phase", "unit"], sort=False):
+        row = panel_of[(workload, phase, unit)]
+        for line, at in part.groupby("line", sort=False).indices.items():
+            first = part.iloc[at[0]]
+            at = part.index[at]  # positions in `points` (its index is a range)
+            fig.data.append(
+                _line_trace(drawn, at, first, str(line), colors[str(line)], row, legend)
+            )
+        mine = flagged.merge(part.drop_duplicates(SERIES_KEYS)[[*SERIES_KEYS, "line"]])
+        for status, rings in mine.groupby("status", sort=True):
+            fig.data.append(_flag_trace(rings, str(status), str(unit), row, legend))
+        _add_changes(fig, history.changes, part, row, legend)
+        fig.layout[_axis("yaxis", row)].update(title={"text": f"J / {unit}"}, tickformat="~s")
     _add_carbon(fig, history.carbon, rows)
-    fig.update_layout(
-        height=sum(heights) + 140,
-        legend_title="line",
-        hovermode="closest",
-    )
-    fig.update_xaxes(showticklabels=True)  # every panel dated, not only the bottom one
-    fig.update_xaxes(title_text="run start (UTC)", row=rows, col=1)
+    for key in [k for k in fig.layout if k.startswith("xaxis")]:  # every panel dated
+        fig.layout[key].update(type="date", showticklabels=True)
+    fig.layout[_axis("xaxis", rows)]["title"] = {"text": "run start (UTC)"}
+    fig.layout.update(height=sum(heights) + 140, legend={"title": {"text": "line"}},
+                      hovermode="closest")  # fmt: skip
     return fig
 
 
-def _customdata(rows: pd.DataFrame, hover: list[str]) -> list[list[str]]:
-    """Per point: the page filters' [workload, variant, device], then the hover's text."""
-    keys = rows[FILTER_KEYS].astype(str).values.tolist()
-    return [[*k, h] for k, h in zip(keys, hover, strict=True)]
+def _axis(kind: str, row: int) -> str:
+    """The layout key of a panel's axis: "xaxis" for the first, "xaxis3" for the third."""
+    return kind if row == 1 else f"{kind}{row}"
 
 
-def _line_trace(series: pd.DataFrame, name: str, color: str, legend: bool) -> go.Scatter:
+def _refs(row: int) -> dict[str, str]:
+    suffix = "" if row == 1 else str(row)
+    return {"xaxis": f"x{suffix}", "yaxis": f"y{suffix}"}
+
+
+def _first_in_legend(name: str, legend: set[str]) -> bool:
+    """Whether `name` is new to the legend (and from now on known to it)."""
+    new = name not in legend
+    legend.add(name)
+    return new
+
+
+def _drawn(points: pd.DataFrame) -> dict[str, list[Any]]:
+    """x (epoch ms), y, the bars' up and down, and the hover text of every point."""
+    return {
+        "x": epoch_ms(points["x"]),
+        "y": rounded(points["y"]),
+        "up": rounded(points["up"]),
+        "down": rounded(points["down"]),
+        "text": _point_text(points),
+    }
+
+
+def _point_text(points: pd.DataFrame) -> list[str]:
+    """Each point's hover after its J/unit: a run's CI, id and windows, or a bin's runs,
+    dates and range (one line: the page carries every point's)."""
+    texts = []
+    for r in points.itertuples(index=False):
+        if r.runs == 1:
+            texts.append(f"± {fmt_joules(r.up)} · run {r.run_id} · {r.n} window(s)")
+        else:
+            texts.append(
+                f"median of {r.runs} runs {r.first:%Y-%m-%d} to {r.last:%Y-%m-%d}, range "
+                f"{fmt_joules(r.y - r.down)} to {fmt_joules(r.y + r.up)}"
+            )
+    return texts
+
+
+def _line_trace(
+    drawn: dict[str, list[Any]],
+    at: Any,
+    first: pd.Series,
+    name: str,
+    color: str,
+    row: int,
+    legend: set[str],
+) -> dict[str, Any]:
+    """One line's points (positions `at` of `drawn`); the page's filters show or hide it
+    whole (meta.filter)."""
+    x, y, up, down, text = ([drawn[k][i] for i in at] for k in ("x", "y", "up", "down", "text"))
+    node = escape(first["node"])
+    bars: dict[str, Any] = {"type": "data", "array": up, "thickness": 1}
+    if up != down:  # a bin's range about its median
+        bars.update(symmetric=False, arrayminus=down)
+    return {
+        "type": "scatter",
+        **_refs(row),
+        "x": x,
+        "y": y,
+        "error_y": {
+            "type": "data",
+            "symmetric": False,
+            "array": up,
+            "arrayminus": down,
+            "thickness": 1,
+        },  # fmt: skip
+        "mode": "lines+markers",
+        "marker": {"size": 5, "color": color},
+        "line": {"color": color, "width": 1.5},
+        "name": name,
+        "legendgroup": name,
+        "showlegend": _first_in_legend(name, legend),
+        "text": text,
+        "meta": {"filter": [str(first[k]) for k in FILTER_KEYS]},
+        "hovertemplate": "%{x|%Y-%m-%d %H:%M}<br>%{y:.3s}J %{text}"
+        + (f"<br>node {node}" if node else "")
+        + f"<extra>{name}</extra>",
+    }
+
+
+def _flag_trace(
+    rings: pd.DataFrame, status: str, unit: str, row: int, legend: set[str]
+) -> dict[str, Any]:
+    """The newest runs of one panel that drift.judge flags `status`, ringed."""
     hover = [
-        f"run {r['run_id']}<br>n {r['n']} window(s)<br>node {escape(r['node']) or '-'}"
-        for _, r in series.iterrows()
+        f"<b>{status.upper()}</b> {v.change * 100:+.1f} % against the median of the previous "
+        f"runs ({v.baseline:.3g} J/{unit}); noise floor {v.floor * 100:.1f} %"
+        for v in rings.itertuples(index=False)
     ]
-    return go.Scatter(
-        x=series["started_at"],
-        y=series["j_per_unit"],
-        error_y={"type": "data", "array": series["j_per_unit_ci95"].fillna(0), "thickness": 1},
-        mode="lines+markers",
-        marker={"size": 5, "color": color},
-        line={"color": color, "width": 1.5},
-        name=name,
-        legendgroup=name,
-        showlegend=legend,
-        customdata=_customdata(series, hover),
-        hovertemplate="%{x|%Y-%m-%d %H:%M}<br>%{y:.3s}J ± %{error_y.array:.2s}J<br>"
-        f"%{{customdata[3]}}<extra>{name}</extra>",
-    )
-
-
-def _flag_trace(verdict: pd.Series, unit: str, legend: bool) -> go.Scatter:
-    status = str(verdict["status"])
-    hover = (
-        f"<b>{status.upper()}</b> {verdict['change'] * 100:+.1f} % against the median of the "
-        f"previous runs ({verdict['baseline']:.3g} J/{unit}); noise floor "
-        f"{verdict['floor'] * 100:.1f} %"
-    )
-    return go.Scatter(
-        x=[verdict["started_at"]],
-        y=[verdict["j_per_unit"]],
-        mode="markers",
-        marker={
+    keys = rings[FILTER_KEYS].astype(str).values.tolist()
+    name = f"newest run: {status}"
+    return {
+        "type": "scatter",
+        **_refs(row),
+        "x": epoch_ms(rings["started_at"]),
+        "y": rounded(rings["j_per_unit"]),
+        "mode": "markers",
+        "marker": {
             "size": 18,
             "symbol": "circle-open",
             "color": FLAG_COLORS[status],
             "line": {"width": 3},
         },  # fmt: skip
-        name=f"newest run: {status}",
-        legendgroup=status,
-        showlegend=legend,
-        customdata=_customdata(pd.DataFrame([verdict]), [hover]),
-        hovertemplate=f"%{{customdata[3]}}<extra>{verdict['line']}</extra>",
-    )
+        "name": name,
+        "legendgroup": status,
+        "showlegend": _first_in_legend(name, legend),
+        "customdata": [[*k, h] for k, h in zip(keys, hover, strict=True)],  # filtered per point
+        "text": rings["line"].tolist(),
+        "hovertemplate": "%{customdata[3]}<extra>%{text}</extra>",
+    }
 
 
 def _add_changes(
-    fig: go.Figure, changes: pd.DataFrame, part: pd.DataFrame, row: int, legend: bool
+    fig: RawFigure, changes: pd.DataFrame, part: pd.DataFrame, row: int, legend: set[str]
 ) -> None:
     """Dashed lines at the panel's nodes' environment changes, a triangle on top to hover."""
     mine = changes[changes["node"].isin(set(part["node"]))] if not changes.empty else changes
     if mine.empty:
         return
-    axis = "" if row == 1 else str(row)  # one layout update: add_vline is slow per line
-    lines = [
-        {"type": "line", "xref": f"x{axis}", "yref": f"y{axis} domain", "x0": when, "x1": when,
-         "y0": 0, "y1": 1, "line": {"color": CHANGE_COLOR, "dash": "dash", "width": 1}}
-        for when in mine["started_at"].unique()
-    ]  # fmt: skip
-    fig.update_layout(shapes=[*fig.layout.shapes, *lines])
-    top = float((part["j_per_unit"] + part["j_per_unit_ci95"].fillna(0)).max())
-    hover = [f"{escape(c['node']) or 'node'}: {escape(c['what'])}" for _, c in mine.iterrows()]
-    fig.add_trace(
-        go.Scatter(
-            x=mine["started_at"],
-            y=[top] * len(mine),
-            mode="markers",
-            marker={"symbol": "triangle-down", "size": 11, "color": CHANGE_COLOR},
-            name="environment change",
-            legendgroup="environment change",
-            showlegend=legend,
-            text=hover,
-            hovertemplate="%{x|%Y-%m-%d}<br>%{text}<extra>environment changed</extra>",
-        ),
-        row=row,
-        col=1,
+    refs = _refs(row)
+    when = epoch_ms(mine["started_at"])
+    fig.layout.setdefault("shapes", []).extend(
+        {"type": "line", "xref": refs["xaxis"], "yref": f"{refs['yaxis']} domain", "x0": t,
+         "x1": t, "y0": 0, "y1": 1, "line": {"color": CHANGE_COLOR, "dash": "dash", "width": 1}}
+        for t in dict.fromkeys(when)
+    )  # fmt: skip
+    top = float((part["y"] + part["up"]).max())
+    name = "environment change"
+    fig.data.append(
+        {
+            "type": "scatter",
+            **refs,
+            "x": when,
+            "y": [top] * len(mine),
+            "mode": "markers",
+            "marker": {"symbol": "triangle-down", "size": 11, "color": CHANGE_COLOR},
+            "name": name,
+            "legendgroup": name,
+            "showlegend": _first_in_legend(name, legend),
+            "text": [f"{escape(c.node) or 'node'}: {escape(c.what)}" for c in mine.itertuples()],
+            "hovertemplate": "%{x|%Y-%m-%d}<br>%{text}<extra>environment changed</extra>",
+        }
     )
 
 
-def _add_carbon(fig: go.Figure, carbon: pd.DataFrame, row: int) -> None:
+def _add_carbon(fig: RawFigure, carbon: pd.DataFrame, row: int) -> None:
     several = carbon["node"].nunique() > 1
     for i, (node, part) in enumerate(carbon.groupby("node", sort=True)):
-        name = f"carbon · {node}" if several else "carbon per run"
-        fig.add_trace(
-            go.Bar(
-                x=part["started_at"],
-                y=part["emissions_g"],
-                name=name,
-                marker_color=PALETTE[-1 - i % len(PALETTE)],
-                text=part["run_id"],
-                hovertemplate="%{x|%Y-%m-%d %H:%M}<br>run %{text}<br>%{y:.3s} gCO2e"
+        fig.data.append(
+            {
+                "type": "bar",
+                **_refs(row),
+                "x": epoch_ms(part["started_at"]),
+                "y": rounded(part["emissions_g"]),
+                "name": f"carbon · {node}" if several else "carbon per run",
+                "marker": {"color": PALETTE[-1 - i % len(PALETTE)]},
+                "text": part["run_id"].astype(str).tolist(),
+                "textposition": "none",
+                "hovertemplate": "%{x|%Y-%m-%d %H:%M}<br>run %{text}<br>%{y:.3s} gCO2e"
                 f"<extra>{escape(node) or 'carbon'}</extra>",
-                textposition="none",
-            ),
-            row=row,
-            col=1,
+            }
         )
-    fig.update_yaxes(title_text="gCO2e", tickformat="~s", rangemode="tozero", row=row, col=1)
+    fig.layout[_axis("yaxis", row)].update(
+        title={"text": "gCO2e"}, tickformat="~s", rangemode="tozero"
+    )
     if several:
-        fig.update_layout(barmode="group")
+        fig.layout["barmode"] = "group"
 
 
-def trends_explanation(history: History) -> str:
-    """What the view shows, and the flag rule in one sentence."""
+def trends_explanation(history: History, shown: TrendPoints | None = None) -> str:
+    """What the view shows, how its points were binned, and the flag rule in one sentence."""
     counts: dict[str, Any] = history.verdicts["status"].value_counts().to_dict()
     flagged = (
         f" Newest runs flagged: {counts.get('regression', 0)} regression(s), "
@@ -211,9 +279,16 @@ def trends_explanation(history: History) -> str:
         if history.runs >= 2
         else ""
     )
+    binned = (
+        f" Too many runs to draw each: the runs before each line's newest are binned by "
+        f"{shown.period} (UTC); a binned point is the median of that {shown.period}'s runs, its "
+        "bar their range (the hover says how many). The newest run is its own point."
+        if shown is not None and shown.binned
+        else ""
+    )
     return (
         "Net J per unit of each run (error bars: the run's 95% CI), one line per variant, "
-        "device and machine. Dashed lines: the machine's environment changed (greenbench, "
+        f"device and machine.{binned} Dashed lines: the machine's environment changed (greenbench, "
         "torch, driver, CUDA, hardware or zone; hover the triangle). A ringed point: the "
         f"newest run moved beyond {history.pct:g} % and {FLOOR_K:g} noise floors from the "
         "median of the runs before it, CIs apart (greenbench history)." + flagged
