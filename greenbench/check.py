@@ -19,12 +19,15 @@ tables and charts mark them (group_verdicts).
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
-from collections.abc import Sequence
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from greenbench.energy.meter import COMPONENTS
@@ -65,29 +68,37 @@ RULE_COLUMNS = [
 
 def verdicts(frame: pd.DataFrame) -> list[Verdict]:
     """One verdict per run, cell and phase that has measured (`ok`) windows."""
-    ok = frame.loc[frame["status"] == "ok", [c for c in RULE_COLUMNS if c in frame]]
-    if "valid" not in ok:  # records from before the column count as valid (stats.valid_mask)
-        ok = ok.assign(valid=True)
-    # plain lists per column: the rules run per cell, where pandas' overhead would dominate
-    columns = {c: ok[c].tolist() for c in ok}
-    found = []
-    for (run_id, cell_id, phase), rows in ok.groupby(CELL, sort=False).indices.items():
-        part = {c: [values[i] for i in rows] for c, values in columns.items()}
-        reasons = tuple(_reasons(part))
-        found.append(Verdict(str(run_id), str(cell_id), str(phase), not reasons, reasons))
-    return found
+    cells, found = _judge(frame)
+    return [
+        Verdict(str(run_id), str(cell_id), str(phase), i not in found, tuple(found.get(i, ())))
+        for i, (run_id, cell_id, phase) in enumerate(cells)
+    ]
 
 
 def with_verdicts(frame: pd.DataFrame) -> pd.DataFrame:
     """A copy of the records with their cell's verdict on every row: `cell_valid` and
     `cell_reasons` (a tuple). The functions below read these columns where a frame has them,
     so a frame judged once is not judged again."""
-    bad = {(v.run_id, v.cell_id, v.phase): v.reasons for v in verdicts(frame) if not v.valid}
+    cells, found = _judge(frame)
+    bad = {tuple(str(key) for key in cells[i]): tuple(found[i]) for i in sorted(found)}
     out = frame.copy()
-    cells = list(zip(*(out[c].astype(str) for c in CELL), strict=True)) if len(out) else []
-    # failed and skipped rows have no verdict: valid, with nothing to compare
-    out["cell_reasons"] = [bad.get(cell, ()) for cell in cells]
-    out["cell_valid"] = [cell not in bad for cell in cells]
+    if not len(out):
+        out["cell_reasons"], out["cell_valid"] = [], []
+        return out
+    # failed and skipped rows have no verdict: valid, with nothing to compare; a row belongs
+    # to a cell by the text of its keys, so only rows of a run with an invalid cell are looked up
+    reasons = np.empty(len(out), dtype=object)
+    reasons.fill(())
+    valid = np.ones(len(out), dtype=bool)
+    if bad:
+        keys = [out[c].astype(str) for c in CELL]
+        rows = np.flatnonzero(keys[0].isin({cell[0] for cell in bad}).to_numpy())
+        for row, *cell in zip(rows, *(k.iloc[rows] for k in keys), strict=True):
+            cell_reasons = bad.get(tuple(cell))
+            if cell_reasons is not None:
+                reasons[row], valid[row] = cell_reasons, False
+    out["cell_reasons"] = reasons
+    out["cell_valid"] = valid
     return out
 
 
@@ -112,22 +123,33 @@ def group_verdicts(frame: pd.DataFrame, keys: Sequence[str] = SUMMARY_KEYS) -> p
     """One row per group of `ok` records, keyed as stats.summarize_frame keys its rows (missing
     keys read ""), with `cell_valid` (every cell of the group valid) and `cell_reasons` (a tuple:
     the invalid cells' reasons, each led by its run where the group holds several runs)."""
-    judged = as_keys(_judged(frame), keys)
-    ok = judged.loc[judged["status"] == "ok", [*dict.fromkeys([*keys, *CELL]), "cell_reasons"]]
+    judged = _judged(frame)
+    columns = [*dict.fromkeys([*keys, *CELL]), "cell_reasons"]
+    narrow = judged[[c for c in dict.fromkeys([*columns, "status"]) if c in judged]]
+    ok = as_keys(narrow, keys)
+    ok = ok.loc[ok["status"] == "ok", columns]
     cells = ok.drop_duplicates(CELL)
+    grouped = cells.groupby(list(keys), sort=False, dropna=False)
+    number = grouped.ngroup().to_numpy()
+    several_runs = grouped["run_id"].nunique().to_numpy() > 1
+    reasons: dict[int, list[str]] = defaultdict(list)
+    invalid = np.flatnonzero(cells["cell_reasons"].map(len).to_numpy(dtype=bool))
+    for index, run_id, cell_reasons in zip(
+        number[invalid],
+        cells["run_id"].iloc[invalid],
+        cells["cell_reasons"].iloc[invalid],
+        strict=True,
+    ):
+        lead = f"run {run_id}: " if several_runs[index] else ""
+        reasons[int(index)] += [f"{lead}{reason}" for reason in cell_reasons]
     rows = []
-    for group, part in cells.groupby(list(keys), sort=False, dropna=False):
-        several_runs = part["run_id"].nunique() > 1
-        reasons = tuple(
-            f"run {run_id}: {reason}" if several_runs else reason
-            for run_id, cell_reasons in zip(part["run_id"], part["cell_reasons"], strict=True)
-            for reason in cell_reasons
-        )
+    for index, group in enumerate(grouped.size().index.tolist()):
+        found = tuple(reasons.get(index, ()))
         rows.append(
             {
                 **dict(zip(keys, group if isinstance(group, tuple) else (group,), strict=True)),
-                "cell_valid": not reasons,
-                "cell_reasons": reasons,
+                "cell_valid": not found,
+                "cell_reasons": found,
             }
         )
     return pd.DataFrame(rows, columns=[*keys, "cell_valid", "cell_reasons"])
@@ -147,59 +169,207 @@ def with_group_verdicts(
     return marked
 
 
+def _judge(frame: pd.DataFrame) -> tuple[list[tuple[Any, Any, Any]], dict[int, list[str]]]:
+    """Every cell's keys (in the order of their first `ok` row) and the reasons of the invalid
+    ones, by their index in that list. Each rule runs over all cells at once; only the cells a
+    rule finds are turned into text, one value at a time, as the rule reads it."""
+    ok = frame.loc[frame["status"] == "ok", [c for c in RULE_COLUMNS if c in frame]]
+    if "valid" not in ok:  # records from before the column count as valid (stats.valid_mask)
+        ok = ok.assign(valid=True)
+    grouped = ok.groupby(CELL, sort=False)  # a row with a missing key is in no cell
+    cells = grouped.size().index.tolist()
+    if not cells:
+        return [], {}
+    number = grouped.ngroup()
+    keyed = number.notna().to_numpy()
+    ok, cell = ok[keyed], number[keyed].to_numpy(dtype=np.intp)
+    counted = _counted(ok["valid"])
+    found: dict[int, list[str]] = defaultdict(list)
+    for rule in (
+        _invalid_windows(ok, cell, counted),
+        _too_few_valid(cell, counted, len(cells)),
+        _short_windows(ok, cell, len(cells)),
+        _spread(ok, cell, counted, len(cells)),
+        _foreign_processes(ok, cell),
+        _throttled_cells(ok, cell, len(cells)),
+        _unknown_methods(ok, cell),
+    ):
+        for index, reason in rule:
+            found[index].append(reason)
+    return cells, dict(found)
+
+
+Reasons = Iterator[tuple[int, str]]  # (cell index, reason), in row order within a cell
+
+
+def _invalid_windows(ok: pd.DataFrame, cell: np.ndarray, counted: np.ndarray) -> Reasons:
+    rows = np.flatnonzero(~counted)
+    repetitions = ok["repetition"].iloc[rows].tolist()
+    why = ok["validity"].iloc[rows].tolist()
+    for index, repetition, validity in zip(cell[rows], repetitions, why, strict=True):
+        yield int(index), f"repetition {_number(repetition)}: {validity}"
+
+
+def _too_few_valid(cell: np.ndarray, counted: np.ndarray, cells: int) -> Reasons:
+    valid = np.bincount(cell[counted], minlength=cells)
+    for index in np.flatnonzero(valid < MIN_VALID_WINDOWS):
+        yield (
+            int(index),
+            f"{valid[index]} valid window(s): at least {MIN_VALID_WINDOWS} give an interval",
+        )
+
+
+def _short_windows(ok: pd.DataFrame, cell: np.ndarray, cells: int) -> Reasons:
+    short = np.bincount(cell[_falsy(ok["reliable"])], minlength=cells)
+    for index in np.flatnonzero(short):
+        yield (
+            int(index),
+            f"{short[index]} window(s) shorter than {RELIABLE_WINDOW_S:.0f} s, the meter's "
+            "resolution: raise --min-window",
+        )
+
+
+def _spread(ok: pd.DataFrame, cell: np.ndarray, counted: np.ndarray, cells: int) -> Reasons:
+    """J per unit's CV over each cell's valid windows, as stats.summarize gives it: computed
+    for all cells at once, then again by summarize itself for the cells near or over MAX_CV,
+    so that the verdict and the printed figure are summarize's to the last bit."""
+    energy = ok["energy_per_unit_j"]
+    rows = np.flatnonzero(counted)
+    values = _floats(energy.iloc[rows])
+    finite = np.isfinite(values)
+    rows, values, of = rows[finite], values[finite], cell[rows[finite]]
+    n = np.bincount(of, minlength=cells)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean = np.bincount(of, weights=values, minlength=cells) / n
+        variance = np.bincount(of, weights=(values - mean[of]) ** 2, minlength=cells) / (n - 1)
+        cv = np.sqrt(variance) / np.abs(mean)
+    near = np.flatnonzero((n >= 2) & ~(cv < MAX_CV * (1 - 1e-6)))
+    if not len(near):
+        return
+    rows = np.flatnonzero(counted & np.isin(cell, near))
+    order = np.argsort(cell[rows], kind="stable")
+    rows = rows[order]
+    values_of = energy.iloc[rows].tolist()
+    for index, part in itertools.groupby(
+        zip(cell[rows], values_of, strict=True), key=lambda pair: pair[0]
+    ):
+        exact = summarize([value for _, value in part]).cv
+        if exact > MAX_CV:
+            yield (
+                int(index),
+                f"J per unit varies {exact:.0%} over its windows (at most {MAX_CV:.0%})",
+            )
+
+
+def _foreign_processes(ok: pd.DataFrame, cell: np.ndarray) -> Reasons:
+    column = ok["gpu_foreign_pids"]
+    rows = np.flatnonzero(_present_mask(column))
+    parsed: dict[Any, Any] = {}
+    pids: dict[int, set[Any]] = defaultdict(set)
+    for index, text in zip(cell[rows], column.iloc[rows].tolist(), strict=True):
+        if text not in parsed:
+            parsed[text] = json.loads(text)
+        pids[int(index)].update(parsed[text])
+    for index in sorted(pids):
+        if pids[index]:
+            yield (
+                index,
+                f"other processes computed on the measured GPU (pids {sorted(pids[index])})",
+            )
+
+
+def _throttled_cells(ok: pd.DataFrame, cell: np.ndarray, cells: int) -> Reasons:
+    """Throttling in the windows of cells run without a set power limit."""
+    limited = np.zeros(cells, dtype=bool)
+    if "power_limit_w" in ok:
+        limited[cell[_present_mask(ok["power_limit_w"])]] = True
+    traces = ok["gpu_trace"]
+    rows = np.flatnonzero(_present_mask(traces) & ~limited[cell])
+    repetitions = ok["repetition"].iloc[rows].tolist()
+    for index, repetition, trace in zip(
+        cell[rows], repetitions, traces.iloc[rows].tolist(), strict=True
+    ):
+        reason = _throttling(repetition, trace)
+        if reason:
+            yield int(index), reason
+
+
+def _unknown_methods(ok: pd.DataFrame, cell: np.ndarray) -> Reasons:
+    labels: dict[int, set[Any]] = defaultdict(set)
+    for component in COMPONENTS:
+        column = ok[f"method_{component}"]
+        rows = np.flatnonzero(_present_mask(column) & ~column.isin(list(METHODS)).to_numpy())
+        for index, label in zip(cell[rows], column.iloc[rows].tolist(), strict=True):
+            labels[int(index)].add(label)
+    for index in sorted(labels):
+        yield from ((index, f"unknown method label '{m}'") for m in sorted(labels[index]))
+
+
+def _throttling(repetition: Any, trace: str) -> str | None:
+    """The reason one window's GPU trace shows throttling, None if it does not."""
+    busy = [r for r in json.loads(trace) if r[3] >= BUSY_PCT]
+    clocks = [r[5] for r in busy]
+    if clocks and min(clocks) < (1 - THROTTLE_DROP) * max(clocks):
+        return (
+            f"repetition {_number(repetition)}: the SM clock fell from {max(clocks):.0f} to "
+            f"{min(clocks):.0f} MHz under load (thermal or power throttling)"
+        )
+    return None
+
+
 def _number(value: Any) -> Any:
     """A repetition as written: 1, not 1.0 (a column with failed rows holds floats)."""
     return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
-def _present(values: list[Any]) -> list[Any]:
-    """The values that are not missing (pandas' dropna)."""
-    return [v for v in values if not (v is None or (isinstance(v, float) and math.isnan(v)))]
+def _numpy_kind(values: pd.Series) -> str:
+    """The numpy dtype kind of a plain numpy column; "" for object and extension columns."""
+    dtype = values.dtype
+    return dtype.kind if isinstance(dtype, np.dtype) and dtype.kind in "biuf" else ""
 
 
-def _reasons(part: dict[str, list[Any]]) -> list[str]:
-    """The rules against one cell's windows, given as a list per column."""
-    # `valid` False marks an invalid window; missing counts as valid (stats.valid_mask)
-    mask = [v != False for v in part["valid"]]  # noqa: E712 - numpy's False_ too
-    reasons = [
-        f"repetition {_number(repetition)}: {validity}"
-        for repetition, validity, ok in zip(part["repetition"], part["validity"], mask, strict=True)
-        if not ok
-    ]
-    valid = [e for e, ok in zip(part["energy_per_unit_j"], mask, strict=True) if ok]
-    if len(valid) < MIN_VALID_WINDOWS:
-        reasons.append(
-            f"{len(valid)} valid window(s): at least {MIN_VALID_WINDOWS} give an interval"
-        )
-    short = sum(not bool(r) for r in part["reliable"])
-    if short:
-        reasons.append(
-            f"{short} window(s) shorter than {RELIABLE_WINDOW_S:.0f} s, the meter's resolution: "
-            "raise --min-window"
-        )
-    cv = summarize(valid).cv
-    if cv > MAX_CV:
-        reasons.append(f"J per unit varies {cv:.0%} over its windows (at most {MAX_CV:.0%})")
-    pids = sorted({p for text in _present(part["gpu_foreign_pids"]) for p in json.loads(text)})
-    if pids:
-        reasons.append(f"other processes computed on the measured GPU (pids {pids})")
-    if not _present(part.get("power_limit_w", [])):
-        reasons += _throttling(part)
-    labels = {m for c in COMPONENTS for m in _present(part[f"method_{c}"])}
-    reasons += [f"unknown method label '{m}'" for m in sorted(labels - set(METHODS))]
-    return reasons
+def _counted(valid: pd.Series) -> np.ndarray:
+    """The windows that count: `valid` False (numpy's False_ too, or 0) marks an invalid one;
+    missing counts as valid (stats.valid_mask)."""
+    kind = _numpy_kind(valid)
+    if kind == "b":
+        return valid.to_numpy(copy=True)
+    if kind:
+        return valid.to_numpy() != 0
+    return np.asarray(valid.astype(object).ne(False), dtype=bool)
 
 
-def _throttling(part: dict[str, list[Any]]) -> list[str]:
-    found = []
-    for repetition, trace in zip(part["repetition"], part["gpu_trace"], strict=True):
-        if not _present([trace]):
-            continue
-        busy = [r for r in json.loads(trace) if r[3] >= BUSY_PCT]
-        clocks = [r[5] for r in busy]
-        if clocks and min(clocks) < (1 - THROTTLE_DROP) * max(clocks):
-            found.append(
-                f"repetition {_number(repetition)}: the SM clock fell from {max(clocks):.0f} to "
-                f"{min(clocks):.0f} MHz under load (thermal or power throttling)"
-            )
-    return found
+def _falsy(values: pd.Series) -> np.ndarray:
+    """Where a value is false as Python's bool() reads it (None is; NaN is not)."""
+    kind = _numpy_kind(values)
+    if kind == "b":
+        return ~values.to_numpy()
+    if kind:
+        return values.to_numpy() == 0
+    return np.fromiter((not v for v in values.tolist()), dtype=bool, count=len(values))
+
+
+def _floats(values: pd.Series) -> np.ndarray:
+    """The values as floats, None as NaN (stats.summarize drops both)."""
+    if _numpy_kind(values):
+        return values.to_numpy(dtype=float)
+    return np.array([math.nan if v is None else float(v) for v in values.tolist()], dtype=float)
+
+
+def _present_mask(values: pd.Series) -> np.ndarray:
+    """Where a value is not missing: missing is None or a float NaN (pd.NA is a value)."""
+    kind = _numpy_kind(values)
+    if kind == "f":
+        return ~np.isnan(values.to_numpy())
+    if kind:
+        return np.ones(len(values), dtype=bool)
+    present = ~values.isna().to_numpy()
+    rows = np.flatnonzero(~present)
+    candidates = values.iloc[rows].tolist()
+    if not all(t is type(None) or issubclass(t, float) for t in set(map(type, candidates))):
+        present[rows] = [not _missing(v) for v in candidates]
+    return present
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))

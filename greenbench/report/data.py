@@ -11,6 +11,7 @@ import json
 import math
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from greenbench.check import leave_out_invalid, with_group_verdicts
@@ -54,12 +55,37 @@ def escape(value: Any) -> str:
 
 
 def escaped(frame: pd.DataFrame) -> pd.DataFrame:
-    """A copy whose user-data label columns are HTML-escaped strings."""
+    """A copy whose user-data label columns are HTML-escaped strings (missing stays missing)."""
     out = frame.copy()
     for column in LABEL_COLUMNS:
         if column in out:
-            out[column] = out[column].map(lambda v: None if _missing(v) else escape(v))
+            out[column] = _escaped_column(out[column])
     return out
+
+
+def _escaped_column(values: pd.Series) -> pd.Series:
+    """values.map(_escaped_value), escaping each distinct text once: a label column holds a
+    few distinct values over many rows. Columns of other values (numbers, NaT...) are mapped
+    value by value, as factorize would merge values that escape apart (1 and 1.0)."""
+    if not _plain_text(values):
+        return values.map(_escaped_value)
+    codes = pd.factorize(values)[0]  # -1 marks a missing value
+    first = pd.Series(codes).drop_duplicates().index.to_numpy()  # a row per distinct value
+    position = np.zeros(len(first) + 1, dtype=np.intp)
+    position[codes[first] + 1] = np.arange(len(first))  # code (-1 first) -> its row in `first`
+    return values.iloc[first].map(_escaped_value).iloc[position[codes + 1]].set_axis(values.index)
+
+
+def _plain_text(values: pd.Series) -> bool:
+    """Text where present, and missing only as _missing reads it (None, pd.NA, float NaN)."""
+    if pd.api.types.infer_dtype(values, skipna=True) not in ("string", "empty"):
+        return False
+    absent = set(map(type, values[values.isna()]))
+    return all(t is type(None) or t is type(pd.NA) or issubclass(t, float) for t in absent)
+
+
+def _escaped_value(value: Any) -> str | None:
+    return None if _missing(value) else escape(value)
 
 
 def _missing(value: Any) -> bool:
