@@ -134,12 +134,12 @@ def test_rows_arrow_cannot_hold_faithfully_fall_back_to_the_jsonl(tmp_path):
 def test_a_changed_run_json_invalidates_the_cache(tmp_path):
     (store,) = results(tmp_path, runs=1)
     load_results(tmp_path)
-    key = cache._key(store.records_path)
+    key = cache.run_key(store.records_path)
     store.update_meta(status="finished", note="x")
     os.utime(store.path / "run.json", ns=(1, 1))
-    assert cache._key(store.records_path) != key
+    assert cache.run_key(store.records_path) != key
     assert (
-        cache._read_cache(cache.cache_path(store.records_path), cache._key(store.records_path))
+        cache._read_cache(cache.cache_path(store.records_path), cache.run_key(store.records_path))
         is None
     )
 
