@@ -287,7 +287,7 @@ def key_text(value: Any) -> Any:
 def as_keys(frame: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
     """A copy of `frame` with its `keys` columns as key_text: older or synthetic records may
     lack node, params or power_limit_w, an empty key, not a lost group."""
-    out = frame.copy()
+    out = frame.copy(deep=False)  # copy-on-write: only the key columns are new
     for key in keys:
         if key not in out:
             out[key] = ""
@@ -454,11 +454,10 @@ def _methods(rows: pd.DataFrame, groups: pd.Series, count: int) -> pd.Series:
     for component in COMPONENTS:
         method = rows[f"method_{component}"]
         kept = method.notna() & (method != "none")
-        pairs.append(
-            pd.DataFrame(
-                {"group": groups[kept], "text": [f"{component}:{m}" for m in method[kept]]}
-            )
-        )
+        # the distinct (group, method) pairs first: a year of records has few of them
+        found = pd.DataFrame({"group": groups[kept], "method": method[kept]}).drop_duplicates()
+        texts = [f"{component}:{m}" for m in found["method"]]
+        pairs.append(pd.DataFrame({"group": found["group"].to_numpy(), "text": texts}))
     every = pd.concat(pairs).drop_duplicates().sort_values(["group", "text"])
     joined = every.groupby("group")["text"].agg(" ".join)
     return joined.reindex(range(count), fill_value="").astype(object)

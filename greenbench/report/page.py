@@ -124,7 +124,7 @@ def overview_table(summary: pd.DataFrame, unfinished: pd.DataFrame) -> str:
 def _filters(frame: pd.DataFrame) -> str:
     selects = []
     for key in figures.FILTER_KEYS:
-        values = sorted({str(v) for v in frame[key].dropna()})
+        values = sorted({str(v) for v in frame[key].dropna().unique()})
         options = "".join(f'<option value="{v}">{v}</option>' for v in values)
         selects.append(
             f'<label>{key} <select data-filter="{key}"><option value="">all</option>'
