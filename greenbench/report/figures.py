@@ -498,13 +498,22 @@ def _modelled_components(windows: pd.DataFrame, components: list[str]) -> dict[s
     return modelled
 
 
-def power_over_time(frame: pd.DataFrame) -> go.Figure | Missing:
-    """Mean power of every window of the latest run, per component, phases shaded, idle drawn."""
+def latest_windows(frame: pd.DataFrame) -> tuple[str, pd.DataFrame] | None:
+    """The latest run (by window start) and its measured windows; None without any."""
     ok = frame[(frame["status"] == "ok") & frame["window_start"].notna()]
     if ok.empty:
-        return Missing("no measured windows with start times (records from before window_start)")
+        return None
     run = ok.sort_values("window_start")["run_id"].iloc[-1]
-    windows = ok[ok["run_id"] == run].copy()
+    return run, ok[ok["run_id"] == run]
+
+
+def power_over_time(frame: pd.DataFrame) -> go.Figure | Missing:
+    """Mean power of every window of the latest run, per component, phases shaded, idle drawn."""
+    latest = latest_windows(frame)
+    if latest is None:
+        return Missing("no measured windows with start times (records from before window_start)")
+    run, windows = latest
+    windows = windows.copy()
     windows["start"] = pd.to_datetime(windows["window_start"], utc=True, format="ISO8601")
     windows = windows.sort_values("start")
     fig = go.Figure()
