@@ -9,6 +9,7 @@ from __future__ import annotations
 import html
 import json
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -175,19 +176,21 @@ def unfinished_cells(frame: pd.DataFrame) -> pd.DataFrame:
 
 def pareto_front(points: pd.DataFrame) -> pd.DataFrame:
     """Rows not beaten by another on both J/unit (lower) and throughput (higher)."""
-    keep = []
-    for i, row in points.iterrows():
-        dominated = (
-            (points["j_per_unit"] <= row["j_per_unit"])
-            & (points["throughput"] >= row["throughput"])
-            & (
-                (points["j_per_unit"] < row["j_per_unit"])
-                | (points["throughput"] > row["throughput"])
-            )
-        ).any()
-        if not dominated:
-            keep.append(i)
-    return points.loc[keep].sort_values("throughput")
+    energy = _numbers(points["j_per_unit"])
+    speed = _numbers(points["throughput"])
+    dominated = np.zeros(len(points), dtype=bool)
+    for start in range(0, len(points), PARETO_BLOCK):  # a block of rows against every row
+        e, s = energy[start : start + PARETO_BLOCK, None], speed[start : start + PARETO_BLOCK, None]
+        beaten = (energy <= e) & (speed >= s) & ((energy < e) | (speed > s))
+        dominated[start : start + PARETO_BLOCK] = beaten.any(axis=1)
+    return points[~dominated].sort_values("throughput")
+
+
+PARETO_BLOCK = 512  # rows compared at once: 512 x rows booleans
+
+
+def _numbers(values: pd.Series) -> np.ndarray:
+    return pd.to_numeric(values, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
 
 
 def valid_cells(frame: pd.DataFrame, include_invalid: bool = False) -> tuple[pd.DataFrame, int]:
@@ -198,29 +201,35 @@ def valid_cells(frame: pd.DataFrame, include_invalid: bool = False) -> tuple[pd.
     return leave_out_invalid(frame)
 
 
+TRADEOFF_KEYS = ["workload", "phase", "device"]  # what a variant is held against fp32 on
+
+
 def tradeoffs(summary: pd.DataFrame, include_invalid: bool = False) -> pd.DataFrame:
     """Each non-fp32 inference variant: energy saved against fp32, beside its fidelity and,
     on labelled real inputs, its quality change against fp32 (compare.quality_change).
 
-    Rows whose variant or fp32 baseline is invalid are left out unless `include_invalid`; kept,
-    they say so (`cell_valid`, `validity`)."""
+    A variant is held against the first fp32 row of its workload, phase and device. Rows whose
+    variant or fp32 baseline is invalid are left out unless `include_invalid`; kept, they say
+    so (`cell_valid`, `validity`)."""
     if summary.empty:
         return pd.DataFrame()
-    rows = []
     scored = summary[summary["fidelity_top1"].notna()]
-    for _, row in scored.iterrows():
-        base = summary[
-            (summary["workload"] == row["workload"])
-            & (summary["phase"] == row["phase"])
-            & (summary["device"] == row["device"])
-            & (summary["variant"] == BASELINE)
-        ]
-        if base.empty:
+    fp32 = summary[summary["variant"] == BASELINE].dropna(subset=TRADEOFF_KEYS)
+    bases = fp32.drop_duplicates(TRADEOFF_KEYS)  # the first, as the views always took
+    # row positions of each scored row's baseline (a merge on the keys), -1 where it has none
+    at = scored[TRADEOFF_KEYS].merge(
+        bases[TRADEOFF_KEYS].assign(_base=range(len(bases))), how="left", on=TRADEOFF_KEYS
+    )["_base"]
+    base_rows = bases.to_dict("records")
+    rows = []
+    for row, position in zip(scored.to_dict("records"), at, strict=True):
+        if pd.isna(position):
             continue
-        valid, validity = _pair_verdict(row, base.iloc[0])
+        base = base_rows[int(position)]
+        valid, validity = _pair_verdict(row, base)
         if not (valid or include_invalid):
             continue
-        r = ratio(summary_of(row), summary_of(base.iloc[0]))
+        r = ratio(summary_of(row), summary_of(base))
         rows.append(
             {
                 **{k: row[k] for k in ("workload", "phase", "variant", "device", "label")},
@@ -230,7 +239,7 @@ def tradeoffs(summary: pd.DataFrame, include_invalid: bool = False) -> pd.DataFr
                 "fidelity_top1": row["fidelity_top1"],
                 "fidelity_kl": row["fidelity_kl"],
                 "quality_metric": row.get("quality_metric"),
-                "quality_change": quality_change(row, base.iloc[0]),
+                "quality_change": _quality_change(row, base),
                 "quantized_share": row.get("quantized_share", float("nan")),
                 "cell_valid": valid,
                 "validity": validity,
@@ -239,7 +248,17 @@ def tradeoffs(summary: pd.DataFrame, include_invalid: bool = False) -> pd.DataFr
     return pd.DataFrame(rows)
 
 
-def _pair_verdict(row: pd.Series, base: pd.Series, base_name: str = "fp32") -> tuple[bool, str]:
+def _quality_change(row: dict[str, Any], base: dict[str, Any]) -> float:
+    """compare.quality_change of two summary rows, NaN at once where the row has no metric
+    (most rows: building their Series would cost more than the rest of the view)."""
+    if not isinstance(row.get("quality_metric"), str):
+        return math.nan
+    return quality_change(pd.Series(row), pd.Series(base))
+
+
+def _pair_verdict(
+    row: Mapping[str, Any], base: Mapping[str, Any], base_name: str = "fp32"
+) -> tuple[bool, str]:
     """Whether a ratio of `row` to `base` rests on valid cells only, and if not, why (markup)."""
     reasons = [*row.get("cell_reasons", ())]
     reasons += [f"{base_name}: {r}" for r in base.get("cell_reasons", ())]
@@ -262,10 +281,11 @@ def comparison(
     if a.empty or b.empty:
         return pd.DataFrame()
     joined = a.merge(b, on=CELL_KEYS, suffixes=("", "_before"))
+    earlier_columns = (*SUMMARY_COLUMNS, "cell_valid", "cell_reasons")
     rows = []
-    for _, row in joined.iterrows():
-        earlier = {k: row[f"{k}_before"] for k in (*SUMMARY_COLUMNS, "cell_valid", "cell_reasons")}
-        valid, validity = _pair_verdict(row, pd.Series(earlier), "baseline")
+    for row in joined.to_dict("records"):
+        earlier = {k: row[f"{k}_before"] for k in earlier_columns}
+        valid, validity = _pair_verdict(row, earlier, "baseline")
         r = ratio(summary_of(row), summary_of(earlier))
         rows.append(
             {

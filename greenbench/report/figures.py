@@ -46,9 +46,14 @@ INVALID_NOTE = "INVALID (greenbench check):"
 def _customdata(part: pd.DataFrame) -> list[list[str]]:
     """Per point: the filters' [workload, variant, device], then its validity reasons (markup,
     "" when valid) for the hover; the filter script reads the first three."""
-    keys = part[FILTER_KEYS].astype(str).values.tolist()
-    reasons = part["validity"] if "validity" in part else [""] * len(part)
+    keys = zip(*(_as_text(part[k]) for k in FILTER_KEYS), strict=True)
+    reasons = part["validity"].tolist() if "validity" in part else [""] * len(part)
     return [[*k, _invalid_hover(r)] for k, r in zip(keys, reasons, strict=True)]
+
+
+def _as_text(column: pd.Series) -> list[Any]:
+    """column.astype(str) as a list (missing values stay NaN), at once where it is text."""
+    return (column if column.dtype == "str" else column.astype(str)).tolist()
 
 
 def _invalid_hover(validity: object) -> str:
@@ -389,33 +394,66 @@ def _cluster_labels(x: pd.Series, y: pd.Series, labels: pd.Series) -> dict[Any, 
     """Per point (by index): the label drawn beside it. Points closer than CLUSTER_GAP (in
     fractions of the axes' spans) share one label, one line per point, on the topmost of them,
     so no two labels are drawn on top of each other; the others draw none (their hover still
-    names them)."""
+    names them).
+
+    Topmost first, a point joins the first-made cluster that holds a point near it. Only points
+    in the grid squares around it (CLUSTER_GAP of the spans wide) can be near it: they are the
+    only ones looked at."""
     spread_x = float(x.max() - x.min()) or 1.0
     spread_y = float(y.max() - y.min()) or 1.0
-    order = sorted(x.index, key=lambda i: (-y[i], x[i]))  # topmost first
-    clusters: list[list[Any]] = []
-    for i in order:
-        near = next(
-            (
-                c
-                for c in clusters
-                if any(
-                    abs(x[i] - x[j]) / spread_x < CLUSTER_GAP
-                    and abs(y[i] - y[j]) / spread_y < CLUSTER_GAP
-                    for j in c
-                )
-            ),
-            None,
+    xs = dict(zip(x.index, x.tolist(), strict=True))
+    ys = dict(zip(y.index, y.tolist(), strict=True))
+    order = sorted(x.index, key=lambda i: (-ys[i], xs[i]))  # topmost first
+    low_x, low_y = float(x.min()), float(y.min())
+
+    def near(i: Any, j: Any) -> bool:
+        return (
+            abs(xs[i] - xs[j]) / spread_x < CLUSTER_GAP
+            and abs(ys[i] - ys[j]) / spread_y < CLUSTER_GAP
         )
-        if near is None:
-            clusters.append([i])
-        else:
-            near.append(i)
+
+    clusters: list[list[Any]] = []
+    # grid square -> cluster -> its points there. A point off the grid (square None: a value
+    # not finite) is held against every point; no point on the grid can be near one off it
+    grid: dict[tuple[int, int] | None, dict[int, list[Any]]] = {}
+    for i in order:
+        square = _grid_square((xs[i] - low_x) / spread_x, (ys[i] - low_y) / spread_y)
+        around = _squares_around(square, grid)
+        candidates = sorted({c for part in around for c in part})
+        joined = next(
+            (c for c in candidates if any(near(i, j) for p in around for j in p.get(c, ()))), None
+        )
+        if joined is None:
+            joined = len(clusters)
+            clusters.append([])
+        clusters[joined].append(i)
+        grid.setdefault(square, {}).setdefault(joined, []).append(i)
     drawn = {}
     for cluster in clusters:
         drawn[cluster[0]] = "<br>".join(str(labels[i]) for i in cluster)
         drawn.update({i: "" for i in cluster[1:]})
     return drawn
+
+
+GRID_REACH = 2  # squares looked at either way: 1 would do but for rounding at a square's edge
+
+
+def _grid_square(u: float, v: float) -> tuple[int, int] | None:
+    """The grid square of a point (u, v) spans from the lowest, None where one is not finite."""
+    if not (math.isfinite(u) and math.isfinite(v)):
+        return None
+    return math.floor(u / CLUSTER_GAP), math.floor(v / CLUSTER_GAP)
+
+
+def _squares_around(
+    square: tuple[int, int] | None, grid: dict[tuple[int, int] | None, dict[int, list[Any]]]
+) -> list[dict[int, list[Any]]]:
+    """The filled squares whose points may be near a point in `square`."""
+    if square is None:
+        return list(grid.values())
+    x, y = square
+    reach = range(-GRID_REACH, GRID_REACH + 1)
+    return [grid[s] for dx in reach for dy in reach if (s := (x + dx, y + dy)) in grid]
 
 
 CLUSTER_GAP = 0.06
@@ -445,15 +483,19 @@ def _quantized_note(share: float) -> str:
 
 def _segments(windows: pd.DataFrame, values: pd.Series) -> tuple[list, list, list]:
     """Step segments, one per window: x = [start, end, gap], y = [v, v, gap]."""
+    starts = windows["start"].tolist()
+    ends = [
+        start + pd.to_timedelta(duration, unit="s")
+        for start, duration in zip(starts, windows["duration_s"].tolist(), strict=True)
+    ]
+    keys = windows[FILTER_KEYS].to_numpy(dtype=object).tolist()
     xs: list = []
     ys: list = []
     custom: list = []
-    for (_, w), value in zip(windows.iterrows(), values, strict=True):
-        start = w["start"]
-        end = start + pd.to_timedelta(w["duration_s"], unit="s")
+    for start, end, value, key in zip(starts, ends, values.tolist(), keys, strict=True):
         xs += [start, end, None]
         ys += [value, value, None]
-        custom += [[w[k] for k in FILTER_KEYS]] * 3
+        custom += [key] * 3
     return xs, ys, custom
 
 
@@ -498,13 +540,25 @@ def _modelled_components(windows: pd.DataFrame, components: list[str]) -> dict[s
     return modelled
 
 
+def latest_windows(frame: pd.DataFrame) -> tuple[str, pd.DataFrame] | None:
+    """The latest run (by window start) and its measured windows; None without any."""
+    measured = (frame["status"] == "ok") & frame["window_start"].notna()
+    if not measured.any():
+        return None
+    starts = frame.loc[measured, "window_start"]
+    # ISO times: the greatest is the latest (a tie between runs goes to the later record)
+    latest = (starts == starts.max()).to_numpy()
+    run = frame.loc[measured, "run_id"][latest].iloc[-1]
+    return run, frame[measured & (frame["run_id"] == run)]
+
+
 def power_over_time(frame: pd.DataFrame) -> go.Figure | Missing:
     """Mean power of every window of the latest run, per component, phases shaded, idle drawn."""
-    ok = frame[(frame["status"] == "ok") & frame["window_start"].notna()]
-    if ok.empty:
+    latest = latest_windows(frame)
+    if latest is None:
         return Missing("no measured windows with start times (records from before window_start)")
-    run = ok.sort_values("window_start")["run_id"].iloc[-1]
-    windows = ok[ok["run_id"] == run].copy()
+    run, windows = latest
+    windows = windows.copy()
     windows["start"] = pd.to_datetime(windows["window_start"], utc=True, format="ISO8601")
     windows = windows.sort_values("start")
     fig = go.Figure()

@@ -170,15 +170,20 @@ def _spans(values: list[float]) -> bool:
 def _hover_data(rows: pd.DataFrame, metric: str = "p90") -> list[list[str]]:
     """Per point: the filters' keys and validity, then [label, CI, latency, throughput]."""
     column = LATENCY_COLUMNS[metric]
+    latency = rows[column].tolist() if column in rows else [math.nan] * len(rows)
+    figures = zip(
+        _customdata(rows),
+        rows["label"].tolist(),
+        rows["j_per_unit"].tolist(),
+        rows["j_per_unit_ci95"].tolist(),
+        latency,
+        rows["throughput"].tolist(),
+        rows["unit"].tolist(),
+        strict=True,
+    )
     return [
-        [
-            *keys,
-            str(row["label"]),
-            fmt_joules(row["j_per_unit"], row["j_per_unit_ci95"]),
-            f"{fmt(row.get(column, math.nan) * 1e3)} ms",
-            f"{fmt(row['throughput'])} {row['unit']}s/s",
-        ]
-        for keys, (_, row) in zip(_customdata(rows), rows.iterrows(), strict=True)
+        [*keys, str(label), fmt_joules(j, ci), f"{fmt(s * 1e3)} ms", f"{fmt(speed)} {unit}s/s"]
+        for keys, label, j, ci, s, speed, unit in figures
     ]
 
 
@@ -359,12 +364,13 @@ def _log_ticks(values: list[float]) -> list[float]:
 
 def _point_labels(points: pd.DataFrame, devices: int) -> pd.Series:
     """A point's label: its variant (and device, where there are several) and swept values."""
-
-    def label(row: pd.Series) -> str:
-        device = [str(row["device"])] if devices > 1 else []
-        return " ".join([str(row["variant"]), *device, sweep_text(row["sweep"])]).strip()
-
-    return pd.Series([label(r) for _, r in points.iterrows()], index=points.index, dtype=object)
+    labels = [
+        " ".join([str(variant), *([str(device)] if devices > 1 else []), sweep_text(sweep)]).strip()
+        for variant, device, sweep in zip(
+            points["variant"].tolist(), points["device"].tolist(), points["sweep"], strict=True
+        )
+    ]
+    return pd.Series(labels, index=points.index, dtype=object)
 
 
 def _draw_front(
