@@ -21,7 +21,13 @@ import pandas as pd
 from greenbench.drift import BASELINE_RUNS, DEFAULT_PCT, MIN_RUNS, judge
 from greenbench.errors import GreenbenchError
 from greenbench.results import load_results
-from greenbench.stats import SUMMARY_KEYS, in_catalogue_order, summarize_groups, valid_mask
+from greenbench.stats import (
+    SUMMARY_KEYS,
+    in_catalogue_order,
+    key_column,
+    summarize_groups,
+    valid_mask,
+)
 from greenbench.store import RUN_FILE, RunStore, find_record_files
 
 # what a marker watches: run.json's environment, and the zone the records were charged in
@@ -89,7 +95,8 @@ def run_summaries(ok: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     valid = ok[valid_mask(ok)].reset_index(drop=True)
     if valid.empty:
         return pd.DataFrame(columns=columns)
-    valid[keys] = valid[keys].astype(object).fillna("")
+    for key in keys:
+        valid[key] = key_column(valid[key])
     groups = pd.Series(valid.groupby(keys, sort=False, dropna=False).ngroup(), index=valid.index)
     count = int(groups.max()) + 1
     figures = summarize_groups(valid, groups, count)
@@ -111,12 +118,16 @@ def trend_points(frame: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(columns=[*columns, *ENVIRONMENT_FIELDS])
     summary = run_summaries(ok, [*SERIES_KEYS, "run_id"])
     summary = summary[summary["n"] > 0]
-    first = ok.assign(
-        start=pd.to_datetime(
-            ok["window_start"].fillna(ok["recorded_at"]), utc=True, format="ISO8601"
-        )
+    first = pd.DataFrame(
+        {
+            "run_id": ok["run_id"],
+            "node": key_column(ok["node"]),
+            "zone": key_column(ok["zone"]),
+            "start": pd.to_datetime(
+                ok["window_start"].fillna(ok["recorded_at"]), utc=True, format="ISO8601"
+            ),
+        }
     )
-    first[["node", "zone"]] = first[["node", "zone"]].astype(object).fillna("")
     per_run = first.groupby(["run_id", "node"]).agg(start=("start", "min"), zone=("zone", "first"))
     points = summary.merge(per_run.reset_index(), on=["run_id", "node"], how="left")
     points = points.merge(runs, on="run_id", how="left") if not runs.empty else points

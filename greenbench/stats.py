@@ -291,11 +291,20 @@ def as_keys(frame: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
     for key in keys:
         if key not in out:
             out[key] = ""
-        elif pd.api.types.is_numeric_dtype(out[key]):  # power_limit_w: numbers as their text
-            out[key] = out[key].astype(object).map(key_text)
-        else:
-            out[key] = out[key].astype(object).fillna("")
+        else:  # power_limit_w: numbers as their text
+            out[key] = key_column(out[key], numbers_as_text=True)
     return out
+
+
+def key_column(column: pd.Series, numbers_as_text: bool = False) -> pd.Series:
+    """A key column as objects, missing as "" (numbers as key_text's text when asked): each
+    distinct value converted once, not a Python object made per row of a year of records."""
+    codes, uniques = pd.factorize(column, use_na_sentinel=True)
+    numeric = numbers_as_text and pd.api.types.is_numeric_dtype(column)
+    values = [key_text(u) if numeric else u for u in uniques.tolist()]
+    table = np.array([*values, ""], dtype=object)  # code -1, missing, reads the last: ""
+    keys = pd.Series(table[codes], index=column.index, dtype=object, name=column.name)
+    return keys.infer_objects() if numeric else keys  # the dtype Series.map(key_text) gave
 
 
 def summarize_frame(frame: pd.DataFrame, keys: Sequence[str] = SUMMARY_KEYS) -> pd.DataFrame:

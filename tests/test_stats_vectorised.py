@@ -24,6 +24,8 @@ from greenbench.stats import (
     SUMMARY_KEYS,
     as_keys,
     idle_error,
+    key_column,
+    key_text,
     summarize,
     summarize_frame,
     valid_mask,
@@ -230,3 +232,26 @@ def test_run_summaries_take_a_cells_idle_samples_from_its_first_window_as_idle_e
     (got,) = run_summaries(frame, keys).to_dict("records")
     assert want["j_per_unit_idle_df"] == pytest.approx(1.0)
     assert got["j_per_unit_ci95"] == pytest.approx(want["j_per_unit_ci95"], rel=1e-12)
+
+
+@pytest.mark.parametrize(
+    "column",
+    [
+        pd.Series(["a", None, "b", "a"], dtype="str"),
+        pd.Series(["a", None, np.nan, "a", 3], dtype=object),
+        pd.Series([300.0, np.nan, 250.5, 300.0]),
+        pd.Series([1, 2, 1]),
+        pd.Series([True, False]),
+        pd.Series([np.nan, np.nan]),
+        pd.Series([None, None], dtype=object),
+        pd.Series([], dtype=float),
+    ],
+)
+def test_key_column_is_the_per_row_conversion_it_replaces(column):
+    """Each distinct value converted once gives what converting every row gave, dtype too."""
+    if pd.api.types.is_numeric_dtype(column):
+        as_text = column.astype(object).map(key_text)
+    else:
+        as_text = column.astype(object).fillna("")
+    pd.testing.assert_series_equal(key_column(column, numbers_as_text=True), as_text)
+    pd.testing.assert_series_equal(key_column(column), column.astype(object).fillna(""))
