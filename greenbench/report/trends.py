@@ -118,8 +118,8 @@ def _drawn(points: pd.DataFrame) -> dict[str, list[Any]]:
     return {
         "x": epoch_ms(points["x"]),
         "y": rounded(points["y"]),
-        "up": rounded(points["up"]),
-        "down": rounded(points["down"]),
+        "up": rounded(points["up"], 3),  # a bar's length: the hover gives the figures
+        "down": rounded(points["down"], 3),
         "text": _point_text(points),
     }
 
@@ -133,7 +133,7 @@ def _point_text(points: pd.DataFrame) -> list[str]:
             texts.append(f"± {fmt_joules(r.up)} · run {r.run_id} · {r.n} window(s)")
         else:
             texts.append(
-                f"median of {r.runs} runs {r.first:%Y-%m-%d} to {r.last:%Y-%m-%d}, range "
+                f"median of {r.runs} runs {r.first:%Y-%m-%d}..{r.last:%m-%d}, "
                 f"{fmt_joules(r.y - r.down)} to {fmt_joules(r.y + r.up)}"
             )
     return texts
