@@ -56,8 +56,10 @@ def _plain(value: Any) -> Any:
 
 def _script_json(value: Any) -> str:
     """JSON safe inside a <script> element: no `</script>`, no HTML comment openers."""
-    # UTF-8 as is (the page is UTF-8): a "±" is 2 bytes, not the 6 of "\\u00b1", in every hover
-    text = json.dumps(value, allow_nan=False, default=str, ensure_ascii=False)
+    # compact, and UTF-8 as is (the page is UTF-8): "±" is 2 bytes, not the 6 of "\\u00b1"
+    text = json.dumps(
+        value, allow_nan=False, default=str, ensure_ascii=False, separators=(",", ":")
+    )
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
