@@ -1,14 +1,23 @@
 """How long does a year of nightly history take to load, and to report? (issue 19, item 3)
 
-    python benchmarks/history_scale.py [--nights 365] [--machines 10] [--skip-cold] [--browser]
+    python benchmarks/history_scale.py [--nights 365] [--machines 10] [--cold] [--browser]
+                                       [--dir DIR]
 
 Writes NIGHTS x MACHINES runs of records in the real schema (greenbench.report.sample's shapes:
-10 workloads, 15 phases, 5 variants, 2 devices, 5 repetitions: 750 records a run) into a
-temporary results folder, then times: the cold load from JSONL alone, the load that builds
-every run's Parquet cache, the warm load from the caches, and the report (build time, size;
-with --browser, the time headless Chromium takes to draw it, as report_scale.py). A full year
-(365 x 10, 2.7 M records) needs about 25 GB of memory for the cold load's rows: --skip-cold
-leaves it out. Results go to docs/benchmarks.md by hand, with this command and the machine.
+10 workloads, 15 phases, 5 variants, 2 devices, 5 repetitions: 750 records a run; every float
+of every record times its own random factor within +-3 %, so no two runs are alike) into a
+temporary results folder, then times, each in this process's CPU time and wall time:
+
+- with --cold, the load from JSONL alone (every row a Python dict: about 25 GB for a full year);
+- the first load, which builds each run's Parquet cache and the folder's Arrow cache;
+- the warm load through the folder's cache, and through the per-run caches alone;
+- the load after one more night's run (the folder's cache rewritten with it);
+- the report (build time, size; with --browser, the time headless Chromium takes to load and
+  draw it, as report_scale.py).
+
+With --dir the runs are written there and kept; a DIR that holds runs already is reused (no
+writing, no first load; the new night's run of an earlier pass is taken out first). Results go
+to docs/benchmarks.md by hand, with this command and the machine.
 """
 
 from __future__ import annotations
@@ -16,49 +25,60 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import resource
 import shutil
 import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 from report_scale import browser_seconds, records_frame
 
+from greenbench import folder_cache
 from greenbench.report.page import build_report
 from greenbench.results import load_results
 from greenbench.store import RECORDS_FILE, RUN_FILE
 
 TEMPLATE_DAY = "2026-11-01T"  # report.sample's START: the one night the template rows hold
+NOISE = 0.03
 
 
-def template_lines() -> str:
-    """One run's records (750) as JSONL, with the run id and node as placeholders."""
-    frame = records_frame(750)
-    lines = []
-    for row in frame.to_dict("records"):
-        row = {k: (None if isinstance(v, float) and v != v else v) for k, v in row.items()}
-        row["run_id"], row["node"] = "@RUN@", "@NODE@"
-        lines.append(json.dumps(row))
-    return "\n".join(lines) + "\n"
+def template_frame() -> pd.DataFrame:
+    """One run's records (750), as report.sample makes them."""
+    return records_frame(750)
+
+
+def run_text(template: pd.DataFrame, run_id: str, node: str, day: dt.date, seed: int) -> str:
+    """The template as one night's records.jsonl: its own ids, dates and float figures."""
+    rows = template.copy()
+    floats = rows.select_dtypes("float").columns
+    rng = np.random.default_rng(seed)
+    rows[floats] = rows[floats] * (1 + rng.uniform(-NOISE, NOISE, size=(len(rows), len(floats))))
+    for column in ("window_start", "recorded_at"):
+        rows[column] = rows[column].str.replace(TEMPLATE_DAY, f"{day:%Y-%m-%d}T", regex=False)
+    rows["run_id"], rows["node"] = run_id, node
+    return rows.to_json(orient="records", lines=True, double_precision=15)
+
+
+def write_run(root: Path, template: pd.DataFrame, night: int, machine: int) -> Path:
+    day = dt.date(2025, 11, 1) + dt.timedelta(days=night)
+    run_id = f"{day:%Y%m%d}-220000-{machine:04x}"
+    folder = root / run_id
+    folder.mkdir()
+    text = run_text(template, run_id, f"node-{machine:02d}", day, night * 1000 + machine)
+    (folder / RECORDS_FILE).write_text(text)
+    meta = {"run_id": run_id, "status": "complete", "suite": "synthetic"}
+    (folder / RUN_FILE).write_text(json.dumps(meta))
+    return folder
 
 
 def write_history(root: Path, nights: int, machines: int) -> int:
-    template = template_lines()
-    start = dt.date(2025, 11, 1)
+    template = template_frame()
     for night in range(nights):
-        day = start + dt.timedelta(days=night)
         for machine in range(machines):
-            run_id = f"{day:%Y%m%d}-220000-{machine:04x}"
-            folder = root / run_id
-            folder.mkdir()
-            text = (
-                template.replace("@RUN@", run_id)
-                .replace("@NODE@", f"node-{machine:02d}")
-                .replace(TEMPLATE_DAY, f"{day:%Y-%m-%d}T")
-            )
-            (folder / RECORDS_FILE).write_text(text)
-            meta = {"run_id": run_id, "status": "complete", "suite": "synthetic"}
-            (folder / RUN_FILE).write_text(json.dumps(meta))
-    return template.count("\n") * nights * machines
+            write_run(root, template, night, machine)
+    return len(template) * nights * machines
 
 
 def timed(what: str, action):
@@ -71,33 +91,59 @@ def timed(what: str, action):
     return result
 
 
+def per_run_caches_only(root: Path):
+    """A warm load as before the folder's cache: through each run's Parquet cache."""
+    kept = folder_cache.FOLDER_MIN
+    folder_cache.FOLDER_MIN = 10**9
+    try:
+        return load_results(root)
+    finally:
+        folder_cache.FOLDER_MIN = kept
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--nights", type=int, default=365)
     parser.add_argument("--machines", type=int, default=10)
-    parser.add_argument("--skip-cold", action="store_true", help="no JSONL-only load")
+    parser.add_argument("--cold", action="store_true", help="also the JSONL-only load")
     parser.add_argument("--browser", action="store_true", help="also time headless Chromium")
+    parser.add_argument("--dir", type=Path, help="write the runs here and keep them (or reuse)")
     args = parser.parse_args()
-    root = Path(tempfile.mkdtemp(prefix="greenbench-history-"))
+    root = args.dir or Path(tempfile.mkdtemp(prefix="greenbench-history-"))
+    root.mkdir(parents=True, exist_ok=True)
+    extra = root / f"{dt.date(2025, 11, 1) + dt.timedelta(days=args.nights):%Y%m%d}-220000-0000"
+    shutil.rmtree(extra, ignore_errors=True)  # an earlier pass's extra night
+    reused = any(root.glob(f"*/{RECORDS_FILE}"))
     try:
-        count = timed("write the runs", lambda: write_history(root, args.nights, args.machines))
-        print(f"records: {count:,} in {args.nights * args.machines} runs", flush=True)
-        if not args.skip_cold:
+        if not reused:
+            count = timed("write the runs", lambda: write_history(root, args.nights, args.machines))
+            print(f"records: {count:,} in {args.nights * args.machines} runs", flush=True)
+        if args.cold:
             cold = timed("cold load (JSONL only)", lambda: load_results(root, use_cache=False))
             del cold
-        timed("load that builds the caches", lambda: load_results(root))
-        cache_mb = sum(p.stat().st_size for p in root.glob("*/.*.parquet")) / 1e6
-        print(f"caches: {cache_mb:.1f} MB", flush=True)
-        frame = timed("warm load (caches)", lambda: load_results(root))
+        if not reused:
+            timed("first load: builds the caches", lambda: load_results(root))
+        run_mb = sum(p.stat().st_size for p in root.glob("*/.*.parquet")) / 1e6
+        folder_mb = (root / folder_cache.FOLDER_CACHE).stat().st_size / 1e6
+        print(f"caches: per-run Parquet {run_mb:.0f} MB, folder Arrow {folder_mb:.0f} MB")
+        timed("warm load, per-run caches only", lambda: per_run_caches_only(root))
+        frame = timed("warm load, folder cache", lambda: load_results(root))
+        print(f"records: {len(frame):,} in {frame['run_id'].nunique()} runs", flush=True)
+        print(f"frame: {frame.memory_usage(deep=True).sum() / 1e9:.2f} GB in memory", flush=True)
+        write_run(root, template_frame(), args.nights, 0)
+        timed("load after one more run", lambda: load_results(root))
         html = timed("build the report", lambda: build_report(frame, [str(root)]))
-        page = root / "report.html"
+        page = root.parent / f"{root.name}-report.html" if args.dir else root / "report.html"
         page.write_text(html, encoding="utf-8")
         print(f"report size: {page.stat().st_size / 1e6:.2f} MB", flush=True)
         if args.browser:
             seconds, plots = browser_seconds(page)
             print(f"chromium load and draw: {seconds:.2f} s, plots: {plots}")
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
+        print(f"peak memory of this process: {peak:.1f} GB")
     finally:
-        shutil.rmtree(root, ignore_errors=True)
+        if args.dir is None:
+            shutil.rmtree(root, ignore_errors=True)
 
 
 if __name__ == "__main__":
