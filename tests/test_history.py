@@ -18,6 +18,7 @@ from greenbench.drift import BASELINE_RUNS, MIN_RUNS, judge, noise_floor
 from greenbench.exit_codes import EXIT_OK, EXIT_REGRESSION, EXIT_USAGE
 from greenbench.formatting import fmt_joules
 from greenbench.history import load_history, recent_changes, run_environments, run_summaries
+from greenbench.report import page as report_page
 from greenbench.report.page import build_report, trends_section
 from greenbench.report.sample import (
     nightly_levels,
@@ -278,3 +279,26 @@ def check_trends_in_browser(driver, page) -> None:
     )
     shown = {(name, visible) for name, _, visible in driver.execute_script(lines)}
     assert shown == {("fp32", False), ("bf16", True)}
+
+
+def check_lazy_trends_in_browser(driver, page, monkeypatch) -> None:
+    """With every figure past LAZY_POINTS (lowered here), a plot far down the page is drawn
+    only when scrolled to, and the filter chosen before then applies to it."""
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    monkeypatch.setattr(report_page, "LAZY_POINTS", 10)
+    frame = synthetic_frame({"slm": ["prefill", "decode"]}, ["fp32", "bf16"], runs=3)
+    page.write_text(build_report(frame, ["synthetic"]))
+    assert "greenbenchLater(" in page.read_text()
+    driver.get(page.as_uri())
+    trends = "return document.querySelector('#trends ~ div.plot').data"
+    assert driver.execute_script(trends) is None  # below the first screens: not drawn yet
+    Select(driver.find_element("css selector", 'select[data-filter="variant"]')).select_by_value(
+        "bf16"
+    )
+    driver.execute_script("document.querySelector('#trends ~ div.plot').scrollIntoView()")
+    WebDriverWait(driver, 30).until(lambda d: d.execute_script(trends))
+    lines = trends + ".filter(t => t.meta && t.meta.filter).map(t => [t.name, t.visible])"
+    WebDriverWait(driver, 30).until(
+        lambda d: {tuple(x) for x in d.execute_script(lines)} == {("fp32", False), ("bf16", True)}
+    )

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from test_history import check_trends_in_browser
+from test_history import check_lazy_trends_in_browser, check_trends_in_browser
 from test_report_sweeps import check_sweep_views_in_browser
 
 from greenbench.cli import main
@@ -446,7 +446,7 @@ CHROMIUM = (
 
 @pytest.mark.skipif(not CHROMIUM, reason="needs selenium and Debian's chromium and chromium-driver")
 @pytest.mark.browser
-def test_page_opens_in_headless_chromium_without_errors(frame, tmp_path):
+def test_page_opens_in_headless_chromium_without_errors(frame, tmp_path, monkeypatch):
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.support.ui import Select
@@ -499,6 +499,7 @@ def test_page_opens_in_headless_chromium_without_errors(frame, tmp_path):
         assert driver.save_screenshot(str(tmp_path / "report.png"))  # the test's own folder
         check_sweep_views_in_browser(driver, tmp_path / "sweep.html")  # the same Chromium
         check_trends_in_browser(driver, tmp_path / "trends.html")
+        check_lazy_trends_in_browser(driver, tmp_path / "lazy.html", monkeypatch)
         errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
         assert errors == []
     finally:

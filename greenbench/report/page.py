@@ -63,13 +63,46 @@ def _script_json(value: Any) -> str:
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
+# a figure with more points than this is drawn when it is scrolled near, not on load: a year
+# of ten machines' history took 18 s to draw at once (docs/benchmarks.md)
+LAZY_POINTS = 2_000
+
+# greenbenchLater(id, data, layout, config): draw the plot when its div comes within a screen
+# or so of the view; the page's filters then apply to it as to the others
+LAZY_SCRIPT = """
+var greenbenchLater = (function () {
+  var waiting = {};
+  var near = new IntersectionObserver(function (entries) {
+    entries.forEach(function (e) {
+      var plot = waiting[e.target.id];
+      if (!e.isIntersecting || !plot) { return; }
+      delete waiting[e.target.id];
+      near.unobserve(e.target);
+      Plotly.newPlot(e.target, plot[0], plot[1], plot[2]).then(function () {
+        if (window.greenbenchFilter) { window.greenbenchFilter(); }
+      });
+    });
+  }, {rootMargin: "800px 0px"});
+  return function (id, data, layout, config) {
+    waiting[id] = [data, layout, config];
+    near.observe(document.getElementById(id));
+  };
+})();
+"""
+
+
+def _points(data: list[dict[str, Any]]) -> int:
+    return sum(len(t["x"]) if isinstance(t.get("x"), list) else 1 for t in data)
+
+
 def figure_html(fig: Any, div_id: str) -> str:
     if isinstance(fig, figures.Missing):
         return f'<p class="missing">Not shown: {escape(fig.reason)}.</p>'
     raw = isinstance(fig, RawFigure)
     spec = _plain({"data": fig.data, "layout": fig.layout} if raw else json.loads(fig.to_json()))
+    draw = "greenbenchLater" if _points(spec["data"]) > LAZY_POINTS else "Plotly.newPlot"
     return (
-        f'<div id="{div_id}" class="plot"></div><script>Plotly.newPlot("{div_id}", '
+        f'<div id="{div_id}" class="plot"></div><script>{draw}("{div_id}", '
         f"{_script_json(spec['data'])}, {_script_json(spec['layout'])}, "
         f"{_script_json(PLOT_CONFIG)});</script>"
     )
@@ -169,6 +202,7 @@ FILTER_SCRIPT = """
       tr.style.display = matches(cd, f) ? "" : "none";
     });
     document.querySelectorAll("div.plot").forEach(function (div) {
+      if (!div.data) { return; }  // not drawn yet (greenbenchLater): filtered once it is
       if (!originals[div.id]) {
         originals[div.id] = div.data.map(function (t) {
           var keys = Array.isArray(t.customdata) ? t.customdata.map(function (cd) {
@@ -197,6 +231,9 @@ FILTER_SCRIPT = """
     });
   }
   selects.forEach(function (s) { s.addEventListener("change", apply); });
+  window.greenbenchFilter = function () {  // a plot drawn late takes the filters set
+    if (Object.keys(wanted()).length) { apply(); }
+  };
 })();
 """
 
@@ -485,6 +522,7 @@ def build_report(
 <title>greenbench report</title>
 <style>{STYLE}</style>
 <script>{get_plotlyjs()}</script>
+<script>{LAZY_SCRIPT}</script>
 </head><body>
 <h1>greenbench report</h1>
 <p class="meta">{loaded}; written {when}.</p>
