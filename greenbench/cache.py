@@ -81,9 +81,9 @@ def run_part(records: Path) -> Part:
     key = run_key(records)
     cache = cache_path(records)
     if key is not None:
-        read = _read_cache(cache, key)
-        if read is not None:
-            return Part(*read)
+        cached = _read_cache(cache, key)
+        if cached is not None:
+            return cached
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", GreenbenchWarning)
         rows = read_records_file(records)
@@ -252,9 +252,8 @@ def still_running(run: Path) -> bool:
     return not isinstance(meta, dict) or meta.get("status") == "running"
 
 
-def _read_cache(cache: Path, key: str) -> tuple[Any, None, None, list[str]] | None:
-    """(table, None, None, warnings) of the cache when its key is `key` (a Part's fields);
-    None when absent, stale or unreadable."""
+def _read_cache(cache: Path, key: str) -> Part | None:
+    """The cached run when its key is `key`; None when absent, stale or unreadable."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -269,7 +268,7 @@ def _read_cache(cache: Path, key: str) -> tuple[Any, None, None, list[str]] | No
         return None
     for message in messages:  # the skipped lines, said again on every load
         warnings.warn(str(message), GreenbenchWarning, stacklevel=4)
-    return table, None, None, [str(m) for m in messages]
+    return Part(table, None, warnings=[str(m) for m in messages])
 
 
 def _write_cache(cache: Path, table: Any, key: str, messages: list[str]) -> None:

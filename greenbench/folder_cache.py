@@ -92,23 +92,18 @@ def _folder(folder: Path, files: list[Path]) -> list[Part]:
     known = {e.name: e for e in held.entries} if held is not None else {}
     if held is not None and len(files) * 4 < len(known):  # a few of many: their own caches
         return [run_part(f) for f in files]
-    if held is not None and all(
-        _name(f) in known and known[_name(f)].key == keys[f] for f in cacheable
-    ):
-        slices = held.parts()
-        for f in files:  # the skipped lines, said again on every load, as run_part does
-            if f in cacheable:
-                for message in slices[_name(f)].warnings:
-                    warnings.warn(message, GreenbenchWarning, stacklevel=5)
-        return [slices[_name(f)] if f in cacheable else run_part(f) for f in files]
     kept = held.parts() if held is not None else {}
+    fresh = {f for f in cacheable if _name(f) in known and known[_name(f)].key == keys[f]}
     parts = {}
     for f in files:
-        reuse = f in cacheable and _name(f) in known and known[_name(f)].key == keys[f]
-        parts[f] = kept[_name(f)] if reuse else run_part(f)
-        if reuse:
-            for message in parts[f].warnings:
+        if f in fresh:  # the skipped lines, said again on every load, as run_part does
+            for message in kept[_name(f)].warnings:
                 warnings.warn(message, GreenbenchWarning, stacklevel=5)
+            parts[f] = kept[_name(f)]
+        else:
+            parts[f] = run_part(f)
+    if fresh == cacheable:  # every finished run asked for is in it, fresh: nothing to write
+        return [parts[f] for f in files]
     # runs of the folder this load did not ask for stay while they are fresh
     asked = {_name(f) for f in files}
     others = {

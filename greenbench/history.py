@@ -178,7 +178,9 @@ def run_carbon(frame: pd.DataFrame, points: pd.DataFrame) -> pd.DataFrame:
     ok = frame[frame["status"] == "ok"] if not frame.empty else frame
     if ok.empty or points.empty:
         return pd.DataFrame(columns=["node", "run_id", "started_at", "emissions_g"])
-    ok = ok.assign(node=ok["node"].astype(object).fillna(""))
+    ok = pd.DataFrame(
+        {"node": key_column(ok["node"]), "run_id": ok["run_id"], "emissions_g": ok["emissions_g"]}
+    )  # the three columns it sums by, not a copy of every record
     carbon = ok.groupby(["node", "run_id"])["emissions_g"].sum(min_count=1).reset_index()
     starts = points.drop_duplicates(["node", "run_id"])[["node", "run_id", "started_at"]]
     return carbon.merge(starts, on=["node", "run_id"]).sort_values(["node", "started_at"])
