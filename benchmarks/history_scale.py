@@ -91,10 +91,26 @@ def timed(what: str, action):
     return result
 
 
+# after the load: time each Plotly.newPlot from its call to its promise (the lazy plots)
+TIME_DRAWS = """
+window.greenbenchDraws = [];
+var newPlot = Plotly.newPlot;
+Plotly.newPlot = function (div) {
+  var started = performance.now();
+  return newPlot.apply(this, arguments).then(function (plot) {
+    window.greenbenchDraws.push([div.id, div.dataset.view, performance.now() - started]);
+    return plot;
+  });
+};
+"""
+
+
 def browser_timings(page: Path) -> None:
     """Headless Chromium: the load event (the page's scripts run, the figures near the view
-    drawn), how many plots are drawn then, and how long the rest take once scrolled to (the
-    report draws a figure of more than LAZY_POINTS points only when it comes near the view)."""
+    drawn), how many plots are drawn then, how long the rest take once scrolled to (the report
+    draws a large figure only when it comes near the view, one at a time), each one's draw,
+    and the load of a page holding plotly.js alone (what any report pays first)."""
+    from plotly.offline import get_plotlyjs
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -105,18 +121,35 @@ def browser_timings(page: Path) -> None:
     driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
     drawn = "return Array.from(document.querySelectorAll('div.plot')).filter(d => d.data).length"
     try:
+        bare = page.with_name(f"{page.stem}-plotly-only.html")
+        bare.write_text(f"<html><head><script>{get_plotlyjs()}</script></head></html>")
+        started = time.perf_counter()
+        driver.get(bare.as_uri())
+        print(f"chromium, a page of plotly.js alone: {time.perf_counter() - started:.2f} s")
         started = time.perf_counter()
         driver.get(page.as_uri())
         loaded = time.perf_counter() - started
         total = driver.execute_script("return document.querySelectorAll('div.plot').length")
         print(f"chromium load event: {loaded:.2f} s, plots drawn {driver.execute_script(drawn)}"
               f" of {total}", flush=True)  # fmt: skip
+        driver.execute_script(TIME_DRAWS)
         started = time.perf_counter()  # down the page a screen at a time, as a reader would
         while driver.execute_script(drawn) < total and time.perf_counter() - started < 300:
             driver.execute_script("window.scrollBy(0, 1200)")
             time.sleep(0.05)
         rest = time.perf_counter() - started
         print(f"chromium: every plot drawn {rest:.2f} s after scrolling down", flush=True)
+        draws = driver.execute_script("return window.greenbenchDraws")
+        if draws:
+            slowest = max(draws, key=lambda d: d[2])
+            views = sorted({view for _, view, _ in draws})
+            print(f"chromium: {len(draws)} plots drawn late ({', '.join(views)}): "
+                  f"{sum(d[2] for d in draws) / 1000:.2f} s in all, the slowest "
+                  f"{slowest[2] / 1000:.2f} s ({slowest[1]}, {slowest[0]})")  # fmt: skip
+            for view in views:
+                mine = [d[2] / 1000 for d in draws if d[1] == view]
+                print(f"  {view}: {len(mine)} plot(s), {sum(mine):.2f} s, "
+                      f"each {min(mine):.2f}-{max(mine):.2f} s")  # fmt: skip
     finally:
         driver.quit()
 

@@ -17,7 +17,13 @@ from greenbench import cli
 from greenbench.drift import BASELINE_RUNS, MIN_RUNS, judge, noise_floor
 from greenbench.exit_codes import EXIT_OK, EXIT_REGRESSION, EXIT_USAGE
 from greenbench.formatting import fmt_joules
-from greenbench.history import load_history, recent_changes, run_environments, run_summaries
+from greenbench.history import (
+    build_history,
+    load_history,
+    recent_changes,
+    run_environments,
+    run_summaries,
+)
 from greenbench.report import page as report_page
 from greenbench.report.page import build_report, trends_section
 from greenbench.report.sample import (
@@ -27,7 +33,7 @@ from greenbench.report.sample import (
     write_nightly_runs,
 )
 from greenbench.report.trend_bins import within_budget
-from greenbench.report.trends import trends_explanation, trends_figure
+from greenbench.report.trends import trends_explanation, trends_figures
 from greenbench.results import load_results
 from greenbench.stats import SUMMARY_KEYS, summarize_frame
 
@@ -115,12 +121,25 @@ def test_an_environment_change_is_a_marker_and_the_flag_a_ringed_point(nightly, 
     changes = history.changes
     assert list(changes["run_id"]) == [nightly[1][UPGRADE].name]
     assert changes["what"].iloc[0] == "torch 2.5.1 -> 2.6.0"
-    figure = trends_figure(history)
-    assert any(s["type"] == "line" for s in figure.layout["shapes"])
-    markers = figure.traces("environment change")
-    assert markers and "torch 2.5.1 -&gt; 2.6.0" in markers[0]["text"][0]
-    (ring,) = figure.traces("newest run: regression")
+    *panels, carbon = trends_figures(history)
+    titles = [p.layout["title"]["text"] for p in panels]
+    assert titles == [
+        f"tiny-lm · {phase}: J per token, net of idle" for phase in ("prefill", "decode")
+    ]
+    for panel in panels:  # the node's change marked in each of its cells' panels
+        assert [s["type"] for s in panel.layout["shapes"]] == ["line"]
+        (marker,) = panel.traces("environment change")
+        assert marker["text"] == ["nightly-a: torch 2.5.1 -&gt; 2.6.0"]
+    (ring,) = panels[0].traces("newest run: regression")  # prefill's step, not decode's drift
     assert ring["y"] == [pytest.approx(verdict_of(history, STEP)["j_per_unit"], rel=1e-5)]
+    assert panels[1].traces("newest run: regression") == []
+    (bars,) = carbon.data
+    assert len(bars["x"]) == NIGHTS and bars["type"] == "bar"
+    ranges = {tuple(f.layout["xaxis"]["range"]) for f in [*panels, carbon]}
+    assert len(ranges) == 1  # every panel over the same dates
+    first, last = (pd.Timestamp(t, tz="UTC") for t in ranges.pop())
+    starts = history.points["started_at"]
+    assert first < starts.min() and starts.max() < last
 
 
 def test_fail_on_regression_exits_1_and_writes_the_markdown_summary(nightly, tmp_path, capsys):
@@ -245,45 +264,73 @@ def test_past_the_point_budget_older_runs_are_binned_by_week_and_the_newest_stay
         assert point.y == pytest.approx(week["j_per_unit"].median())
         assert point.y - point.down == pytest.approx(week["j_per_unit"].min())
         assert point.y + point.up == pytest.approx(week["j_per_unit"].max())
-    figure = trends_figure(history, shown)
-    assert figure.layout["annotations"][0]["text"].startswith("tiny-lm · prefill")
-    (line,) = [t for t in figure.data if t.get("meta") and t["xaxis"] == "x"]  # its one line
+    figure = trends_figures(history, shown)[0]
+    assert figure.layout["title"]["text"].startswith("tiny-lm · prefill")
+    (line,) = [t for t in figure.data if t.get("meta")]  # its one line
     assert len(line["x"]) == len(mine)
     several = [i for i, p in enumerate(mine.itertuples()) if p.runs > 1]
     assert several and all("median" in line["text"][i] for i in several)
     ci, run = fmt_joules(newest["up"]), newest["run_id"]
-    assert line["text"][-1] == f"± {ci} · run {run} · 3 window(s)"
+    assert line["text"][-1] == f"± {ci} · run {run} · 3 window(s)<br>node nightly-a"
     assert line["error_y"]["arrayminus"] != line["error_y"]["array"]  # a bin's range
     assert "binned by week" in trends_explanation(history, shown)
     assert within_budget(history.points).period is None  # 60 points: every run drawn
     assert "binned" not in trends_explanation(history, within_budget(history.points))
 
 
+def test_several_machines_are_stretches_of_one_line_and_the_hover_names_each():
+    """Two nodes' runs of a variant are one trace per panel (a gap between the nodes), not a
+    trace per node: a year of ten machines drew 100 traces a panel."""
+    one = synthetic_frame({"slm": ["decode"]}, ["fp32", "bf16"], runs=4)
+    other = one.assign(node="b&c", run_id=one["run_id"] + "-b")
+    history = build_history(
+        pd.concat([one.assign(node="a"), other], ignore_index=True), pd.DataFrame()
+    )
+    panel, _carbon = trends_figures(history)
+    lines = [t for t in panel.data if t.get("meta")]
+    assert sorted(t["name"] for t in lines) == ["bf16", "fp32"]
+    for line in lines:
+        assert line["x"][4] is None and line["y"][4] is None  # node a's 4 runs, a gap, node b's
+        assert len(line["x"]) == 9 and None not in line["x"][:4] + line["x"][5:]
+        assert line["error_y"]["array"][4] is None
+        nodes = [text.rsplit("<br>node ", 1)[1] for text in line["text"] if text is not None]
+        assert nodes == ["a"] * 4 + ["b&amp;c"] * 4  # escaped: node is no label column
+
+
+# the Trends view's plots (each a panel; the carbon per run last), by their divs' ids
+TREND_PLOTS = "Array.from(document.querySelectorAll('div.plot[data-view=trends]'))"
+LINES = (
+    f"return {TREND_PLOTS}.map(d => d.data ? d.data.filter(t => t.meta && t.meta.filter)"
+    ".map(t => [t.name, t.x.length, t.visible === false ? 'hidden' : 'shown']) : null)"
+)
+
+
 def check_trends_in_browser(driver, page) -> None:
     """In a headless Chromium driver already started (tests/test_report.py's browser test
-    calls this): the Trends view draws a line per variant and panel, and the variant filter
-    hides the other variants' lines whole."""
+    calls this): the Trends view draws a plot per panel with a line per variant, and the
+    variant filter hides the other variants' lines whole."""
     from selenium.webdriver.support.ui import Select
 
     frame = synthetic_frame({"slm": ["prefill", "decode"]}, ["fp32", "bf16"], runs=3)
     page.write_text(build_report(frame, ["synthetic"]))
     driver.get(page.as_uri())
-    lines = (
-        "return document.querySelector('#trends ~ div.plot').data"
-        ".filter(t => t.meta && t.meta.filter).map(t => [t.name, t.x.length, t.visible])"
-    )
-    drawn = driver.execute_script(lines)
-    assert sorted(drawn) == sorted([[v, 3, None] for v in ("fp32", "bf16") for _ in "pd"])
+    prefill, decode, carbon = driver.execute_script(LINES)
+    assert sorted(prefill) == sorted(decode) == [["bf16", 3, "shown"], ["fp32", 3, "shown"]]
+    assert carbon == []  # the carbon per run: no cell's line
     Select(driver.find_element("css selector", 'select[data-filter="variant"]')).select_by_value(
         "bf16"
     )
-    shown = {(name, visible) for name, _, visible in driver.execute_script(lines)}
-    assert shown == {("fp32", False), ("bf16", True)}
+    for panel in driver.execute_script(LINES)[:2]:
+        assert {(name, shown) for name, _, shown in panel} == {
+            ("fp32", "hidden"),
+            ("bf16", "shown"),
+        }
 
 
 def check_lazy_trends_in_browser(driver, page, monkeypatch) -> None:
-    """With every figure past LAZY_POINTS (lowered here), a plot far down the page is drawn
-    only when scrolled to, and the filter chosen before then applies to it."""
+    """With every figure past LAZY_POINTS (lowered here), the Trends panels far down the page
+    are drawn only as each is scrolled near, and the filter chosen before then applies to
+    each; printing draws every plot still waiting."""
     from selenium.webdriver.support.ui import Select, WebDriverWait
 
     monkeypatch.setattr(report_page, "LAZY_POINTS", 10)
@@ -291,14 +338,18 @@ def check_lazy_trends_in_browser(driver, page, monkeypatch) -> None:
     page.write_text(build_report(frame, ["synthetic"]))
     assert "greenbenchLater(" in page.read_text()
     driver.get(page.as_uri())
-    trends = "return document.querySelector('#trends ~ div.plot').data"
-    assert driver.execute_script(trends) is None  # below the first screens: not drawn yet
+    assert driver.execute_script(LINES) == [None, None, None]  # below the first screens
     Select(driver.find_element("css selector", 'select[data-filter="variant"]')).select_by_value(
         "bf16"
     )
-    driver.execute_script("document.querySelector('#trends ~ div.plot').scrollIntoView()")
-    WebDriverWait(driver, 30).until(lambda d: d.execute_script(trends))
-    lines = trends + ".filter(t => t.meta && t.meta.filter).map(t => [t.name, t.visible])"
-    WebDriverWait(driver, 30).until(
-        lambda d: {tuple(x) for x in d.execute_script(lines)} == {("fp32", False), ("bf16", True)}
-    )
+    driver.execute_script(f"{TREND_PLOTS}[0].scrollIntoView()")
+    WebDriverWait(driver, 30).until(lambda d: d.execute_script(LINES)[0])
+    filtered = [["bf16", 3, "shown"], ["fp32", 3, "hidden"]]
+    WebDriverWait(driver, 30).until(lambda d: sorted(d.execute_script(LINES)[0]) == filtered)
+    driver.execute_script(f"{TREND_PLOTS}[1].scrollIntoView()")
+    WebDriverWait(driver, 30).until(lambda d: sorted(d.execute_script(LINES)[1] or []) == filtered)
+    undrawn = "return Array.from(document.querySelectorAll('div.plot')).filter(d => !d.data).length"
+    driver.get(page.as_uri())  # afresh, at the top
+    assert driver.execute_script(undrawn) >= 3  # the Trends view's, at least, wait
+    driver.execute_script("window.dispatchEvent(new Event('beforeprint'))")  # as printing does
+    WebDriverWait(driver, 30).until(lambda d: d.execute_script(undrawn) == 0)

@@ -21,7 +21,7 @@ from greenbench.report.data import escape
 from greenbench.report.latency import LatencyCut, LatencyTarget, meeting
 from greenbench.report.raw_figure import RawFigure
 from greenbench.report.trend_bins import within_budget
-from greenbench.report.trends import trends_explanation, trends_figure
+from greenbench.report.trends import trends_explanation, trends_figures
 
 PLOT_CONFIG = {"displaylogo": False, "responsive": True}
 
@@ -31,7 +31,7 @@ class Section:
     anchor: str
     title: str
     explanation: str
-    figure: Any  # go.Figure or figures.Missing
+    figure: Any  # go.Figure, a RawFigure, a list of them (drawn one under the other) or Missing
 
 
 def _plain(value: Any) -> Any:
@@ -63,48 +63,79 @@ def _script_json(value: Any) -> str:
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
-# a figure with more points than this is drawn when it is scrolled near, not on load: a year
-# of ten machines' history took 18 s to draw at once (docs/benchmarks.md)
-LAZY_POINTS = 2_000
+# a figure that costs more than LAZY_POINTS points to draw is drawn when it is scrolled near,
+# not on load: a year of ten machines' history took 18 s to draw at once. A trace costs about
+# TRACE_POINTS points beyond its own (plotly.js, headless Chromium: docs/benchmarks.md)
+LAZY_POINTS = 1_000
+TRACE_POINTS = 20
 
-# greenbenchLater(id, data, layout, config): draw the plot when its div comes within a screen
-# or so of the view; the page's filters then apply to it as to the others
+# greenbenchLater(id): draw the plot whose spec is the JSON script "ID-spec" once its div
+# comes within a screen or so of the view. Plots are drawn one at a time, the page's first
+# near one first, each in its own task, so the page scrolls between them and never waits for
+# several at once; the page's filters then apply to each as to the others. Printing draws
+# every one still waiting.
 LAZY_SCRIPT = """
 var greenbenchLater = (function () {
-  var waiting = {};
-  var near = new IntersectionObserver(function (entries) {
-    entries.forEach(function (e) {
-      var plot = waiting[e.target.id];
-      if (!e.isIntersecting || !plot) { return; }
-      delete waiting[e.target.id];
-      near.unobserve(e.target);
-      Plotly.newPlot(e.target, plot[0], plot[1], plot[2]).then(function () {
-        if (window.greenbenchFilter) { window.greenbenchFilter(); }
-      });
+  var waiting = [], near = {}, busy = false;
+  function draw(div) {
+    var spec = JSON.parse(document.getElementById(div.id + "-spec").textContent);
+    return Plotly.newPlot(div, spec[0], spec[1], spec[2]).then(function () {
+      if (window.greenbenchFilter) { window.greenbenchFilter(); }
     });
+  }
+  function next() {
+    if (busy) { return; }
+    var i = waiting.findIndex(function (div) { return near[div.id]; });
+    if (i < 0) { return; }
+    var div = waiting.splice(i, 1)[0];
+    observer.unobserve(div);
+    busy = true;
+    var done = function () { busy = false; setTimeout(next, 0); };
+    draw(div).then(done, done);
+  }
+  var observer = new IntersectionObserver(function (entries) {
+    entries.forEach(function (e) { near[e.target.id] = e.isIntersecting; });
+    next();
   }, {rootMargin: "800px 0px"});
-  return function (id, data, layout, config) {
-    waiting[id] = [data, layout, config];
-    near.observe(document.getElementById(id));
+  window.addEventListener("beforeprint", function () {
+    waiting.splice(0).forEach(function (div) { observer.unobserve(div); draw(div); });
+  });
+  return function (id) {
+    var div = document.getElementById(id);
+    waiting.push(div);
+    observer.observe(div);
   };
 })();
 """
 
 
 def _points(data: list[dict[str, Any]]) -> int:
-    return sum(len(t["x"]) if isinstance(t.get("x"), list) else 1 for t in data)
+    """What a figure costs to draw, in points: its points, and TRACE_POINTS a trace."""
+    return sum((len(t["x"]) if isinstance(t.get("x"), list) else 1) + TRACE_POINTS for t in data)
 
 
-def figure_html(fig: Any, div_id: str) -> str:
+def figure_html(fig: Any, div_id: str, view: str = "") -> str:
+    """`fig` as a plot div (`div_id`, data-view `view`: the section's anchor); a list of
+    figures one under the other, each its own plot: "DIV_ID-0", "DIV_ID-1", ..."""
+    if isinstance(fig, list):
+        return "".join(figure_html(one, f"{div_id}-{j}", view) for j, one in enumerate(fig))
     if isinstance(fig, figures.Missing):
         return f'<p class="missing">Not shown: {escape(fig.reason)}.</p>'
     raw = isinstance(fig, RawFigure)
     spec = _plain({"data": fig.data, "layout": fig.layout} if raw else json.loads(fig.to_json()))
-    draw = "greenbenchLater" if _points(spec["data"]) > LAZY_POINTS else "Plotly.newPlot"
+    div = f'<div id="{div_id}" class="plot" data-view="{view}"'
+    if _points(spec["data"]) <= LAZY_POINTS:
+        return (
+            f'{div}></div><script>Plotly.newPlot("{div_id}", {_script_json(spec["data"])}, '
+            f"{_script_json(spec['layout'])}, {_script_json(PLOT_CONFIG)});</script>"
+        )
+    # drawn later: it keeps its place meanwhile (the page does not jump as plots are drawn, nor
+    # bring the next ones near at once), and its spec is JSON, parsed only when it is drawn
+    height = spec["layout"].get("height", 450)
     return (
-        f'<div id="{div_id}" class="plot"></div><script>{draw}("{div_id}", '
-        f"{_script_json(spec['data'])}, {_script_json(spec['layout'])}, "
-        f"{_script_json(PLOT_CONFIG)});</script>"
+        f'{div} style="min-height: {height}px"></div><script type="application/json" '
+        f'id="{div_id}-spec">{_script_json([spec["data"], spec["layout"], PLOT_CONFIG])}</script>'
+        f'<script>greenbenchLater("{div_id}");</script>'
     )
 
 
@@ -457,7 +488,7 @@ def trends_section(safe: pd.DataFrame, runs: pd.DataFrame | None) -> Section | N
         "trends",
         "Trends across runs",
         trends_explanation(history, shown),
-        trends_figure(history, shown),
+        trends_figures(history, shown),
     )
 
 
@@ -490,7 +521,7 @@ def build_report(
         parts.append(
             f'<h2 id="{section.anchor}">{section.title}</h2>'
             f'<p class="explain">{section.explanation}</p>'
-            f"{figure_html(section.figure, f'plot-{i}')}"
+            f"{figure_html(section.figure, f'plot-{i}', section.anchor)}"
         )
     loaded = _loaded(frame, sources)
     if baseline is not None:

@@ -1,19 +1,20 @@
 """The report's Trends view: each cell's J/unit over runs, per machine (greenbench.history).
 
-One panel per workload x phase (its unit), one line per variant x device x node with the runs'
-95% CIs (past report.trend_bins' budget, the older runs binned by day, week, ...); dashed
+One figure per workload x phase (its unit), one line per variant x device x node with the
+runs' 95% CIs (past report.trend_bins' budget, the older runs binned by day, week, ...); dashed
 vertical lines where a node's environment changed (the triangle's hover says what), the newest
-run ringed where drift.judge flags it, and the carbon of each run below.
+run ringed where drift.judge flags it, and a figure of the carbon of each run below.
 Inputs come from escaped records (report.data.escaped); run.json's values are escaped here.
 """
 
 from __future__ import annotations
 
 import json
+from functools import cache
 from typing import Any
 
 import pandas as pd
-from plotly.subplots import make_subplots
+import plotly.graph_objects as go
 
 from greenbench.drift import FLOOR_K
 from greenbench.formatting import fmt_joules
@@ -38,72 +39,80 @@ def _panels(points: pd.DataFrame) -> list[tuple[str, str, str]]:
 
 
 def _line_names(points: pd.DataFrame) -> pd.Series:
-    """Each point's legend name: its variant, and its device, node and params where those
-    tell lines apart."""
-    parts = [points["variant"]]
-    for key in ("device", "node", "params"):
-        if points[key].nunique() > 1:  # node is no escaped label column: escaped here
-            parts.append(points[key].map(escape) if key == "node" else points[key].astype(str))
-    names = parts[0].astype(str)
-    for part in parts[1:]:
-        names = names + " · " + part
+    """Each point's line (legend) name: its variant, and its device, params and power limit
+    where those tell lines apart. A line holds every node's series, each node a stretch of its
+    own (the hover names it): ten machines are ten stretches of one colour, not ten more
+    colours, and a panel stays a few traces (plotly.js draws each trace at a cost)."""
+    names = points["variant"].astype(str)
+    for key, unit in (("device", ""), ("params", ""), ("power_limit_w", " W")):
+        if points[key].nunique() > 1:
+            values = points[key].astype(str)
+            names = names + values.where(values == "", " · " + values + unit)
     return names
 
 
-def trends_figure(history: History, shown: TrendPoints | None = None) -> RawFigure | Missing:
-    """The view of `history`, drawing `shown` (default: its points within POINT_BUDGET)."""
+def trends_figures(history: History, shown: TrendPoints | None = None) -> list[RawFigure] | Missing:
+    """The view of `history`, drawing `shown` (default: its points within POINT_BUDGET): a
+    figure per panel and the carbon per run last, every panel over the same dates. Each is its
+    own plot, so the page draws each as it is reached (a year of ten machines' history, 1,500
+    lines in one figure, took 7 s to draw at once)."""
     if history.runs < 2:
         return Missing("the records hold one run: the trends need several")
     shown = shown if shown is not None else within_budget(history.points)
     points = shown.points.assign(line=_line_names(shown.points))
     colors = {n: PALETTE[i % len(PALETTE)] for i, n in enumerate(dict.fromkeys(points["line"]))}
-    names = _panels(points)
-    titles = [f"{w} · {p}: J per {u}, net of idle" for w, p, u in names]
-    rows = len(names) + 1
-    heights = [PANEL_HEIGHT] * len(names) + [CARBON_HEIGHT]
-    grid = make_subplots(
-        rows=rows,
-        cols=1,
-        shared_xaxes=True,
-        subplot_titles=[*titles, "carbon per run (gross, measured windows)"],
-        row_heights=heights,
-        vertical_spacing=min(0.08, 0.3 / rows),
-    )
-    fig = RawFigure(layout=json.loads(grid.to_json())["layout"])
+    span = _dates(points, history.carbon)
     flagged = history.verdicts[history.verdicts["status"].isin(list(FLAG_COLORS))]
-    panel_of = {key: row for row, key in enumerate(names, start=1)}
-    legend: set[str] = set()
     drawn = _drawn(points)  # every point's figures as lists, computed once
-    for (workload, phase, unit), part in points.groupby(["workload", "phase", "unit"], sort=False):
-        row = panel_of[(workload, phase, unit)]
-        for line, at in part.groupby("line", sort=False).indices.items():
-            first = part.iloc[at[0]]
-            at = part.index[at]  # positions in `points` (its index is a range)
+    panels = points.groupby(["workload", "phase", "unit"], sort=False).indices
+    figures = []
+    for workload, phase, unit in _panels(points):
+        part = points.iloc[panels[(workload, phase, unit)]]
+        fig = RawFigure(layout=_layout(f"{workload} · {phase}: J per {unit}, net of idle",
+                                       f"J / {unit}", span, PANEL_HEIGHT))  # fmt: skip
+        legend: set[str] = set()
+        for line, rows in part.groupby("line", sort=False):
+            # each node's points (positions in `points`, whose index is a range), in turn
+            stretches = [n.index for _, n in rows.groupby("node", sort=True)]
+            first = points.iloc[stretches[0][0]]
             fig.data.append(
-                _line_trace(drawn, at, first, str(line), colors[str(line)], row, legend)
+                _line_trace(drawn, stretches, first, str(line), colors[str(line)], legend)
             )
         mine = flagged.merge(part.drop_duplicates(SERIES_KEYS)[[*SERIES_KEYS, "line"]])
         for status, rings in mine.groupby("status", sort=True):
-            fig.data.append(_flag_trace(rings, str(status), str(unit), row, legend))
-        _add_changes(fig, history.changes, part, row, legend)
-        fig.layout[_axis("yaxis", row)].update(title={"text": f"J / {unit}"}, tickformat="~s")
-    _add_carbon(fig, history.carbon, rows)
-    for key in [k for k in fig.layout if k.startswith("xaxis")]:  # every panel dated
-        fig.layout[key].update(type="date", showticklabels=True)
-    fig.layout[_axis("xaxis", rows)]["title"] = {"text": "run start (UTC)"}
-    fig.layout.update(height=sum(heights) + 140, legend={"title": {"text": "line"}},
-                      hovermode="closest")  # fmt: skip
-    return fig
+            fig.data.append(_flag_trace(rings, str(status), str(unit), legend))
+        _add_changes(fig, history.changes, part, legend)
+        figures.append(fig)
+    figures.append(_carbon_figure(history.carbon, span))
+    return figures
 
 
-def _axis(kind: str, row: int) -> str:
-    """The layout key of a panel's axis: "xaxis" for the first, "xaxis3" for the third."""
-    return kind if row == 1 else f"{kind}{row}"
+@cache
+def _template() -> dict[str, Any]:
+    """plotly's default template as JSON: the look of the page's other figures."""
+    return json.loads(go.Figure().to_json())["layout"]["template"]
 
 
-def _refs(row: int) -> dict[str, str]:
-    suffix = "" if row == 1 else str(row)
-    return {"xaxis": f"x{suffix}", "yaxis": f"y{suffix}"}
+def _layout(title: str, y_title: str, span: list[str], height: int) -> dict[str, Any]:
+    return {
+        "template": _template(),
+        "title": {"text": title},
+        "xaxis": {"type": "date", "range": span, "title": {"text": "run start (UTC)"}},
+        "yaxis": {"title": {"text": y_title}, "tickformat": "~s"},
+        "legend": {"title": {"text": "line"}},
+        "hovermode": "closest",
+        "height": height,
+        "margin": {"t": 60, "b": 50},
+    }
+
+
+def _dates(points: pd.DataFrame, carbon: pd.DataFrame) -> list[str]:
+    """The x range every panel shares (UTC), a little wider than the runs' first to last
+    (the panels were one figure with a shared axis: they still line up)."""
+    times = pd.concat([points["first"], points["last"], carbon["started_at"]])
+    first, last = times.min(), times.max()
+    margin = max((last - first) * 0.02, pd.Timedelta(hours=12))
+    return [f"{t.tz_convert('UTC'):%Y-%m-%d %H:%M:%S}" for t in (first - margin, last + margin)]
 
 
 def _first_in_legend(name: str, legend: set[str]) -> bool:
@@ -126,7 +135,7 @@ def _drawn(points: pd.DataFrame) -> dict[str, list[Any]]:
 
 def _point_text(points: pd.DataFrame) -> list[str]:
     """Each point's hover after its J/unit: a run's CI, id and windows, or a bin's runs,
-    dates and range (one line: the page carries every point's)."""
+    dates and range (one line: the page carries every point's); then its node."""
     texts = []
     for r in points.itertuples(index=False):
         if r.runs == 1:
@@ -136,28 +145,28 @@ def _point_text(points: pd.DataFrame) -> list[str]:
                 f"median of {r.runs} runs {r.first:%Y-%m-%d}..{r.last:%m-%d}, "
                 f"{fmt_joules(r.y - r.down)} to {fmt_joules(r.y + r.up)}"
             )
-    return texts
+    return [t + n for t, n in zip(texts, _node_lines(points["node"]), strict=True)]
+
+
+def _node_lines(nodes: pd.Series) -> list[str]:
+    """Each node as a hover's last line ("" where unknown); node is no escaped label column:
+    escaped here, each distinct one once."""
+    return nodes.map({n: f"<br>node {escape(n)}" if n else "" for n in nodes.unique()}).tolist()
 
 
 def _line_trace(
     drawn: dict[str, list[Any]],
-    at: Any,
+    stretches: list[Any],
     first: pd.Series,
     name: str,
     color: str,
-    row: int,
     legend: set[str],
 ) -> dict[str, Any]:
-    """One line's points (positions `at` of `drawn`); the page's filters show or hide it
-    whole (meta.filter)."""
-    x, y, up, down, text = ([drawn[k][i] for i in at] for k in ("x", "y", "up", "down", "text"))
-    node = escape(first["node"])
-    bars: dict[str, Any] = {"type": "data", "array": up, "thickness": 1}
-    if up != down:  # a bin's range about its median
-        bars.update(symmetric=False, arrayminus=down)
+    """One line: the points at each of `stretches` (positions in `drawn`), a gap between one
+    and the next. The page's filters show or hide it whole (meta.filter)."""
+    x, y, up, down, text = (_joined(drawn[k], stretches) for k in ("x", "y", "up", "down", "text"))
     return {
         "type": "scatter",
-        **_refs(row),
         "x": x,
         "y": y,
         "error_y": {
@@ -175,26 +184,32 @@ def _line_trace(
         "showlegend": _first_in_legend(name, legend),
         "text": text,
         "meta": {"filter": [str(first[k]) for k in FILTER_KEYS]},
-        "hovertemplate": "%{x|%Y-%m-%d %H:%M}<br>%{y:.3s}J %{text}"
-        + (f"<br>node {node}" if node else "")
-        + f"<extra>{name}</extra>",
+        "hovertemplate": f"%{{x|%Y-%m-%d %H:%M}}<br>%{{y:.3s}}J %{{text}}<extra>{name}</extra>",
     }
 
 
-def _flag_trace(
-    rings: pd.DataFrame, status: str, unit: str, row: int, legend: set[str]
-) -> dict[str, Any]:
+def _joined(values: list[Any], stretches: list[Any]) -> list[Any]:
+    """`values` at each stretch's positions in turn, a null between stretches (a gap in the
+    line: plotly.js does not join across it)."""
+    out: list[Any] = []
+    for number, at in enumerate(stretches):
+        if number:
+            out.append(None)
+        out.extend(values[i] for i in at)
+    return out
+
+
+def _flag_trace(rings: pd.DataFrame, status: str, unit: str, legend: set[str]) -> dict[str, Any]:
     """The newest runs of one panel that drift.judge flags `status`, ringed."""
     hover = [
         f"<b>{status.upper()}</b> {v.change * 100:+.1f} % against the median of the previous "
-        f"runs ({v.baseline:.3g} J/{unit}); noise floor {v.floor * 100:.1f} %"
-        for v in rings.itertuples(index=False)
+        f"runs ({v.baseline:.3g} J/{unit}); noise floor {v.floor * 100:.1f} %{node}"
+        for v, node in zip(rings.itertuples(index=False), _node_lines(rings["node"]), strict=True)
     ]
     keys = rings[FILTER_KEYS].astype(str).values.tolist()
     name = f"newest run: {status}"
     return {
         "type": "scatter",
-        **_refs(row),
         "x": epoch_ms(rings["started_at"]),
         "y": rounded(rings["j_per_unit"]),
         "mode": "markers",
@@ -214,16 +229,15 @@ def _flag_trace(
 
 
 def _add_changes(
-    fig: RawFigure, changes: pd.DataFrame, part: pd.DataFrame, row: int, legend: set[str]
+    fig: RawFigure, changes: pd.DataFrame, part: pd.DataFrame, legend: set[str]
 ) -> None:
     """Dashed lines at the panel's nodes' environment changes, a triangle on top to hover."""
     mine = changes[changes["node"].isin(set(part["node"]))] if not changes.empty else changes
     if mine.empty:
         return
-    refs = _refs(row)
     when = epoch_ms(mine["started_at"])
     fig.layout.setdefault("shapes", []).extend(
-        {"type": "line", "xref": refs["xaxis"], "yref": f"{refs['yaxis']} domain", "x0": t,
+        {"type": "line", "xref": "x", "yref": "y domain", "x0": t,
          "x1": t, "y0": 0, "y1": 1, "line": {"color": CHANGE_COLOR, "dash": "dash", "width": 1}}
         for t in dict.fromkeys(when)
     )  # fmt: skip
@@ -232,7 +246,6 @@ def _add_changes(
     fig.data.append(
         {
             "type": "scatter",
-            **refs,
             "x": when,
             "y": [top] * len(mine),
             "mode": "markers",
@@ -246,13 +259,15 @@ def _add_changes(
     )
 
 
-def _add_carbon(fig: RawFigure, carbon: pd.DataFrame, row: int) -> None:
+def _carbon_figure(carbon: pd.DataFrame, span: list[str]) -> RawFigure:
+    """The carbon of each run, a bar per run and node."""
+    title = "carbon per run (gross, measured windows)"
+    fig = RawFigure(layout=_layout(title, "gCO2e", span, CARBON_HEIGHT))
     several = carbon["node"].nunique() > 1
     for i, (node, part) in enumerate(carbon.groupby("node", sort=True)):
         fig.data.append(
             {
                 "type": "bar",
-                **_refs(row),
                 "x": epoch_ms(part["started_at"]),
                 "y": rounded(part["emissions_g"]),
                 "name": f"carbon · {node}" if several else "carbon per run",
@@ -263,11 +278,11 @@ def _add_carbon(fig: RawFigure, carbon: pd.DataFrame, row: int) -> None:
                 f"<extra>{escape(node) or 'carbon'}</extra>",
             }
         )
-    fig.layout[_axis("yaxis", row)].update(
-        title={"text": "gCO2e"}, tickformat="~s", rangemode="tozero"
-    )
+    fig.layout["yaxis"]["rangemode"] = "tozero"
+    fig.layout["legend"] = {"title": {"text": "node"}} if several else {}
     if several:
         fig.layout["barmode"] = "group"
+    return fig
 
 
 def trends_explanation(history: History, shown: TrendPoints | None = None) -> str:
