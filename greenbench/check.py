@@ -81,7 +81,7 @@ def with_verdicts(frame: pd.DataFrame) -> pd.DataFrame:
     so a frame judged once is not judged again."""
     cells, found = _judge(frame)
     bad = {tuple(str(key) for key in cells[i]): tuple(found[i]) for i in sorted(found)}
-    out = frame.copy()
+    out = frame.copy(deep=False)  # only the two verdict columns are new
     if not len(out):
         out["cell_reasons"], out["cell_valid"] = [], []
         return out

@@ -307,6 +307,16 @@ def key_column(column: pd.Series, numbers_as_text: bool = False) -> pd.Series:
     return keys.infer_objects() if numeric else keys  # the dtype Series.map(key_text) gave
 
 
+def floats(values: pd.Series) -> pd.Series:
+    """pd.to_numeric(values, errors="coerce") as floats. A column of nothing but missing
+    values (an object column of None: a field no record filled, such as the token latencies of
+    a CNN-only history) is NaN at once, not converted value by value (0.35 s a column at a
+    year of history, several dozen columns a report)."""
+    if values.dtype == object and not values.notna().any():
+        return pd.Series(math.nan, index=values.index, name=values.name)
+    return pd.to_numeric(values, errors="coerce").astype(float)
+
+
 def summarize_frame(frame: pd.DataFrame, keys: Sequence[str] = SUMMARY_KEYS) -> pd.DataFrame:
     """One row per group of `ok` records: J/unit (net) mean, CI95, CV and the other means.
 
@@ -330,7 +340,7 @@ def summarize_frame(frame: pd.DataFrame, keys: Sequence[str] = SUMMARY_KEYS) -> 
     def mean(rows: pd.DataFrame, by: pd.Series, column: str) -> pd.Series:
         if column not in rows:
             return pd.Series(math.nan, index=every)
-        values = pd.to_numeric(rows[column], errors="coerce").astype(float)
+        values = floats(rows[column])
         return values.groupby(by).mean().reindex(every)
 
     def median(column: str) -> pd.Series:
@@ -340,7 +350,7 @@ def summarize_frame(frame: pd.DataFrame, keys: Sequence[str] = SUMMARY_KEYS) -> 
         # which one disturbed window (a stall, another process) does not move
         if column not in part:
             return pd.Series(math.nan, index=every)
-        values = pd.to_numeric(part[column], errors="coerce").astype(float)
+        values = floats(part[column])
         return values.groupby(part_group).median().reindex(every)
 
     out = heads[list(keys)].copy()
@@ -384,7 +394,7 @@ def summarize_groups(windows: pd.DataFrame, groups: pd.Series, count: int) -> pd
     aligned with `windows`, numbers each window's group; a number without windows gets n = 0).
     """
     every = range(count)
-    raw = pd.to_numeric(windows["energy_per_unit_j"], errors="coerce").astype(float)
+    raw = floats(windows["energy_per_unit_j"])
     value = raw.where(np.isfinite(raw))
     by = value.groupby(groups)
     n = by.count().reindex(every, fill_value=0).astype(int)
@@ -414,13 +424,11 @@ def _idle_errors(
     every = range(count)
     if "idle_power_se_w" not in windows or windows.empty:
         return pd.Series(0.0, index=every), pd.Series(math.inf, index=every)
-    se = pd.to_numeric(windows["idle_power_se_w"], errors="coerce").astype(float)
-    units = pd.to_numeric(windows["unit_count"], errors="coerce").astype(float)
-    duration = pd.to_numeric(windows["duration_s"], errors="coerce").astype(float)
+    se = floats(windows["idle_power_se_w"])
+    units = floats(windows["unit_count"])
+    duration = floats(windows["duration_s"])
     per_window = (se * duration / units).fillna(0.0)
-    samples = pd.to_numeric(
-        windows.get("idle_samples", pd.Series(math.nan, index=windows.index)), errors="coerce"
-    ).astype(float)
+    samples = floats(windows.get("idle_samples", pd.Series(math.nan, index=windows.index)))
     cell_keys = [windows[c] for c in _CELL_COLUMNS if c in windows]
     cells = pd.Series(
         windows.groupby([groups, *cell_keys], sort=False, dropna=False).ngroup().to_numpy(),

@@ -25,6 +25,7 @@ from greenbench.history import (
     run_summaries,
 )
 from greenbench.report import page as report_page
+from greenbench.report import trends
 from greenbench.report.page import build_report, trends_section
 from greenbench.report.sample import (
     nightly_levels,
@@ -135,6 +136,7 @@ def test_an_environment_change_is_a_marker_and_the_flag_a_ringed_point(nightly, 
     assert panels[1].traces("newest run: regression") == []
     (bars,) = carbon.data
     assert len(bars["x"]) == NIGHTS and bars["type"] == "bar"
+    assert bars["name"] == "carbon per run"
     ranges = {tuple(f.layout["xaxis"]["range"]) for f in [*panels, carbon]}
     assert len(ranges) == 1  # every panel over the same dates
     first, last = (pd.Timestamp(t, tz="UTC") for t in ranges.pop())
@@ -295,6 +297,23 @@ def test_several_machines_are_stretches_of_one_line_and_the_hover_names_each():
         assert line["error_y"]["array"][4] is None
         nodes = [text.rsplit("<br>node ", 1)[1] for text in line["text"] if text is not None]
         assert nodes == ["a"] * 4 + ["b&amp;c"] * 4  # escaped: node is no label column
+
+
+def test_the_carbon_per_run_is_bars_until_a_node_has_too_many_runs_for_them():
+    frame = synthetic_frame({"slm": ["decode"]}, ["fp32"], runs=4)
+    two = pd.concat([frame.assign(node="<a>"), frame.assign(node="b")], ignore_index=True)
+    history = build_history(two, pd.DataFrame())
+    carbon = trends_figures(history)[-1]
+    assert [(t["type"], t["name"]) for t in carbon.data] == [
+        ("bar", "carbon · &lt;a&gt;"),  # escaped: node is no label column
+        ("bar", "carbon · b"),
+    ]
+    assert carbon.layout["barmode"] == "group"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(trends, "BAR_RUNS", 3)
+        lines = trends_figures(history)[-1]
+    assert {t["type"] for t in lines.data} == {"scatter"} and "barmode" not in lines.layout
+    assert [len(t["x"]) for t in lines.data] == [4, 4]
 
 
 # the Trends view's plots (each a panel; the carbon per run last), by their divs' ids

@@ -77,3 +77,19 @@ def test_records_and_empty_frames_escape_as_before():
     assert_same(frame)
     assert_same(frame.iloc[:0])
     assert_same(frame.iloc[:0].astype(object))
+
+
+def test_escaping_judging_and_the_whole_report_leave_the_callers_frame_as_it_was():
+    """escaped and with_verdicts copy shallowly (a year of history is 5 GB): the frame given
+    to them, or to build_report, is not changed."""
+    from greenbench.check import with_verdicts
+    from greenbench.report.page import build_report
+
+    frame = synthetic_frame({"slm": ["decode"]}, ["fp32", "bf16"], runs=2)
+    frame.loc[0, "variant"] = "<fp32>"
+    before = frame.copy()
+    judged = with_verdicts(escaped(frame))
+    judged.loc[0, "workload"] = "changed"
+    build_report(frame, ["synthetic"])
+    pd.testing.assert_frame_equal(frame, before)
+    assert judged.loc[0, "variant"] == "&lt;fp32&gt;" and "cell_valid" not in frame

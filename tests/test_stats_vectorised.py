@@ -255,3 +255,19 @@ def test_key_column_is_the_per_row_conversion_it_replaces(column):
         as_text = column.astype(object).fillna("")
     pd.testing.assert_series_equal(key_column(column, numbers_as_text=True), as_text)
     pd.testing.assert_series_equal(key_column(column), column.astype(object).fillna(""))
+
+
+def test_floats_is_to_numeric_as_floats_an_all_missing_column_at_once():
+    from greenbench.stats import floats
+
+    columns = [
+        pd.Series([None, None, None], dtype=object, name="ttft_p50_s"),  # no record filled it
+        pd.Series([None, math.nan, pd.NA], dtype=object),
+        pd.Series([0.5, None, "2", "x"], dtype=object),
+        pd.Series([1, 2, 3]),
+        pd.Series([1.5, math.nan]),
+        pd.Series([], dtype=object),
+    ]
+    for column in columns:
+        expected = pd.to_numeric(column, errors="coerce").astype(float)
+        pd.testing.assert_series_equal(floats(column), expected)

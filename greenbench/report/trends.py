@@ -29,6 +29,7 @@ FLAG_COLORS = {"regression": "#d62728", "improvement": "#2ca02c"}
 CHANGE_COLOR = "#7f7f7f"
 PANEL_HEIGHT = 300
 CARBON_HEIGHT = 240
+BAR_RUNS = 60  # the most runs of a node the carbon plot draws as bars
 
 
 def _panels(points: pd.DataFrame) -> list[tuple[str, str, str]]:
@@ -260,27 +261,34 @@ def _add_changes(
 
 
 def _carbon_figure(carbon: pd.DataFrame, span: list[str]) -> RawFigure:
-    """The carbon of each run, a bar per run and node."""
+    """The carbon of each run, per node: a bar per run, or past BAR_RUNS runs of a node a
+    line through its runs (bars a few pixels apart, side by side for ten machines, vanish)."""
     title = "carbon per run (gross, measured windows)"
     fig = RawFigure(layout=_layout(title, "gCO2e", span, CARBON_HEIGHT))
     several = carbon["node"].nunique() > 1
+    bars = int(carbon["node"].value_counts().max()) <= BAR_RUNS
     for i, (node, part) in enumerate(carbon.groupby("node", sort=True)):
+        color = PALETTE[-1 - i % len(PALETTE)]
+        shape: dict[str, Any] = (
+            {"type": "bar", "marker": {"color": color}, "textposition": "none"}
+            if bars
+            else {"type": "scatter", "mode": "lines+markers", "marker": {"size": 4, "color": color},
+                  "line": {"color": color, "width": 1}}
+        )  # fmt: skip
         fig.data.append(
             {
-                "type": "bar",
+                **shape,
                 "x": epoch_ms(part["started_at"]),
                 "y": rounded(part["emissions_g"]),
-                "name": f"carbon · {node}" if several else "carbon per run",
-                "marker": {"color": PALETTE[-1 - i % len(PALETTE)]},
+                "name": f"carbon · {escape(node)}" if several else "carbon per run",
                 "text": part["run_id"].astype(str).tolist(),
-                "textposition": "none",
                 "hovertemplate": "%{x|%Y-%m-%d %H:%M}<br>run %{text}<br>%{y:.3s} gCO2e"
                 f"<extra>{escape(node) or 'carbon'}</extra>",
             }
         )
     fig.layout["yaxis"]["rangemode"] = "tozero"
     fig.layout["legend"] = {"title": {"text": "node"}} if several else {}
-    if several:
+    if several and bars:
         fig.layout["barmode"] = "group"
     return fig
 
