@@ -143,6 +143,21 @@ def test_carbon_has_one_bar_per_run_and_the_intensity():
     assert list(bars.y) == pytest.approx(list(per_run))
 
 
+def test_past_daily_runs_the_carbon_is_a_bar_per_utc_day_of_its_runs_summed(monkeypatch):
+    monkeypatch.setattr(figures, "DAILY_RUNS", 2)
+    frame = synthetic_frame({"cnn": ["forward"]}, ["fp32"], runs=3)
+    twice = pd.concat([frame, frame.assign(run_id=frame["run_id"] + "-b", zone="DE")])
+    fig = figures.carbon_over_time(data.escaped(twice))
+    bars, line = fig.data
+    assert fig.layout.xaxis.type == "date" and len(bars.x) == 3  # 3 days, 2 runs each
+    per_run = frame.groupby("run_id")["emissions_g"].sum().sort_index()
+    assert list(bars.y) == pytest.approx(list(2 * per_run))
+    assert [c[0] for c in bars.customdata] == [
+        f"2 run(s) of {day:%Y-%m-%d}" for day in pd.to_datetime(list(bars.x))
+    ]
+    assert {c[1] for c in bars.customdata} == {"GB, DE"} and list(line.y) == [200.0] * 3
+
+
 def test_carbon_of_one_run_shows_its_intensity_marker_inside_the_plot():
     fig = figures.carbon_over_time(data.escaped(synthetic_frame({"cnn": ["forward"]}, ["fp32"])))
     bars, line = fig.data

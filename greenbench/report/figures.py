@@ -643,8 +643,14 @@ def power_over_time(frame: pd.DataFrame) -> go.Figure | Missing:
     return fig
 
 
+# past this many runs the Carbon view draws a bar per UTC day (its runs summed), not per run:
+# a year of ten machines' nights is 3,650 bars, each under a pixel wide (and 2 s to draw)
+DAILY_RUNS = 60
+
+
 def carbon_over_time(frame: pd.DataFrame) -> go.Figure | Missing:
-    """Emissions of each run (gross), with the grid intensity the run was charged at."""
+    """Emissions of each run (gross), with the grid intensity the run was charged at; past
+    DAILY_RUNS runs, of each UTC day's runs."""
     ok = frame[frame["status"] == "ok"]
     if ok.empty:
         return Missing("no successful measurements in these records")
@@ -669,16 +675,21 @@ def carbon_over_time(frame: pd.DataFrame) -> go.Figure | Missing:
     embodied = _embodied_by_run(ok)
     runs["embodied_g"] = runs["run_id"].map(embodied)
     runs["embodied_source"] = runs["run_id"].map(_first_by_run(ok, "embodied_source"))
-    # one category per run, in time order: a date axis makes a lone run's bar span the chart
-    when = runs["start"].dt.strftime("%Y-%m-%d %H:%M") + "<br>" + runs["run_id"].str[-4:]
+    daily = len(runs) > DAILY_RUNS
+    if daily:
+        runs = _by_day(runs)
+        when: Any = runs["start"]
+    else:  # one category per run, in time order: a date axis makes a lone run's bar span it
+        runs["what"] = "run " + runs["run_id"].astype(str)
+        when = runs["start"].dt.strftime("%Y-%m-%d %H:%M") + "<br>" + runs["run_id"].str[-4:]
     fig = make_subplots(specs=[[{"secondary_y": True}]])
     fig.add_trace(
         go.Bar(
             x=when,
             y=runs["emissions_g"],
             name="emissions of the measured windows (gCO2e)",
-            customdata=runs[["run_id", "zone", "source"]].astype(str).values.tolist(),
-            hovertemplate="run %{customdata[0]}<br>%{y:.3s} gCO2e<br>zone %{customdata[1]}"
+            customdata=runs[["what", "zone", "source"]].astype(str).values.tolist(),
+            hovertemplate="%{customdata[0]}<br>%{y:.3s} gCO2e<br>zone %{customdata[1]}"
             "<br>%{customdata[2]}<extra></extra>",
             width=0.4 if len(runs) < 3 else None,  # a lone run's bar would fill the chart
             marker_color="#9ecae1",
@@ -692,8 +703,8 @@ def carbon_over_time(frame: pd.DataFrame) -> go.Figure | Missing:
                 x=when,
                 y=runs["embodied_g"],
                 name="embodied share of the hardware (gCO2e, estimate: Boavizta)",
-                customdata=runs[["run_id", "embodied_source"]].astype(str).values.tolist(),
-                hovertemplate="run %{customdata[0]}<br>%{y:.3s} gCO2e embodied (estimate)"
+                customdata=runs[["what", "embodied_source"]].astype(str).values.tolist(),
+                hovertemplate="%{customdata[0]}<br>%{y:.3s} gCO2e embodied (estimate)"
                 "<br>%{customdata[1]}<extra></extra>",
                 width=0.4 if len(runs) < 3 else None,
                 marker_color="#fdae6b",
@@ -706,11 +717,13 @@ def carbon_over_time(frame: pd.DataFrame) -> go.Figure | Missing:
             x=when,
             y=runs["intensity"],
             mode="lines+markers+text" if len(runs) < 10 else "lines+markers",
-            marker={"size": 12, "color": "#d62728", "line": {"color": "#fff", "width": 1.5}},
+            marker={"size": 5, "color": "#d62728"}
+            if daily
+            else {"size": 12, "color": "#d62728", "line": {"color": "#fff", "width": 1.5}},
             line={"color": "#d62728"},
             text=[f"{v:.0f} g/kWh" if pd.notna(v) else "" for v in runs["intensity"]],
             textposition="top center",
-            name="grid intensity (gCO2e/kWh)",
+            name="grid intensity (gCO2e/kWh)" + (", the day's runs' mean" if daily else ""),
             hovertemplate="%{y:.0f} gCO2e/kWh<extra></extra>",
         ),
         secondary_y=True,
@@ -731,9 +744,40 @@ def carbon_over_time(frame: pd.DataFrame) -> go.Figure | Missing:
         rangemode="tozero",
         showgrid=False,
     )
-    fig.update_xaxes(type="category")
-    fig.update_layout(height=380, xaxis_title="run start (UTC) and run id")
+    if daily:
+        fig.update_xaxes(type="date")
+        fig.update_layout(height=380, xaxis_title="day (UTC): each bar the sum of its runs")
+    else:
+        fig.update_xaxes(type="category")
+        fig.update_layout(height=380, xaxis_title="run start (UTC) and run id")
     return fig
+
+
+def _by_day(runs: pd.DataFrame) -> pd.DataFrame:
+    """The runs summed by the UTC day they started: emissions, energy and embodied summed,
+    the intensity their mean, the zones and sources each day's distinct ones."""
+    day = runs["start"].dt.floor("D")
+    days = (
+        runs.groupby(day)
+        .agg(
+            runs=("run_id", "size"),
+            emissions_g=("emissions_g", "sum"),
+            energy_j=("energy_j", "sum"),
+            intensity=("intensity", "mean"),
+            embodied_g=("embodied_g", lambda v: v.sum(min_count=1)),
+            source=("source", _distinct),
+            zone=("zone", _distinct),
+            embodied_source=("embodied_source", _distinct),
+        )
+        .rename_axis("start")
+        .reset_index()
+    )
+    days["what"] = days["runs"].astype(str) + " run(s) of " + days["start"].dt.strftime("%Y-%m-%d")
+    return days
+
+
+def _distinct(values: pd.Series) -> str:
+    return ", ".join(dict.fromkeys(values.dropna().astype(str)))
 
 
 def _embodied_by_run(ok: pd.DataFrame) -> pd.Series:

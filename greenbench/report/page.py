@@ -449,7 +449,8 @@ def sections(
             "Carbon",
             "Emissions of the measured windows of each run (operational: the measured energy at "
             "the grid intensity used), with the hardware's embodied share stacked on top where "
-            "it is known." + footprint_note(safe),
+            f"it is known; past {figures.DAILY_RUNS} runs, of each UTC day's runs summed."
+            + footprint_note(safe),
             figures.carbon_over_time(safe),
         ),
     ]

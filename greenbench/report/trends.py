@@ -108,8 +108,8 @@ def _layout(title: str, y_title: str, span: list[str], height: int) -> dict[str,
 
 
 def _dates(points: pd.DataFrame, carbon: pd.DataFrame) -> list[str]:
-    """The x range every panel shares (UTC), a little wider than the runs' first to last
-    (the panels were one figure with a shared axis: they still line up)."""
+    """The x range every panel shares (UTC), a little wider than the runs' first to last, so
+    the panels line up one under the other as one figure's would."""
     times = pd.concat([points["first"], points["last"], carbon["started_at"]])
     first, last = times.min(), times.max()
     margin = max((last - first) * 0.02, pd.Timedelta(hours=12))
