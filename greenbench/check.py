@@ -32,13 +32,13 @@ import pandas as pd
 
 from greenbench.energy.meter import COMPONENTS
 from greenbench.energy.methods import METHODS
+from greenbench.gpu_clocks import busy_clocks_of_text
 from greenbench.protocol import RELIABLE_WINDOW_S
 from greenbench.stats import SUMMARY_KEYS, as_keys, summarize
 
 MIN_VALID_WINDOWS = 2  # fewer give no interval
 MAX_CV = 0.10
 THROTTLE_DROP = 0.10
-BUSY_PCT = 50.0  # a trace sample counts as under load at this GPU utilization or more
 
 
 @dataclass(frozen=True)
@@ -61,6 +61,9 @@ RULE_COLUMNS = [
     "energy_per_unit_j",
     "gpu_foreign_pids",
     "gpu_trace",
+    "gpu_busy_samples",
+    "gpu_busy_sm_clock_low_mhz",
+    "gpu_busy_sm_clock_high_mhz",
     "power_limit_w",
     *(f"method_{c}" for c in COMPONENTS),
 ]
@@ -279,19 +282,31 @@ def _foreign_processes(ok: pd.DataFrame, cell: np.ndarray) -> Reasons:
 
 
 def _throttled_cells(ok: pd.DataFrame, cell: np.ndarray, cells: int) -> Reasons:
-    """Throttling in the windows of cells run without a set power limit."""
+    """Throttling in the windows of cells run without a set power limit, in row order."""
     limited = np.zeros(cells, dtype=bool)
     if "power_limit_w" in ok:
         limited[cell[_present_mask(ok["power_limit_w"])]] = True
-    traces = ok["gpu_trace"]
-    rows = np.flatnonzero(_present_mask(traces) & ~limited[cell])
+    judged = ~limited[cell]
+    found: list[tuple[int, str]] = []  # (row, reason)
+    if "gpu_busy_samples" in ok:  # windows recorded with their busy clock range: all at once
+        counted = _present_mask(ok["gpu_busy_samples"]) & judged
+        low = pd.to_numeric(ok["gpu_busy_sm_clock_low_mhz"], errors="coerce").to_numpy(float)
+        high = pd.to_numeric(ok["gpu_busy_sm_clock_high_mhz"], errors="coerce").to_numpy(float)
+        with np.errstate(invalid="ignore"):
+            fell = np.flatnonzero(counted & (low < (1 - THROTTLE_DROP) * high))
+        repetitions = ok["repetition"].iloc[fell].tolist()
+        for row, repetition in zip(fell.tolist(), repetitions, strict=True):
+            found.append((row, _throttled(repetition, high[row], low[row])))
+        judged = judged & ~counted
+    rows = np.flatnonzero(_present_mask(ok["gpu_trace"]) & judged)  # older records: the trace
     repetitions = ok["repetition"].iloc[rows].tolist()
-    for index, repetition, trace in zip(
-        cell[rows], repetitions, traces.iloc[rows].tolist(), strict=True
-    ):
+    traces = ok["gpu_trace"].iloc[rows].tolist()
+    for row, repetition, trace in zip(rows.tolist(), repetitions, traces, strict=True):
         reason = _throttling(repetition, trace)
         if reason:
-            yield int(index), reason
+            found.append((row, reason))
+    for at, why in sorted(found):
+        yield int(cell[at]), why
 
 
 def _unknown_methods(ok: pd.DataFrame, cell: np.ndarray) -> Reasons:
@@ -307,14 +322,18 @@ def _unknown_methods(ok: pd.DataFrame, cell: np.ndarray) -> Reasons:
 
 def _throttling(repetition: Any, trace: str) -> str | None:
     """The reason one window's GPU trace shows throttling, None if it does not."""
-    busy = [r for r in json.loads(trace) if r[3] >= BUSY_PCT]
-    clocks = [r[5] for r in busy]
-    if clocks and min(clocks) < (1 - THROTTLE_DROP) * max(clocks):
-        return (
-            f"repetition {_number(repetition)}: the SM clock fell from {max(clocks):.0f} to "
-            f"{min(clocks):.0f} MHz under load (thermal or power throttling)"
-        )
+    busy = busy_clocks_of_text(trace)
+    low, high = busy.low_mhz, busy.high_mhz
+    if low is not None and high is not None and low < (1 - THROTTLE_DROP) * high:
+        return _throttled(repetition, high, low)
     return None
+
+
+def _throttled(repetition: Any, high: Any, low: Any) -> str:
+    return (
+        f"repetition {_number(repetition)}: the SM clock fell from {high:.0f} to {low:.0f} MHz "
+        "under load (thermal or power throttling)"
+    )
 
 
 def _number(value: Any) -> Any:

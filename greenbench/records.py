@@ -20,6 +20,7 @@ from greenbench.energy.cpu_load import MAX_FOREIGN_CPU_SHARE
 from greenbench.energy.meter import COMPONENTS, KWH_TO_J
 from greenbench.energy.methods import CONSTANT_POWER, estimates_net
 from greenbench.footprint import Footprint, footprint_columns
+from greenbench.gpu_clocks import busy_clocks
 from greenbench.protocol import (
     IDLE_DRIFT_MAX,
     IDLE_STABLE_W,
@@ -158,6 +159,11 @@ class Record(TypedDict, total=False):
     # 0 if NVML's 1 s moving average) and other processes on the GPU
     gpu_trace: str | None
     gpu_foreign_pids: str | None
+    # the trace's rows under load (utilization >= gpu_clocks.BUSY_PCT) and their lowest and
+    # highest SM clock: greenbench check's throttling rule reads these, not the trace
+    gpu_busy_samples: int | None
+    gpu_busy_sm_clock_low_mhz: float | None
+    gpu_busy_sm_clock_high_mhz: float | None
     # CUDA cells with a power limit (suite power_limit_w, part of the cell's key): the limit in
     # force, in W, as NVML read it back once set (the requested one on skipped and failed
     # rows), and the GPU's default; None where no limit was set
@@ -398,6 +404,17 @@ def _call_and_idle_columns(facts: WindowFacts) -> dict[str, Any]:
     }
 
 
+BUSY_CLOCK_COLUMNS = ("gpu_busy_samples", "gpu_busy_sm_clock_low_mhz", "gpu_busy_sm_clock_high_mhz")
+
+
+def _busy_clock_columns(trace: tuple[tuple[float, ...], ...]) -> dict[str, Any]:
+    """gpu_busy_samples and the busy SM clock range of a window's trace (None without one)."""
+    if not trace:
+        return dict.fromkeys(BUSY_CLOCK_COLUMNS)
+    busy = busy_clocks(trace)
+    return dict(zip(BUSY_CLOCK_COLUMNS, (busy.samples, busy.low_mhz, busy.high_mhz), strict=True))
+
+
 def window_figures(facts: WindowFacts) -> Record:
     """Every measured column of a window's row, derived from its facts."""
     gross = facts.energy_j
@@ -441,6 +458,7 @@ def window_figures(facts: WindowFacts) -> Record:
         "idle_foreign_cpu_share": facts.idle_foreign_cpu_share,
         **_validity(net, by_component, facts),
         "gpu_trace": json.dumps(facts.gpu_trace) if facts.gpu_trace else None,
+        **_busy_clock_columns(facts.gpu_trace),
         "gpu_foreign_pids": json.dumps(facts.gpu_foreign_pids) if facts.gpu_foreign_pids else None,
         "method_note": facts.method_note,
         **_call_and_idle_columns(facts),

@@ -68,6 +68,28 @@ def test_an_append_rebuilds_the_cache_and_the_new_row_is_read(tmp_path):
     pd.testing.assert_frame_equal(load_results(tmp_path), load_results(tmp_path, use_cache=False))
 
 
+def test_a_new_record_column_keeps_the_caches_and_the_frame_gains_it(tmp_path, monkeypatch):
+    """A greenbench that records one more column reads the caches an older one wrote (a year
+    of history takes minutes to parse again); the frame has the new column, empty."""
+    from greenbench import records
+    from greenbench import results as results_module
+
+    results(tmp_path, runs=2)
+    load_results(tmp_path)
+    written = {path: path.stat().st_mtime_ns for path in caches(tmp_path)}
+    newer = [*records.COLUMNS, "a_column_from_a_later_version"]
+    monkeypatch.setattr(results_module, "COLUMNS", newer)
+    monkeypatch.setattr(cache, "read_records_file", lambda path: pytest.fail(f"parsed {path}"))
+    frame = load_results(tmp_path)
+    assert {path: path.stat().st_mtime_ns for path in caches(tmp_path)} == written
+    assert list(frame.columns[: len(newer)]) == newer and frame[newer[-1]].isna().all()
+    run = caches(tmp_path)[0].parent  # the key: the format and the two files, no column list
+    stats = [(run / name).stat() for name in ("records.jsonl", "run.json")]
+    assert cache.run_key(run / "records.jsonl") == f"{cache.FORMAT}/" + "/".join(
+        f"{st.st_size}:{st.st_mtime_ns}" for st in stats
+    )
+
+
 def test_a_corrupt_cache_is_ignored_and_rebuilt(tmp_path):
     results(tmp_path, runs=1)
     load_results(tmp_path)

@@ -15,7 +15,6 @@ import pandas as pd
 
 from greenbench import check
 from greenbench.check import (
-    BUSY_PCT,
     CELL,
     MAX_CV,
     MIN_VALID_WINDOWS,
@@ -27,8 +26,9 @@ from greenbench.check import (
 )
 from greenbench.energy.meter import COMPONENTS
 from greenbench.energy.methods import METHODS
+from greenbench.gpu_clocks import BUSY_PCT, busy_clocks_of_text
 from greenbench.protocol import RELIABLE_WINDOW_S
-from greenbench.records import COLUMNS
+from greenbench.records import BUSY_CLOCK_COLUMNS, COLUMNS
 from greenbench.report.sample import (
     nightly_levels,
     sweep_frame,
@@ -170,6 +170,11 @@ def varied(seed: int = 0) -> pd.DataFrame:
     frame["reliable"] = _pick(rng, [False, None, math.nan, np.False_, 0.0, "no"], n, True)
     frame["gpu_foreign_pids"] = _pick(rng, ["[]", "[4242]", "[7, 3]", math.nan], n, None)
     frame["gpu_trace"] = _pick(rng, [*TRACES, math.nan], n, None)
+    # about half the windows with a trace also carry its busy clock range, as records made
+    # since gpu_clocks do (the rule reads those, and parses the others' traces)
+    for row in np.flatnonzero(frame["gpu_trace"].notna() & (rng.random(n) < 0.5)):
+        busy = busy_clocks_of_text(frame.at[row, "gpu_trace"])
+        frame.loc[row, list(BUSY_CLOCK_COLUMNS)] = [busy.samples, busy.low_mhz, busy.high_mhz]
     frame["method_cpu"] = _pick(rng, ["guesswork", "<b>odd</b>", None, math.nan], n, "rapl")
     frame["method_gpu"] = _pick(rng, ["nvml-counter", "zz-unknown", None], n, "none")
     frame.loc[frame["cell_id"].str.startswith("cnn/int8/cuda"), "valid"] = np.False_  # none valid
@@ -236,7 +241,11 @@ def test_plain_dtypes_and_missing_columns_match_the_loop():
     assert_same(plain.assign(valid=plain["valid"].astype(float), reliable=0.0))
     assert_same(plain.assign(valid=plain["valid"].astype(int), reliable=math.nan))
     assert_same(plain.assign(energy_per_unit_j=plain["energy_per_unit_j"].astype(object)))
-    assert_same(plain.assign(power_limit_w=None, gpu_trace=json.dumps(THROTTLED)))
+    throttled = plain.assign(power_limit_w=None, gpu_trace=json.dumps(THROTTLED))
+    assert_same(throttled.drop(columns=list(BUSY_CLOCK_COLUMNS)))  # every trace parsed
+    busy = busy_clocks_of_text(json.dumps(THROTTLED))
+    recorded = (busy.samples, busy.low_mhz, busy.high_mhz)  # as window_figures writes them
+    assert_same(throttled.assign(**dict(zip(BUSY_CLOCK_COLUMNS, recorded, strict=True))))
 
 
 def test_spreads_at_the_limit_match_summarize_to_the_last_bit():
