@@ -29,7 +29,8 @@ def records_frame(target: int):
     return synthetic_frame(workloads, variants, devices=["cpu", "cuda"], runs=runs, repetitions=5)
 
 
-def browser_seconds(page: Path) -> float:
+def browser_seconds(page: Path) -> tuple[float, int]:
+    """Headless Chromium's load of `page` in seconds, and the plots drawn by then."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
