@@ -2,8 +2,9 @@
 throttling rule judges.
 
 Recorded with each window (records.window_figures) as three columns, so the rule reads
-numbers, not every window's JSON trace: parsing one takes about 230 us, minutes for a year of
-GPU history. Records from before these columns have the trace only; check parses those.
+numbers, not every window's JSON trace: parsing one takes about 0.2 ms, minutes for a year of
+GPU history (benchmarks/throttle_rule.py). Records from before these columns have the trace
+only; check parses those.
 """
 
 from __future__ import annotations

@@ -156,6 +156,11 @@ def test_past_daily_runs_the_carbon_is_a_bar_per_utc_day_of_its_runs_summed(monk
         f"2 run(s) of {day:%Y-%m-%d}" for day in pd.to_datetime(list(bars.x))
     ]
     assert {c[1] for c in bars.customdata} == {"GB, DE"} and list(line.y) == [200.0] * 3
+    assert bars.width == 0.8 * figures.DAY_MS  # a day's bar, in ms on the date axis
+    one_day = frame[frame["run_id"] == frame["run_id"].iloc[0]]
+    many = pd.concat([one_day.assign(run_id=f"r{i}") for i in range(3)])
+    (alone, _) = figures.carbon_over_time(data.escaped(many)).data  # 3 runs, one day
+    assert len(alone.x) == 1 and alone.width == 0.8 * figures.DAY_MS
 
 
 def test_carbon_of_one_run_shows_its_intensity_marker_inside_the_plot():

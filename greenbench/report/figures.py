@@ -646,6 +646,7 @@ def power_over_time(frame: pd.DataFrame) -> go.Figure | Missing:
 # past this many runs the Carbon view draws a bar per UTC day (its runs summed), not per run:
 # a year of ten machines' nights is 3,650 bars, each under a pixel wide (and 2 s to draw)
 DAILY_RUNS = 60
+DAY_MS = 86_400_000
 
 
 def carbon_over_time(frame: pd.DataFrame) -> go.Figure | Missing:
@@ -682,6 +683,8 @@ def carbon_over_time(frame: pd.DataFrame) -> go.Figure | Missing:
     else:  # one category per run, in time order: a date axis makes a lone run's bar span it
         runs["what"] = "run " + runs["run_id"].astype(str)
         when = runs["start"].dt.strftime("%Y-%m-%d %H:%M") + "<br>" + runs["run_id"].str[-4:]
+    # a day's bar 0.8 of the day (in ms on the date axis); a lone run's bar not the whole chart
+    width = 0.8 * DAY_MS if daily else (0.4 if len(runs) < 3 else None)
     fig = make_subplots(specs=[[{"secondary_y": True}]])
     fig.add_trace(
         go.Bar(
@@ -691,7 +694,7 @@ def carbon_over_time(frame: pd.DataFrame) -> go.Figure | Missing:
             customdata=runs[["what", "zone", "source"]].astype(str).values.tolist(),
             hovertemplate="%{customdata[0]}<br>%{y:.3s} gCO2e<br>zone %{customdata[1]}"
             "<br>%{customdata[2]}<extra></extra>",
-            width=0.4 if len(runs) < 3 else None,  # a lone run's bar would fill the chart
+            width=width,
             marker_color="#9ecae1",
         ),
         secondary_y=False,
@@ -706,7 +709,7 @@ def carbon_over_time(frame: pd.DataFrame) -> go.Figure | Missing:
                 customdata=runs[["what", "embodied_source"]].astype(str).values.tolist(),
                 hovertemplate="%{customdata[0]}<br>%{y:.3s} gCO2e embodied (estimate)"
                 "<br>%{customdata[1]}<extra></extra>",
-                width=0.4 if len(runs) < 3 else None,
+                width=width,
                 marker_color="#fdae6b",
             ),
             secondary_y=False,

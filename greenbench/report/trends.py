@@ -1,7 +1,8 @@
 """The report's Trends view: each cell's J/unit over runs, per machine (greenbench.history).
 
-One figure per workload x phase (its unit), one line per variant x device x node with the
-runs' 95% CIs (past report.trend_bins' budget, the older runs binned by day, week, ...); dashed
+One figure per workload x phase (its unit), one line per variant x device (its nodes stretches
+of it) with the runs' 95% CIs (past report.trend_bins' budget, the older runs binned by day,
+week, ...); dashed
 vertical lines where a node's environment changed (the triangle's hover says what), the newest
 run ringed where drift.judge flags it, and a figure of the carbon of each run below.
 Inputs come from escaped records (report.data.escaped); run.json's values are escaped here.
