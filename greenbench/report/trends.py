@@ -311,9 +311,11 @@ def trends_explanation(history: History, shown: TrendPoints | None = None) -> st
         else ""
     )
     return (
-        "Net J per unit of each run (error bars: the run's 95% CI), one line per variant, "
-        f"device and machine.{binned} Dashed lines: the machine's environment changed (greenbench, "
-        "torch, driver, CUDA, hardware or zone; hover the triangle). A ringed point: the "
+        "Net J per unit of each run (error bars: the run's 95% CI), a plot per workload and "
+        "phase, one line per variant and device: each machine a stretch of it, of its colour "
+        f"(the hover names the machine).{binned} Dashed lines: the machine's environment "
+        "changed (greenbench, torch, driver, CUDA, hardware or zone; hover the triangle). A "
+        "ringed point: the "
         f"newest run moved beyond {history.pct:g} % and {FLOOR_K:g} noise floors from the "
         "median of the runs before it, CIs apart (greenbench history)." + flagged
     )
