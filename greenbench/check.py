@@ -34,7 +34,7 @@ from greenbench.energy.meter import COMPONENTS
 from greenbench.energy.methods import METHODS
 from greenbench.gpu_clocks import busy_clocks_of_text
 from greenbench.protocol import RELIABLE_WINDOW_S
-from greenbench.stats import SUMMARY_KEYS, as_keys, summarize
+from greenbench.stats import SUMMARY_KEYS, as_keys, floats, summarize
 
 MIN_VALID_WINDOWS = 2  # fewer give no interval
 MAX_CV = 0.10
@@ -290,8 +290,8 @@ def _throttled_cells(ok: pd.DataFrame, cell: np.ndarray, cells: int) -> Reasons:
     found: list[tuple[int, str]] = []  # (row, reason)
     if "gpu_busy_samples" in ok:  # windows recorded with their busy clock range: all at once
         counted = _present_mask(ok["gpu_busy_samples"]) & judged
-        low = pd.to_numeric(ok["gpu_busy_sm_clock_low_mhz"], errors="coerce").to_numpy(float)
-        high = pd.to_numeric(ok["gpu_busy_sm_clock_high_mhz"], errors="coerce").to_numpy(float)
+        low = floats(ok["gpu_busy_sm_clock_low_mhz"]).to_numpy()
+        high = floats(ok["gpu_busy_sm_clock_high_mhz"]).to_numpy()
         with np.errstate(invalid="ignore"):
             fell = np.flatnonzero(counted & (low < (1 - THROTTLE_DROP) * high))
         repetitions = ok["repetition"].iloc[fell].tolist()

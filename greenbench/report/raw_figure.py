@@ -6,7 +6,6 @@ trace (seconds for a year of nightly runs); the page draws it as it draws any fi
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,10 +28,6 @@ def epoch_ms(times: pd.Series) -> list[int]:
     """UTC timestamps as milliseconds since 1970 (a date axis reads them as UTC), whatever
     the column's resolution."""
     return ((times - EPOCH) // pd.Timedelta(milliseconds=1)).astype("int64").tolist()
-
-
-def one_epoch_ms(when: dt.datetime | pd.Timestamp) -> int:
-    return int((pd.Timestamp(when) - EPOCH) // pd.Timedelta(milliseconds=1))
 
 
 def rounded(values: Any, digits: int = 6) -> list[float | None]:
